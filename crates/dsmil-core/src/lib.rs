@@ -1,0 +1,85 @@
+//! `dsmil-core`: the shared vocabulary of DSMIL.
+//!
+//! Plain data with serde and validation for the five layers (TPM, learning, coordination,
+//! acceleration, monitoring), the daemon's configuration model, the typed [`EventBus`], and
+//! the [ports](ports) — small traits through which one layer uses another without depending
+//! on it. Every port has a simple implementation here so each layer can be tested alone.
+//!
+//! ```
+//! use dsmil_core::{DeviceId, Embedding, EventBus, Event, SecurityEvent, AlertLevel, WorkflowSpec};
+//! use dsmil_core::ports::{ScalarVectorKernel, Similarity, VectorKernel};
+//!
+//! // Device ids are range-checked, and quarantined devices refuse writes.
+//! let device: DeviceId = "0x8009".parse()?;
+//! assert!(device.check_writable().is_err());
+//!
+//! // Embeddings are exactly 256 finite floats.
+//! assert!(Embedding::new(vec![0.0; 3]).is_err());
+//! let e = Embedding::new(vec![1.0; 256])?;
+//!
+//! // Workflow specs are validated before anything runs: here a dependency cycle.
+//! let spec = r#"
+//!     workflow_type = "demo"
+//!     execution_mode = "sequential"
+//!     [[tasks]]
+//!     id = "a"
+//!     agent_id = "auto"
+//!     task_description = "first"
+//!     dependencies = ["b"]
+//!     [[tasks]]
+//!     id = "b"
+//!     agent_id = "hasher"
+//!     task_description = "second"
+//!     dependencies = ["a"]
+//! "#;
+//! let err = WorkflowSpec::from_toml_str(spec).unwrap_err();
+//! assert_eq!(err.to_string(), "dependency cycle: a -> b -> a");
+//!
+//! // The scalar vector kernel is the reference every accelerated kernel is checked against.
+//! let matrix: Vec<f32> = [vec![0.0; 256], e.as_slice().to_vec()].concat();
+//! let hits = ScalarVectorKernel.top_k(e.as_slice(), &matrix, 256, 1, Similarity::Cosine)?;
+//! assert_eq!(hits[0].index, 1);
+//!
+//! // Layers publish typed events; subscribers never slow publishers down.
+//! let bus = EventBus::new(64);
+//! let mut sub = bus.subscribe();
+//! bus.publish(Event::Security(SecurityEvent::new("demo", AlertLevel::Info, "doc", "hello")));
+//! assert!(sub.try_recv()?.is_some());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod accel;
+pub mod config;
+pub mod device;
+pub mod error;
+pub mod events;
+pub mod hex;
+pub mod ids;
+pub mod learning;
+pub mod monitoring;
+pub mod ports;
+pub mod testenv;
+pub mod tpm;
+pub mod workflow;
+
+pub use accel::{AccelErrorCode, CapabilitySet, CpuFeature, CpuTopology, KernelPath};
+pub use config::{AgentConfig, AgentKind, ConfigError, DaemonConfig, LogFormat, TpmBackendSpec};
+pub use device::{DeviceError, DeviceId};
+pub use error::Error;
+pub use events::{Event, EventBus, Published, Subscriber};
+pub use ids::{AgentId, AgentRef, NameError, OperationId, TaskId, WorkflowId};
+pub use learning::{
+    AgentPerformance, EMBEDDING_DIM, Embedding, EmbeddingError, LearningPrediction,
+};
+pub use monitoring::{
+    AgentActivity, AlertLevel, AlertThresholds, MetricType, PerformanceAlert, SecurityEvent,
+    SystemHealth,
+};
+pub use tpm::{Digest, HashAlgorithm, PcrSelection, Signature, SignatureScheme, TpmResultCode};
+pub use workflow::{
+    AgentResult, AgentTask, ExecutionMode, SpecError, WorkflowContext, WorkflowResult,
+    WorkflowSpec, WorkflowState,
+};
+
+/// The version of this crate, reported in status answers.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
