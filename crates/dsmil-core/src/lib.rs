@@ -2,7 +2,7 @@
 //!
 //! Plain data with serde and validation for the five layers (TPM, learning, coordination,
 //! acceleration, monitoring), the daemon's configuration model, the typed [`EventBus`], and
-//! the [ports](ports) — small traits through which one layer uses another without depending
+//! the [`ports`] — small traits through which one layer uses another without depending
 //! on it. Every port has a simple implementation here so each layer can be tested alone.
 //!
 //! ```

@@ -1,0 +1,107 @@
+//! `dsmilctl`, the command-line client of dsmild's API, and offline tools.
+
+mod client;
+mod output;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use dsmil_core::DaemonConfig;
+
+use crate::client::Client;
+
+/// Talk to a running dsmild, or check files offline.
+#[derive(Debug, Parser)]
+#[command(name = "dsmilctl", version)]
+struct Cli {
+    /// Base URL of dsmild.
+    #[arg(
+        long,
+        env = "DSMIL_URL",
+        default_value = "http://127.0.0.1:8765",
+        global = true
+    )]
+    url: String,
+
+    /// File holding the API token.
+    #[arg(
+        long,
+        env = "DSMIL_TOKEN_FILE",
+        default_value = "./dsmil-data/api-token",
+        global = true
+    )]
+    token_file: PathBuf,
+
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show what the daemon runs: version, uptime, TPM and store backends, agents.
+    Status,
+    /// Work with dsmild configuration files (offline).
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigAction {
+    /// Validate a configuration file exactly as dsmild would; exit 1 naming the bad field.
+    Check {
+        /// The TOML file.
+        file: PathBuf,
+    },
+    /// Print a configuration file with every default.
+    Default,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(err) = run(&cli) {
+        eprintln!("dsmilctl: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: &Cli) -> Result<()> {
+    match &cli.command {
+        Command::Status => {
+            let status = Client::new(&cli.url, &cli.token_file)?.get("/api/status")?;
+            output::print(cli.json, &status, output::status_text);
+        }
+        Command::Config { action } => match action {
+            ConfigAction::Check { file } => {
+                let config = DaemonConfig::read_toml_file(file)?;
+                config.validate()?;
+                let summary = serde_json::json!({
+                    "file": file,
+                    "valid": true,
+                    "agents": config.agents.len(),
+                    "listen": config.listen,
+                    "tpm": config.tpm.to_string(),
+                });
+                output::print(cli.json, &summary, |_| {
+                    format!("{}: valid ({} agents)", file.display(), config.agents.len())
+                });
+            }
+            ConfigAction::Default => {
+                if cli.json {
+                    let value = serde_json::to_value(DaemonConfig::default())
+                        .context("cannot serialize the default configuration")?;
+                    output::print(true, &value, |_| String::new());
+                } else {
+                    print!("{}", DaemonConfig::default_toml());
+                }
+            }
+        },
+    }
+    Ok(())
+}

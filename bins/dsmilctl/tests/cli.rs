@@ -1,0 +1,178 @@
+//! Tests of the real `dsmilctl` binary: offline config commands, and `status` against a real
+//! dsmild (the sibling binary in the same target directory, built by `cargo xtask test`).
+
+#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn dsmilctl(args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dsmilctl"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DSMIL_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.args(args).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn config_default_is_valid_and_check_names_bad_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dsmilctl(&["config", "default"]);
+    assert!(out.status.success());
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, &out.stdout).unwrap();
+    let out = dsmilctl(&["config", "check", good.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("valid (0 agents)"));
+
+    let out = dsmilctl(&["--json", "config", "check", good.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["valid"], true);
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[agents]]\nid = \"x\"\nkind = \"command\"\nmax_concurrency = 0\ncommand = \"/bin/true\"\n").unwrap();
+    let out = dsmilctl(&["config", "check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("agents[0].max_concurrency"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn status_without_a_daemon_or_token_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("api-token");
+    let out = dsmilctl(&["--token-file", token.to_str().unwrap(), "status"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("cannot read the API token"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    std::fs::write(&token, "t".repeat(64)).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = dsmilctl(&[
+        "--url",
+        &url,
+        "--token-file",
+        token.to_str().unwrap(),
+        "status",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("cannot reach dsmild"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// The dsmild binary next to this dsmilctl, if it was built.
+fn sibling_dsmild() -> Option<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_BIN_EXE_dsmilctl")).with_file_name("dsmild");
+    if path.exists() {
+        return Some(path);
+    }
+    let required = std::env::var(dsmil_core::testenv::REQUIRE_VAR).is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "{} is missing; `cargo xtask test` builds it first",
+        path.display()
+    );
+    eprintln!(
+        "skipping: {} not built (run through `cargo xtask test`)",
+        path.display()
+    );
+    None
+}
+
+struct Running(Child);
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn status_against_a_real_daemon_in_text_and_json() {
+    let Some(dsmild) = sibling_dsmild() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dsmil.toml");
+    std::fs::write(
+        &config,
+        "[[agents]]\nid = \"echo\"\nkind = \"command\"\ncommand = \"/bin/cat\"\n",
+    )
+    .unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let data = dir.path().join("data");
+    let _daemon = Running(
+        Command::new(dsmild)
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let token = data.join("api-token");
+    let args = [
+        "--url",
+        &url,
+        "--token-file",
+        token.to_str().unwrap(),
+        "status",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let out = loop {
+        let out = dsmilctl(&args);
+        if out.status.success() {
+            break out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no status: {}",
+            text(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("TPM:    soft"), "{stdout}");
+    assert!(stdout.contains("echo (command, max 4 at once)"), "{stdout}");
+
+    let mut json_args = vec!["--json"];
+    json_args.extend_from_slice(&args);
+    let out = dsmilctl(&json_args);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["agents"][0]["id"], "echo");
+
+    std::fs::write(&token, "x".repeat(64)).unwrap();
+    let out = dsmilctl(&args);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("401"), "{}", text(&out.stderr));
+}

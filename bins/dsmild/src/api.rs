@@ -1,0 +1,120 @@
+//! The HTTP API surface dsmild serves today: health, status, token auth and the JSON error
+//! format of CONTRACTS.md. Layers add their routes here as they are wired in.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use dsmil_core::DaemonConfig;
+use serde_json::json;
+
+use crate::token::constant_time_eq;
+
+/// What the handlers share.
+pub struct AppState {
+    /// The effective configuration.
+    pub config: DaemonConfig,
+    /// The API token's secret.
+    pub token: String,
+    /// When the daemon started.
+    pub started: Instant,
+}
+
+/// An API error rendered as `{"error":{"code","message"}}` with its status.
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    /// A new error.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// The router: `/api/health` is open, everything else needs the bearer token.
+pub fn router(state: Arc<AppState>) -> Router {
+    let protected = Router::new()
+        .route("/api/status", get(status))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/api/health", get(health))
+        .merge(protected)
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn status(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let c = &state.config;
+    let agents: Vec<_> = c
+        .agents
+        .iter()
+        .map(|a| json!({"id": a.id, "kind": a.kind, "max_concurrency": a.max_concurrency}))
+        .collect();
+    Json(json!({
+        "version": dsmil_core::VERSION,
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "tpm": {"backend": c.tpm.to_string()},
+        "store": {"backend": if c.database_url.is_some() { "postgres" } else { "sqlite" }},
+        "agents": agents,
+    }))
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {} {}", request.method(), request.uri().path()),
+    )
+}
+
+/// Rejects requests without `Authorization: Bearer <token>`.
+async fn require_token(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(token) if constant_time_eq(token.as_bytes(), state.token.as_bytes()) => {
+            Ok(next.run(request).await)
+        }
+        Some(_) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the bearer token does not match DATA_DIR/api-token",
+        )),
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing 'Authorization: Bearer <token>' header (the token is in DATA_DIR/api-token)",
+        )),
+    }
+}

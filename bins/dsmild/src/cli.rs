@@ -1,0 +1,42 @@
+//! Command-line flags of `dsmild`; each can also be given as a `DSMIL_<NAME>` variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use dsmil_core::{LogFormat, TpmBackendSpec};
+
+/// The DSMIL daemon: runs agents in resilient workflows, learns which agent suits which task,
+/// signs its audit trail with a TPM and streams it all to a live dashboard.
+#[derive(Debug, Parser)]
+#[command(name = "dsmild", version)]
+pub struct Cli {
+    /// TOML configuration file (see `dsmilctl config default`).
+    #[arg(long, env = "DSMIL_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Data directory (API token, TPM state, learning store, audit log) [default: ./dsmil-data].
+    #[arg(long, env = "DSMIL_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Address for the HTTP API, WebSocket and dashboard [default: 127.0.0.1:8765].
+    #[arg(long, env = "DSMIL_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "DSMIL_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+
+    /// PostgreSQL URL for the learning store [default: embedded SQLite in the data dir].
+    #[arg(long, env = "DSMIL_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// TPM backend.
+    #[arg(
+        long,
+        env = "DSMIL_TPM",
+        value_name = "BACKEND",
+        help = "TPM backend: soft, or tss:<TCTI> (e.g. tss:device:/dev/tpmrm0) [default: soft]"
+    )]
+    pub tpm: Option<TpmBackendSpec>,
+}

@@ -1,0 +1,140 @@
+//! `dsmild`, the DSMIL daemon: parses flags and config, sets up logging, prepares the data
+//! dir and API token, composes the layers and serves the API until SIGINT/SIGTERM.
+
+mod api;
+mod cli;
+mod settings;
+mod token;
+
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use dsmil_core::{DaemonConfig, LogFormat, TpmBackendSpec};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    let config = match settings::load(&cli) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("dsmild: {err:#}");
+            std::process::exit(2);
+        }
+    };
+    init_tracing(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("dsmild")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("dsmild: cannot start the async runtime: {err}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(err) = runtime.block_on(run(config)) {
+        tracing::error!("{err:#}");
+        eprintln!("dsmild: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn init_tracing(config: &DaemonConfig) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log_filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(config: DaemonConfig) -> Result<()> {
+    let started = Instant::now();
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let data_dir = config
+        .data_dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve data dir {}", config.data_dir.display()))?;
+    let token = token::load_or_create(&data_dir)?;
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    if !local.ip().is_loopback() {
+        tracing::warn!(
+            %local,
+            "listening on a non-loopback address: every API call except /api/health needs the token"
+        );
+    }
+    tracing::info!(
+        version = dsmil_core::VERSION,
+        data_dir = %data_dir.display(),
+        token_file = %token.path.display(),
+        token_created = token.created,
+        url = %format!("http://{local}/"),
+        tpm = %config.tpm,
+        store = if config.database_url.is_some() { "postgres" } else { "sqlite" },
+        agents = config.agents.len(),
+        "dsmild started"
+    );
+    if config.tpm == TpmBackendSpec::Soft {
+        tracing::warn!("TPM backend is the software TPM: signatures are NOT hardware-rooted");
+    }
+    eprintln!(
+        "dsmild {} listening on http://{local}/\n  data dir:  {}\n  API token: {}",
+        dsmil_core::VERSION,
+        data_dir.display(),
+        token.path.display()
+    );
+
+    let state = Arc::new(api::AppState {
+        config,
+        token: token.secret,
+        started,
+    });
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server failed")?;
+    tracing::info!("dsmild stopped cleanly");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let wait = |kind: SignalKind, name: &'static str| async move {
+        match signal(kind) {
+            Ok(mut s) => {
+                s.recv().await;
+                name
+            }
+            Err(err) => {
+                tracing::error!("cannot listen for {name}: {err}");
+                std::future::pending().await
+            }
+        }
+    };
+    let name = tokio::select! {
+        n = wait(SignalKind::interrupt(), "SIGINT") => n,
+        n = wait(SignalKind::terminate(), "SIGTERM") => n,
+    };
+    tracing::info!(signal = name, "shutting down");
+}

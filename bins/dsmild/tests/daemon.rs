@@ -1,0 +1,248 @@
+//! End-to-end tests of the real `dsmild` binary: start, token, auth, errors, clean shutdown.
+
+#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Upper bound for the daemon to come up or go down; a hang guard, not a speed check.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn dsmild() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dsmild"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DSMIL_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env_remove("RUST_LOG");
+    cmd
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into()
+}
+
+struct Daemon {
+    child: Child,
+    base: String,
+}
+
+impl Daemon {
+    fn start(data_dir: &Path, extra: &[&str]) -> Daemon {
+        let port = free_port();
+        let child = dsmild()
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let daemon = Daemon {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(mut r) = agent().get(format!("{}/api/health", daemon.base)).call() {
+                assert_eq!(r.status(), 200);
+                let body: serde_json::Value = r.body_mut().read_json().unwrap();
+                assert_eq!(body, serde_json::json!({"status": "ok"}));
+                return daemon;
+            }
+            assert!(Instant::now() < deadline, "dsmild did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn get(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        let mut req = agent().get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.header("Authorization", &format!("Bearer {t}"));
+        }
+        let mut resp = req.call().unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.body_mut().read_json().unwrap())
+    }
+
+    /// Sends SIGTERM and returns the exit status and stderr.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "dsmild did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        (status, stderr)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn starts_writes_a_private_token_enforces_auth_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let daemon = Daemon::start(&data, &[]);
+
+    let token_path = data.join("api-token");
+    let mode = std::fs::metadata(&token_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let token = std::fs::read_to_string(&token_path)
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    let (status, body) = daemon.get("/api/status", None);
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let (status, _) = daemon.get("/api/status", Some("wrong-token-wrong-token-wrong-token"));
+    assert_eq!(status, 401);
+    let (status, body) = daemon.get("/api/status", Some(&token));
+    assert_eq!(status, 200);
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(body["tpm"]["backend"], "soft");
+    assert_eq!(body["store"]["backend"], "sqlite");
+
+    let (status, body) = daemon.get("/api/nope", Some(&token));
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "not_found");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/api/nope")
+    );
+
+    let (exit, stderr) = daemon.terminate();
+    assert!(exit.success(), "exit {exit:?}; stderr:\n{stderr}");
+    assert!(
+        stderr.contains(&token_path.canonicalize().unwrap().display().to_string()),
+        "{stderr}"
+    );
+    assert!(stderr.contains("NOT hardware-rooted"), "{stderr}");
+    assert!(stderr.contains("dsmild stopped cleanly"), "{stderr}");
+    assert!(!stderr.contains(&token), "the token must never be logged");
+
+    // A restart keeps the token.
+    let daemon = Daemon::start(&data, &["--log-format", "json"]);
+    let (status, _) = daemon.get("/api/status", Some(&token));
+    assert_eq!(status, 200);
+    let (exit, stderr) = daemon.terminate();
+    assert!(exit.success());
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with('{') && l.contains("\"dsmild started\"")),
+        "{stderr}"
+    );
+}
+
+fn run_failing(args: &[&str], config: Option<&str>) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = dsmild();
+    cmd.arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(args);
+    if let Some(text) = config {
+        let path = dir.path().join("dsmil.toml");
+        std::fs::write(&path, text).unwrap();
+        cmd.arg("--config").arg(path);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        !out.status.success(),
+        "expected failure for {args:?} {config:?}"
+    );
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing may start before validation"
+    );
+    out
+}
+
+#[test]
+fn bad_config_or_flags_stop_it_naming_the_field() {
+    let check = |args: &[&str], config: Option<&str>, expected: &str| {
+        let out = run_failing(args, config);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(expected),
+            "expected {expected:?} in:\n{stderr}"
+        );
+    };
+    check(&[], Some("listne = \"127.0.0.1:1\"\n"), "listne");
+    check(
+        &[],
+        Some("[[agents]]\nid = \"a\"\nkind = \"http\"\n"),
+        "agents[0].url",
+    );
+    check(
+        &[],
+        Some("[alerts]\ndisk_percent = { warning = 95.0, critical = 90.0 }\n"),
+        "alerts.disk_percent.warning",
+    );
+    check(&["--tpm", "hardware"], None, "--tpm");
+    check(&["--listen", "localhost"], None, "--listen");
+    check(&["--log-format", "xml"], None, "--log-format");
+    check(&["--database-url", "mysql://x"], None, "database_url");
+    check(
+        &["--config", "/nonexistent/dsmil.toml"],
+        None,
+        "/nonexistent/dsmil.toml",
+    );
+}
+
+#[test]
+fn environment_variables_act_as_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dsmild()
+        .env("DSMIL_DATA_DIR", dir.path().join("data"))
+        .env("DSMIL_TPM", "tss:bogus:x")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown kind \"bogus\""), "{stderr}");
+}

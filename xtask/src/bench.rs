@@ -1,0 +1,390 @@
+//! `cargo xtask bench`: runs the criterion benchmarks of the workspace and prints one table in
+//! which every project implementation stands beside the reference implementations measured in
+//! the same run, with the ratio.
+//!
+//! Convention for bench authors: in a criterion group, name each function after the
+//! implementation and each parameter after the case — `BenchmarkId::new("dsmil-avx512", "4KiB")`
+//! — and set a `Throughput`. Implementations whose name starts with `dsmil-` are the project's;
+//! every other name is a reference. A project row's `ratio` is its speed relative to the best
+//! reference in the same (group, case): above 1 means faster.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Flags of `cargo xtask bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Short warm-up and measurement, so the whole run stays within a few minutes.
+    #[arg(long)]
+    pub quick: bool,
+    /// Also write the rows as a JSON array to this file.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Only these criterion groups (default: all).
+    #[arg(value_name = "GROUP")]
+    pub groups: Vec<String>,
+}
+
+/// Prefix that marks the project's own implementations.
+pub const PROJECT_PREFIX: &str = "dsmil-";
+
+/// One measured (group, case, implementation).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    /// Criterion group, e.g. `sha256_x16`.
+    pub group: String,
+    /// Case within the group, e.g. `4KiB`.
+    pub case: String,
+    /// Implementation, e.g. `dsmil-avx512` or `sha2`.
+    #[serde(rename = "impl")]
+    pub implementation: String,
+    /// Unit of `value`: `GB/s`, `Melem/s`, or `ns` (time per iteration) without throughput.
+    pub unit: String,
+    /// The measurement (higher is better for rates, lower for `ns`).
+    pub value: f64,
+    /// Best reference in the same group and case (project rows only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_impl: Option<String>,
+    /// Speed relative to `baseline_impl`; above 1 is faster (project rows only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<f64>,
+}
+
+/// Runs the benches and reports.
+pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
+    let targets = bench_targets(root)?;
+    if targets.is_empty() {
+        eprintln!(
+            "bench: the workspace has no benchmark targets yet (they arrive with the layer crates)"
+        );
+        return write_json(args.json.as_deref(), &[]);
+    }
+    let started = SystemTime::now();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    for (package, bench) in &targets {
+        eprintln!("bench: running {package}/{bench}");
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(root)
+            .args(["bench", "-p", package, "--bench", bench, "--"])
+            .arg("--noplot");
+        if args.quick {
+            cmd.args([
+                "--warm-up-time",
+                "0.3",
+                "--measurement-time",
+                "1",
+                "--sample-size",
+                "10",
+            ]);
+        }
+        if !args.groups.is_empty() {
+            cmd.arg(format!("^({})/", args.groups.join("|")));
+        }
+        let status = cmd
+            .status()
+            .with_context(|| format!("cannot run cargo bench for {bench}"))?;
+        if !status.success() {
+            bail!("cargo bench -p {package} --bench {bench} failed ({status})");
+        }
+    }
+    let rows = collect(&root.join("target").join("criterion"), started)?;
+    if rows.is_empty() {
+        eprintln!("bench: no results matched {:?}", args.groups);
+    }
+    print!("{}", render_table(&rows));
+    write_json(args.json.as_deref(), &rows)
+}
+
+fn write_json(path: Option<&Path>, rows: &[Row]) -> Result<()> {
+    if let Some(path) = path {
+        let text = serde_json::to_string_pretty(rows).context("cannot serialize rows")?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("bench: wrote {} rows to {}", rows.len(), path.display());
+    }
+    Ok(())
+}
+
+/// (package, bench target) pairs of the workspace.
+fn bench_targets(root: &Path) -> Result<Vec<(String, String)>> {
+    let metadata = crate::layering::cargo_metadata(root)?;
+    let mut out = Vec::new();
+    for package in metadata["packages"].as_array().into_iter().flatten() {
+        let name = package["name"].as_str().unwrap_or_default();
+        for target in package["targets"].as_array().into_iter().flatten() {
+            let is_bench = target["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bench"));
+            if is_bench && let Some(bench) = target["name"].as_str() {
+                out.push((name.to_owned(), bench.to_owned()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads every criterion result under `dir` written at or after `since` into rows, with
+/// ratios filled in.
+pub fn collect(dir: &Path, since: SystemTime) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    if dir.exists() {
+        visit(dir, since, &mut rows)?;
+    }
+    rows.sort_by(|a, b| {
+        (a.group.as_str(), a.case.as_str(), a.implementation.as_str()).cmp(&(
+            b.group.as_str(),
+            b.case.as_str(),
+            b.implementation.as_str(),
+        ))
+    });
+    add_ratios(&mut rows);
+    Ok(rows)
+}
+
+fn visit(dir: &Path, since: SystemTime, rows: &mut Vec<Row>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            // Only `new/` holds this run's results; `base/` and `change/` are history.
+            if path
+                .file_name()
+                .is_some_and(|n| n == "base" || n == "change")
+            {
+                continue;
+            }
+            visit(&path, since, rows)?;
+        } else if path.file_name().is_some_and(|n| n == "benchmark.json")
+            && path.parent().is_some_and(|p| p.ends_with("new"))
+        {
+            let fresh = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= since);
+            if fresh && let Some(row) = read_result(&path)? {
+                rows.push(row);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One row from `…/new/benchmark.json` and its sibling `estimates.json`.
+fn read_result(benchmark_json: &Path) -> Result<Option<Row>> {
+    let read = |p: &Path| -> Result<Value> {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", p.display()))
+    };
+    let bench = read(benchmark_json)?;
+    let estimates = read(&benchmark_json.with_file_name("estimates.json"))?;
+    let (Some(group), Some(implementation)) =
+        (bench["group_id"].as_str(), bench["function_id"].as_str())
+    else {
+        return Ok(None);
+    };
+    let case = bench["value_str"].as_str().unwrap_or("-").to_owned();
+    let Some(mean_ns) = estimates["mean"]["point_estimate"]
+        .as_f64()
+        .filter(|v| *v > 0.0)
+    else {
+        return Ok(None);
+    };
+    let (unit, value) = match &bench["throughput"] {
+        Value::Object(t) if t.contains_key("Bytes") || t.contains_key("BytesDecimal") => {
+            let bytes = t
+                .get("Bytes")
+                .or_else(|| t.get("BytesDecimal"))
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0);
+            ("GB/s", bytes / mean_ns)
+        }
+        Value::Object(t) if t.contains_key("Elements") => {
+            let elements = t["Elements"].as_f64().unwrap_or(0.0);
+            ("Melem/s", elements / mean_ns * 1e3)
+        }
+        _ => ("ns", mean_ns),
+    };
+    Ok(Some(Row {
+        group: group.to_owned(),
+        case,
+        implementation: implementation.to_owned(),
+        unit: unit.to_owned(),
+        value,
+        baseline_impl: None,
+        ratio: None,
+    }))
+}
+
+/// Fills `baseline_impl` and `ratio` of project rows against the best reference of their
+/// (group, case).
+pub fn add_ratios(rows: &mut [Row]) {
+    let mut best: BTreeMap<(String, String), (String, f64, bool)> = BTreeMap::new();
+    for r in rows
+        .iter()
+        .filter(|r| !r.implementation.starts_with(PROJECT_PREFIX))
+    {
+        let higher_is_better = r.unit != "ns";
+        let key = (r.group.clone(), r.case.clone());
+        let better = match best.get(&key) {
+            None => true,
+            Some((_, v, _)) => {
+                if higher_is_better {
+                    r.value > *v
+                } else {
+                    r.value < *v
+                }
+            }
+        };
+        if better {
+            best.insert(key, (r.implementation.clone(), r.value, higher_is_better));
+        }
+    }
+    for r in rows
+        .iter_mut()
+        .filter(|r| r.implementation.starts_with(PROJECT_PREFIX))
+    {
+        if let Some((name, v, higher)) = best.get(&(r.group.clone(), r.case.clone())) {
+            r.baseline_impl = Some(name.clone());
+            r.ratio = Some(if *higher { r.value / v } else { v / r.value });
+        }
+    }
+}
+
+/// The table printed after a run.
+pub fn render_table(rows: &[Row]) -> String {
+    let mut out = format!(
+        "{:<20} {:<12} {:<22} {:>12} {:<8} {:<22} {:>7}\n",
+        "group", "case", "impl", "value", "unit", "vs", "ratio"
+    );
+    for r in rows {
+        out += &format!(
+            "{:<20} {:<12} {:<22} {:>12.3} {:<8} {:<22} {:>7}\n",
+            r.group,
+            r.case,
+            r.implementation,
+            r.value,
+            r.unit,
+            r.baseline_impl.as_deref().unwrap_or(""),
+            r.ratio.map(|x| format!("{x:.2}x")).unwrap_or_default()
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn write_result(
+        root: &Path,
+        group: &str,
+        implementation: &str,
+        case: &str,
+        throughput: Value,
+        mean_ns: f64,
+    ) {
+        let dir = root.join(group).join(implementation).join(case).join("new");
+        std::fs::create_dir_all(&dir).unwrap();
+        let bench = json!({"group_id": group, "function_id": implementation, "value_str": case, "throughput": throughput});
+        std::fs::write(dir.join("benchmark.json"), bench.to_string()).unwrap();
+        let est = json!({"mean": {"point_estimate": mean_ns}});
+        std::fs::write(dir.join("estimates.json"), est.to_string()).unwrap();
+    }
+
+    #[test]
+    fn rows_get_units_and_ratios_against_the_best_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let since = SystemTime::now() - std::time::Duration::from_secs(5);
+        // 4096 bytes in 1000 ns = 4.096 GB/s; in 2000 ns = 2.048 GB/s; in 4000 ns = 1.024 GB/s.
+        write_result(
+            dir.path(),
+            "sha256_x16",
+            "dsmil-avx512",
+            "4KiB",
+            json!({"Bytes": 4096}),
+            1000.0,
+        );
+        write_result(
+            dir.path(),
+            "sha256_x16",
+            "sha2",
+            "4KiB",
+            json!({"Bytes": 4096}),
+            2000.0,
+        );
+        write_result(
+            dir.path(),
+            "sha256_x16",
+            "ring",
+            "4KiB",
+            json!({"Bytes": 4096}),
+            4000.0,
+        );
+        write_result(
+            dir.path(),
+            "topk",
+            "dsmil-scalar",
+            "10k",
+            json!({"Elements": 10000}),
+            1e6,
+        );
+        write_result(
+            dir.path(),
+            "topk",
+            "ndarray",
+            "10k",
+            json!({"Elements": 10000}),
+            5e5,
+        );
+        write_result(dir.path(), "latency", "dsmil-x", "one", Value::Null, 300.0);
+        write_result(dir.path(), "latency", "libx", "one", Value::Null, 600.0);
+        let rows = collect(dir.path(), since).unwrap();
+        assert_eq!(rows.len(), 7);
+        let get = |g: &str, i: &str| {
+            rows.iter()
+                .find(|r| r.group == g && r.implementation == i)
+                .unwrap()
+        };
+
+        let ours = get("sha256_x16", "dsmil-avx512");
+        assert_eq!(ours.unit, "GB/s");
+        assert!((ours.value - 4.096).abs() < 1e-9);
+        assert_eq!(ours.baseline_impl.as_deref(), Some("sha2"));
+        assert!((ours.ratio.unwrap() - 2.0).abs() < 1e-9);
+        assert_eq!(get("sha256_x16", "sha2").ratio, None);
+
+        let topk = get("topk", "dsmil-scalar");
+        assert_eq!(topk.unit, "Melem/s");
+        assert!((topk.value - 10.0).abs() < 1e-9);
+        assert!(
+            (topk.ratio.unwrap() - 0.5).abs() < 1e-9,
+            "slower than the reference shows below 1"
+        );
+
+        let lat = get("latency", "dsmil-x");
+        assert_eq!(lat.unit, "ns");
+        assert!(
+            (lat.ratio.unwrap() - 2.0).abs() < 1e-9,
+            "half the time is twice as fast"
+        );
+
+        let json = serde_json::to_value(ours).unwrap();
+        assert_eq!(json["impl"], "dsmil-avx512");
+        assert_eq!(json["baseline_impl"], "sha2");
+        assert!(render_table(&rows).contains("2.00x"));
+    }
+
+    #[test]
+    fn results_from_earlier_runs_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        write_result(dir.path(), "g", "dsmil-a", "c", json!({"Bytes": 1}), 1.0);
+        let later = SystemTime::now() + std::time::Duration::from_secs(3600);
+        assert!(collect(dir.path(), later).unwrap().is_empty());
+    }
+}
