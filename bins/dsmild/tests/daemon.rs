@@ -9,6 +9,8 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
+
 /// Upper bound for the daemon to come up or go down; a hang guard, not a speed check.
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -84,8 +86,8 @@ impl Daemon {
         (status, resp.body_mut().read_json().unwrap())
     }
 
-    /// Sends SIGTERM and returns the exit status and stderr.
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+    /// Sends `signal` and returns the exit status and stderr.
+    fn stop(mut self, signal: Signal) -> (std::process::ExitStatus, String) {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
@@ -99,7 +101,7 @@ impl Daemon {
             if let Some(status) = self.child.try_wait().unwrap() {
                 break status;
             }
-            assert!(Instant::now() < deadline, "dsmild did not stop on SIGTERM");
+            assert!(Instant::now() < deadline, "dsmild did not stop on {signal}");
             std::thread::sleep(Duration::from_millis(50));
         };
         let mut stderr = String::new();
@@ -155,7 +157,8 @@ fn starts_writes_a_private_token_enforces_auth_and_stops_cleanly() {
             .contains("/api/nope")
     );
 
-    let (exit, stderr) = daemon.terminate();
+    // Ctrl-C is SIGINT.
+    let (exit, stderr) = daemon.stop(Signal::SIGINT);
     assert!(exit.success(), "exit {exit:?}; stderr:\n{stderr}");
     assert!(
         stderr.contains(&token_path.canonicalize().unwrap().display().to_string()),
@@ -169,7 +172,7 @@ fn starts_writes_a_private_token_enforces_auth_and_stops_cleanly() {
     let daemon = Daemon::start(&data, &["--log-format", "json"]);
     let (status, _) = daemon.get("/api/status", Some(&token));
     assert_eq!(status, 200);
-    let (exit, stderr) = daemon.terminate();
+    let (exit, stderr) = daemon.stop(Signal::SIGTERM);
     assert!(exit.success());
     assert!(
         stderr
