@@ -72,7 +72,9 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
         let mut cmd = Command::new(&cargo);
         cmd.current_dir(root)
             .args(["bench", "-p", package, "--bench", bench, "--"])
-            .arg("--noplot");
+            .arg("--noplot")
+            // Criterion's own report goes to stderr; stdout carries only the final table.
+            .stdout(std::process::Stdio::from(std::io::stderr()));
         if args.quick {
             cmd.args([
                 "--warm-up-time",

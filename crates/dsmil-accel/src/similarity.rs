@@ -1,0 +1,189 @@
+//! Exact top-k similarity search over a row-major matrix, on the dispatched kernels; the
+//! implementation of core's [`VectorKernel`] port that dsmil-learn uses.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use dsmil_core::ports::{Hit, PortError, Similarity, VectorKernel};
+
+use crate::Platform;
+use crate::kernels;
+
+/// A heap entry ordered so that the *worst* kept hit is on top (and is evicted first).
+/// Ties keep the lower row index, matching core's scalar reference.
+#[derive(Debug, Clone, Copy)]
+struct Ranked {
+    hit: Hit,
+    /// `true` when smaller values are better (L2).
+    ascending: bool,
+}
+
+impl Ranked {
+    /// Ordering where `Greater` means "better".
+    fn quality(&self, other: &Self) -> Ordering {
+        let by_value = if self.ascending {
+            other.hit.value.total_cmp(&self.hit.value)
+        } else {
+            self.hit.value.total_cmp(&other.hit.value)
+        };
+        by_value.then(other.hit.index.cmp(&self.hit.index))
+    }
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.quality(other) == Ordering::Equal
+    }
+}
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ranked {
+    /// Max-heap on "worse": the heap's top is the worst kept hit.
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.quality(self)
+    }
+}
+
+/// Top-k search on one kernel path.
+#[derive(Debug, Clone, Copy)]
+pub struct AccelVectorKernel {
+    platform: Platform,
+}
+
+impl AccelVectorKernel {
+    /// A kernel on `platform`.
+    pub fn new(platform: Platform) -> Self {
+        Self { platform }
+    }
+
+    /// The path it runs on.
+    pub fn platform(&self) -> Platform {
+        self.platform
+    }
+
+    fn score(&self, query: &[f32], row: &[f32], metric: Similarity, query_norm: f32) -> f32 {
+        match metric {
+            Similarity::Dot => kernels::dot(self.platform, query, row),
+            Similarity::L2 => kernels::l2_squared(self.platform, query, row),
+            Similarity::Cosine => {
+                let (dot, rr) = kernels::dot_and_norm_squared(self.platform, query, row);
+                let row_norm = rr.sqrt();
+                if query_norm == 0.0 || row_norm == 0.0 {
+                    0.0
+                } else {
+                    dot / (query_norm * row_norm)
+                }
+            }
+        }
+    }
+}
+
+fn invalid(msg: String) -> PortError {
+    PortError::InvalidInput(msg)
+}
+
+impl VectorKernel for AccelVectorKernel {
+    fn name(&self) -> String {
+        format!("dsmil-accel/{}", self.platform)
+    }
+
+    fn top_k(
+        &self,
+        query: &[f32],
+        matrix: &[f32],
+        dim: usize,
+        k: usize,
+        metric: Similarity,
+    ) -> Result<Vec<Hit>, PortError> {
+        if dim == 0 {
+            return Err(invalid("dimension must be at least 1".into()));
+        }
+        if query.len() != dim {
+            return Err(invalid(format!(
+                "query has {} values; expected the dimension {dim}",
+                query.len()
+            )));
+        }
+        if !matrix.len().is_multiple_of(dim) {
+            return Err(invalid(format!(
+                "matrix has {} values, which is not a multiple of the dimension {dim}",
+                matrix.len()
+            )));
+        }
+        if let Some(i) = query.iter().position(|v| !v.is_finite()) {
+            return Err(invalid(format!("query value {i} is not finite")));
+        }
+        let ascending = metric == Similarity::L2;
+        let query_norm = kernels::dot(self.platform, query, query).sqrt();
+        let mut heap: BinaryHeap<Ranked> = BinaryHeap::with_capacity(k + 1);
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        for (index, row) in matrix.chunks_exact(dim).enumerate() {
+            let value = self.score(query, row, metric, query_norm);
+            if !value.is_finite() {
+                return Err(invalid(format!(
+                    "row {index} holds a value that is not finite"
+                )));
+            }
+            let candidate = Ranked {
+                hit: Hit { index, value },
+                ascending,
+            };
+            if heap.len() < k {
+                heap.push(candidate);
+            } else if let Some(worst) = heap.peek()
+                && candidate.quality(worst) == Ordering::Greater
+            {
+                heap.pop();
+                heap.push(candidate);
+            }
+        }
+        // into_sorted_vec is ascending by `Ord`, i.e. from best to worst.
+        Ok(heap.into_sorted_vec().into_iter().map(|r| r.hit).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ties_keep_the_lower_index_like_the_reference() {
+        let m = [1.0f32, 0.0, 1.0, 0.0, 1.0, 0.0];
+        for p in Platform::available() {
+            let hits = AccelVectorKernel::new(p)
+                .top_k(&[1.0, 0.0], &m, 2, 2, Similarity::Dot)
+                .unwrap();
+            assert_eq!(
+                hits.iter().map(|h| h.index).collect::<Vec<_>>(),
+                vec![0, 1],
+                "{p}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_input_is_an_error_not_a_panic() {
+        let k = AccelVectorKernel::new(Platform::best());
+        assert!(k.top_k(&[1.0], &[1.0, 2.0], 2, 1, Similarity::Dot).is_err());
+        assert!(
+            k.top_k(&[1.0, 2.0], &[1.0, 2.0, 3.0], 2, 1, Similarity::Dot)
+                .is_err()
+        );
+        assert!(k.top_k(&[], &[], 0, 1, Similarity::Dot).is_err());
+        assert!(
+            k.top_k(&[1.0, 1.0], &[f32::NAN, 0.0], 2, 1, Similarity::Dot)
+                .is_err()
+        );
+        assert!(
+            k.top_k(&[1.0, 1.0], &[1.0, 0.0], 2, 0, Similarity::Dot)
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
