@@ -17,9 +17,11 @@ pub fn print(json: bool, value: &Value, render: impl Fn(&Value) -> String) {
 /// Text form of `GET /api/status`.
 pub fn status_text(v: &Value) -> String {
     let mut out = format!(
-        "dsmild {}  up {}s\nTPM:    {}\nstore:  {}\nagents:",
+        "dsmild {}  up {}s\naccel:  {} ({} cores)\nTPM:    {}\nstore:  {}\nagents:",
         v["version"].as_str().unwrap_or("?"),
         v["uptime_seconds"].as_u64().unwrap_or(0),
+        v["accel"]["path"].as_str().unwrap_or("?"),
+        v["accel"]["topology"]["total_cores"].as_u64().unwrap_or(0),
         v["tpm"]["backend"].as_str().unwrap_or("?"),
         v["store"]["backend"].as_str().unwrap_or("?"),
     );

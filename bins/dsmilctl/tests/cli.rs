@@ -163,6 +163,7 @@ fn status_against_a_real_daemon_in_text_and_json() {
     };
     let stdout = text(&out.stdout);
     assert!(stdout.contains("TPM:    soft"), "{stdout}");
+    assert!(stdout.contains("accel:  "), "{stdout}");
     assert!(stdout.contains("echo (command, max 4 at once)"), "{stdout}");
 
     let mut json_args = vec!["--json"];

@@ -23,6 +23,19 @@ pub struct AppState {
     pub token: String,
     /// When the daemon started.
     pub started: Instant,
+    /// The accelerator: kernel path, CPU features and topology, detected once at start.
+    pub accel: AccelInfo,
+}
+
+/// What the accelerator layer detected, as reported by `/api/status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AccelInfo {
+    /// The kernel path in use (`portable`, `avx2`, `avx512`).
+    pub path: dsmil_core::KernelPath,
+    /// CPU features found.
+    pub capabilities: dsmil_core::CapabilitySet,
+    /// Cores, NUMA nodes, cache, thermal zones.
+    pub topology: dsmil_core::CpuTopology,
 }
 
 /// An API error rendered as `{"error":{"code","message"}}` with its status.
@@ -76,6 +89,7 @@ async fn status(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     Json(json!({
         "version": dsmil_core::VERSION,
         "uptime_seconds": state.started.elapsed().as_secs(),
+        "accel": state.accel,
         "tpm": {"backend": c.tpm.to_string()},
         "store": {"backend": if c.database_url.is_some() { "postgres" } else { "sqlite" }},
         "agents": agents,

@@ -60,6 +60,7 @@ fn init_tracing(config: &DaemonConfig) {
 
 async fn run(config: DaemonConfig) -> Result<()> {
     let started = Instant::now();
+    let accel = detect_accel()?;
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -92,6 +93,8 @@ async fn run(config: DaemonConfig) -> Result<()> {
         tpm = %config.tpm,
         store = if config.database_url.is_some() { "postgres" } else { "sqlite" },
         agents = config.agents.len(),
+        accel = %accel.path,
+        cores = accel.topology.total_cores,
         "dsmild started"
     );
     if config.tpm == TpmBackendSpec::Soft {
@@ -108,6 +111,7 @@ async fn run(config: DaemonConfig) -> Result<()> {
         config,
         token: token.secret,
         started,
+        accel,
     });
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown_signal())
@@ -115,6 +119,18 @@ async fn run(config: DaemonConfig) -> Result<()> {
         .context("HTTP server failed")?;
     tracing::info!("dsmild stopped cleanly");
     Ok(())
+}
+
+/// Detects the accelerator path (honouring `DSMIL_ACCEL_FORCE`), CPU features and topology.
+fn detect_accel() -> Result<api::AccelInfo> {
+    let platform = dsmil_accel::Platform::detect()?;
+    let capabilities = dsmil_accel::capabilities();
+    let topology = dsmil_accel::topology::detect(capabilities.has_avx512_core());
+    Ok(api::AccelInfo {
+        path: platform.path(),
+        capabilities,
+        topology,
+    })
 }
 
 /// Resolves on SIGINT or SIGTERM.

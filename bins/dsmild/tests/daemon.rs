@@ -146,6 +146,9 @@ fn starts_writes_a_private_token_enforces_auth_and_stops_cleanly() {
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(body["tpm"]["backend"], "soft");
     assert_eq!(body["store"]["backend"], "sqlite");
+    assert!(["portable", "avx2", "avx512"].contains(&body["accel"]["path"].as_str().unwrap()));
+    assert!(body["accel"]["topology"]["total_cores"].as_u64().unwrap() >= 1);
+    assert!(body["accel"]["capabilities"].is_array());
 
     let (status, body) = daemon.get("/api/nope", Some(&token));
     assert_eq!(status, 404);
@@ -248,4 +251,18 @@ fn environment_variables_act_as_flags() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown kind \"bogus\""), "{stderr}");
+}
+
+#[test]
+fn an_unknown_forced_kernel_path_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dsmild()
+        .env("DSMIL_DATA_DIR", dir.path().join("data"))
+        .env("DSMIL_ACCEL_FORCE", "sse9")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DSMIL_ACCEL_FORCE=\"sse9\""), "{stderr}");
+    assert!(!dir.path().join("data").exists());
 }
