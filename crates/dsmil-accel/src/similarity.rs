@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use dsmil_core::ports::{Hit, PortError, Similarity, VectorKernel};
+use dsmil_core::ports::{Hit, PortError, Similarity, VectorKernel, check_top_k_input};
 
 use crate::Platform;
 use crate::kernels;
@@ -82,10 +82,6 @@ impl AccelVectorKernel {
     }
 }
 
-fn invalid(msg: String) -> PortError {
-    PortError::InvalidInput(msg)
-}
-
 impl VectorKernel for AccelVectorKernel {
     fn name(&self) -> String {
         format!("dsmil-accel/{}", self.platform)
@@ -99,35 +95,18 @@ impl VectorKernel for AccelVectorKernel {
         k: usize,
         metric: Similarity,
     ) -> Result<Vec<Hit>, PortError> {
-        if dim == 0 {
-            return Err(invalid("dimension must be at least 1".into()));
-        }
-        if query.len() != dim {
-            return Err(invalid(format!(
-                "query has {} values; expected the dimension {dim}",
-                query.len()
-            )));
-        }
-        if !matrix.len().is_multiple_of(dim) {
-            return Err(invalid(format!(
-                "matrix has {} values, which is not a multiple of the dimension {dim}",
-                matrix.len()
-            )));
-        }
-        if let Some(i) = query.iter().position(|v| !v.is_finite()) {
-            return Err(invalid(format!("query value {i} is not finite")));
-        }
-        let ascending = metric == Similarity::L2;
-        let query_norm = kernels::dot(self.platform, query, query).sqrt();
-        let mut heap: BinaryHeap<Ranked> = BinaryHeap::with_capacity(k + 1);
+        check_top_k_input(query, matrix, dim)?;
         if k == 0 {
             return Ok(Vec::new());
         }
+        let ascending = metric == Similarity::L2;
+        let query_norm = kernels::dot(self.platform, query, query).sqrt();
+        let mut heap: BinaryHeap<Ranked> = BinaryHeap::with_capacity(k.min(matrix.len() / dim) + 1);
         for (index, row) in matrix.chunks_exact(dim).enumerate() {
             let value = self.score(query, row, metric, query_norm);
             if !value.is_finite() {
-                return Err(invalid(format!(
-                    "row {index} holds a value that is not finite"
+                return Err(PortError::InvalidInput(format!(
+                    "row {index} scores {value}: it holds a non-finite value or one so large the score overflows"
                 )));
             }
             let candidate = Ranked {

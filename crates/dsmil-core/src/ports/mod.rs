@@ -17,7 +17,7 @@ pub use learning::{
     AdviceRequest, AgentAdvisor, DefaultAgentAdvisor, MemoryPerformanceSink, PerformanceSink,
 };
 pub use signing::{HmacSigner, Signer, Verifier};
-pub use vector::{Hit, ScalarVectorKernel, Similarity, VectorKernel};
+pub use vector::{Hit, ScalarVectorKernel, Similarity, VectorKernel, check_top_k_input};
 
 use thiserror::Error;
 

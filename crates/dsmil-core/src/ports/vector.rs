@@ -76,6 +76,25 @@ pub(crate) fn check_shape(what: &str, data: &[f32], dim: usize) -> Result<(), Po
     Ok(())
 }
 
+/// Checks the arguments every [`VectorKernel::top_k`] implementation receives: `dim` ≥ 1, a
+/// query of exactly `dim` finite values, and a matrix of whole `dim`-wide rows. Implementations
+/// call it first so they reject the same inputs with the same messages.
+pub fn check_top_k_input(query: &[f32], matrix: &[f32], dim: usize) -> Result<(), PortError> {
+    check_shape("matrix", matrix, dim)?;
+    if query.len() != dim {
+        return Err(PortError::InvalidInput(format!(
+            "query has {} values; expected the dimension {dim}",
+            query.len()
+        )));
+    }
+    if let Some(i) = query.iter().position(|v| !v.is_finite()) {
+        return Err(PortError::InvalidInput(format!(
+            "query value {i} is not finite"
+        )));
+    }
+    Ok(())
+}
+
 /// Plain-Rust reference implementation (exact, no SIMD).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ScalarVectorKernel;
@@ -111,16 +130,11 @@ impl VectorKernel for ScalarVectorKernel {
         k: usize,
         metric: Similarity,
     ) -> Result<Vec<Hit>, PortError> {
-        if query.len() != dim {
+        check_top_k_input(query, matrix, dim)?;
+        if let Some(i) = matrix.iter().position(|v| !v.is_finite()) {
             return Err(PortError::InvalidInput(format!(
-                "query has {} values; expected the dimension {dim}",
-                query.len()
-            )));
-        }
-        check_shape("matrix", matrix, dim)?;
-        if let Some(i) = query.iter().chain(matrix).position(|v| !v.is_finite()) {
-            return Err(PortError::InvalidInput(format!(
-                "value {i} of the query/matrix is not finite"
+                "row {} holds a value that is not finite",
+                i / dim
             )));
         }
         let query_norm = query.iter().map(|v| v * v).sum::<f32>().sqrt();
