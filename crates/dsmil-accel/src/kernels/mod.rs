@@ -66,3 +66,74 @@ pub fn dot_and_norm_squared(platform: Platform, a: &[f32], b: &[f32]) -> (f32, f
         _ => portable::dot_and_norm_squared(a, b),
     }
 }
+
+/// Why a vector operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("vector {index}: lengths differ (out {out}, a {a}, b {b})")]
+pub struct LengthMismatch {
+    /// Which vector of the batch (0 for single calls).
+    pub index: usize,
+    /// Output length.
+    pub out: usize,
+    /// First input length.
+    pub a: usize,
+    /// Second input length.
+    pub b: usize,
+}
+
+/// `out[i] = a[i] + b[i]`; all three must have the same length.
+pub fn add(
+    platform: Platform,
+    out: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+) -> Result<(), LengthMismatch> {
+    if out.len() != a.len() || a.len() != b.len() {
+        return Err(LengthMismatch {
+            index: 0,
+            out: out.len(),
+            a: a.len(),
+            b: b.len(),
+        });
+    }
+    match platform.path() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the platform proves AVX-512 F/BW/DQ/VL.
+        KernelPath::Avx512 => unsafe { avx512::add(out, a, b) },
+        _ => portable::add(out, a, b),
+    }
+    Ok(())
+}
+
+/// [`add`] over a batch of vectors: `outs[v] = a[v] + b[v]` for every `v`. Checks every
+/// length before writing anything.
+pub fn add_many(
+    platform: Platform,
+    outs: &mut [&mut [f32]],
+    a: &[&[f32]],
+    b: &[&[f32]],
+) -> Result<(), LengthMismatch> {
+    let batch = outs.len();
+    if a.len() != batch || b.len() != batch {
+        return Err(LengthMismatch {
+            index: batch.min(a.len()).min(b.len()),
+            out: batch,
+            a: a.len(),
+            b: b.len(),
+        });
+    }
+    for (index, ((o, x), y)) in outs.iter().zip(a).zip(b).enumerate() {
+        if o.len() != x.len() || x.len() != y.len() {
+            return Err(LengthMismatch {
+                index,
+                out: o.len(),
+                a: x.len(),
+                b: y.len(),
+            });
+        }
+    }
+    for ((o, x), y) in outs.iter_mut().zip(a).zip(b) {
+        add(platform, o, x, y)?;
+    }
+    Ok(())
+}

@@ -63,3 +63,10 @@ pub fn dot_and_norm_squared(a: &[f32], b: &[f32]) -> (f32, f32) {
     }
     (reduce(ab) + tab, reduce(bb) + tbb)
 }
+
+/// `out = a + b` element-wise.
+pub fn add(out: &mut [f32], a: &[f32], b: &[f32]) {
+    for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+        *o = x + y;
+    }
+}

@@ -1,0 +1,106 @@
+//! Statistics and vector addition on every available path against plain-iterator references:
+//! two-pass f64 statistics, element-wise addition (bit-exact), over sizes 0, 1, lane
+//! boundaries ±1, odd and large, with unaligned starts.
+
+#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
+
+use dsmil_accel::{Platform, kernels, stats};
+use proptest::prelude::*;
+
+fn length() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        Just(0usize),
+        Just(1),
+        (0usize..8).prop_map(|k| [15, 16, 17, 63, 64, 65, 127, 129][k]),
+        0usize..3000,
+        Just(100_003),
+    ]
+}
+
+/// Two-pass reference in f64: (mean, population variance, min, max).
+fn reference(data: &[f32]) -> (f64, f64, f64, f64) {
+    let n = data.len() as f64;
+    let mean = data.iter().map(|x| f64::from(*x)).sum::<f64>() / n;
+    let var = data
+        .iter()
+        .map(|x| (f64::from(*x) - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    let min = data.iter().fold(f64::INFINITY, |m, x| m.min(f64::from(*x)));
+    let max = data
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, x| m.max(f64::from(*x)));
+    (mean, var, min, max)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn statistics_match_the_two_pass_reference(
+        len in length(), off in 0usize..16, center in -1e3f32..1e3, spread in 1e-2f32..1e2, seed in any::<u64>(),
+    ) {
+        let mut x = seed | 1;
+        let data: Vec<f32> = (0..len + off).map(|_| {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            center + spread * ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
+        }).collect();
+        let data = &data[off..];
+        for p in Platform::available() {
+            let s = stats::statistics(p, data);
+            prop_assert_eq!(s.count, len as u64);
+            if len == 0 {
+                prop_assert!(s.mean.is_nan());
+                continue;
+            }
+            let (mean, var, min, max) = reference(data);
+            let scale = f64::from(center.abs() + spread);
+            prop_assert!((s.mean - mean).abs() <= 1e-5 * scale, "{} mean {} vs {}", p, s.mean, mean);
+            prop_assert!((s.variance - var).abs() <= 1e-3 * var + 1e-9 * scale * scale, "{} var {} vs {}", p, s.variance, var);
+            prop_assert_eq!((s.min, s.max), (min, max));
+        }
+    }
+
+    #[test]
+    fn vector_add_is_exact(len in length(), off in 0usize..16, seed in any::<u64>()) {
+        let mut x = seed | 1;
+        let mut next = || { x ^= x << 13; x ^= x >> 7; x ^= x << 17; (x >> 40) as f32 - 8e6 };
+        let a: Vec<f32> = (0..len + off).map(|_| next()).collect();
+        let b: Vec<f32> = (0..len + off).map(|_| next()).collect();
+        let want: Vec<f32> = a[off..].iter().zip(&b[off..]).map(|(x, y)| x + y).collect();
+        for p in Platform::available() {
+            let mut out = vec![0f32; len + 1];
+            kernels::add(p, &mut out[..len], &a[off..], &b[off..]).unwrap();
+            prop_assert_eq!(&out[..len], &want[..]);
+            prop_assert_eq!(out[len], 0.0, "{} wrote past the end", p);
+        }
+    }
+}
+
+#[test]
+fn batched_add_checks_every_length_before_writing() {
+    let p = Platform::best();
+    let (a0, a1) = ([1.0f32, 2.0], [3.0f32]);
+    let (b0, b1) = ([10.0f32, 20.0], [30.0f32, 40.0]);
+    let (mut o0, mut o1) = ([0f32; 2], [0f32; 1]);
+    let err = kernels::add_many(p, &mut [&mut o0, &mut o1], &[&a0, &a1], &[&b0, &b1]).unwrap_err();
+    assert_eq!(err.index, 1);
+    assert_eq!(
+        o0,
+        [0.0, 0.0],
+        "nothing may be written when any vector is wrong"
+    );
+    kernels::add_many(p, &mut [&mut o0, &mut o1], &[&a0, &a1], &[&b0, &b1[..1]]).unwrap();
+    assert_eq!((o0, o1), ([11.0, 22.0], [33.0]));
+}
+
+#[test]
+fn statistics_many_keeps_order() {
+    let sets: [&[f32]; 3] = [&[1.0, 3.0], &[], &[5.0]];
+    let all = stats::statistics_many(Platform::best(), &sets);
+    assert_eq!(
+        all.iter().map(|s| s.count).collect::<Vec<_>>(),
+        vec![2, 0, 1]
+    );
+    assert_eq!(all[0].mean, 2.0);
+}
