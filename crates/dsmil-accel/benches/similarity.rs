@@ -1,7 +1,8 @@
 //! Similarity kernels beside their references, in one run (`cargo xtask bench`):
 //! - `dot_256` / `cosine_256`: one 256-d pair; references `simsimd` and a 16-accumulator loop;
 //! - `l2_256`: squared L2; references `simsimd` and the loop;
-//! - `topk10_scan`: top-10 cosine over 100k×256 rows; reference `simsimd` per row + a heap.
+//! - `topk10_scan`: top-10 cosine over 100k×256 rows — exact f32 on every path, and the int8
+//!   index with exact re-ranking; reference `simsimd` per row + a heap.
 //!
 //! Project implementations are named `dsmil-<path>` for every path this machine supports.
 
@@ -9,6 +10,7 @@ use std::collections::BinaryHeap;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use dsmil_accel::quantized::{QuantizedIndex, default_candidates};
 use dsmil_accel::{AccelVectorKernel, Platform, kernels};
 use dsmil_core::ports::{Similarity, VectorKernel};
 use simsimd::SpatialSimilarity;
@@ -128,6 +130,16 @@ fn scan(c: &mut Criterion) {
             },
         );
     }
+    // The int8 index with exact re-ranking of the best `default_candidates(10)` rows.
+    let p = Platform::best();
+    let index = QuantizedIndex::build(p, &matrix, DIM, Similarity::Cosine)
+        .unwrap_or_else(|e| panic!("{e}"));
+    g.bench_function(
+        BenchmarkId::new(format!("dsmil-int8-{p}"), "100kx256"),
+        |bench| {
+            bench.iter(|| index.search(p, black_box(&query), &matrix, 10, default_candidates(10)))
+        },
+    );
     g.bench_function(BenchmarkId::new("simsimd", "100kx256"), |bench| {
         bench.iter(|| simsimd_topk(black_box(&query), &matrix, 10))
     });

@@ -12,13 +12,28 @@ use crate::kernels;
 /// A heap entry ordered so that the *worst* kept hit is on top (and is evicted first).
 /// Ties keep the lower row index, matching core's scalar reference.
 #[derive(Debug, Clone, Copy)]
-struct Ranked {
+pub(crate) struct Ranked {
     hit: Hit,
     /// `true` when smaller values are better (L2).
     ascending: bool,
 }
 
 impl Ranked {
+    /// Wraps a hit; `ascending` when smaller values are better (L2).
+    pub(crate) fn new(hit: Hit, ascending: bool) -> Self {
+        Self { hit, ascending }
+    }
+
+    /// The wrapped hit.
+    pub(crate) fn hit(&self) -> Hit {
+        self.hit
+    }
+
+    /// Whether `self` ranks strictly before `other`.
+    pub(crate) fn is_better_than(&self, other: &Self) -> bool {
+        self.quality(other) == Ordering::Greater
+    }
+
     /// Ordering where `Greater` means "better".
     fn quality(&self, other: &Self) -> Ordering {
         let by_value = if self.ascending {
@@ -64,19 +79,26 @@ impl AccelVectorKernel {
     pub fn platform(&self) -> Platform {
         self.platform
     }
+}
 
-    fn score(&self, query: &[f32], row: &[f32], metric: Similarity, query_norm: f32) -> f32 {
-        match metric {
-            Similarity::Dot => kernels::dot(self.platform, query, row),
-            Similarity::L2 => kernels::l2_squared(self.platform, query, row),
-            Similarity::Cosine => {
-                let (dot, rr) = kernels::dot_and_norm_squared(self.platform, query, row);
-                let row_norm = rr.sqrt();
-                if query_norm == 0.0 || row_norm == 0.0 {
-                    0.0
-                } else {
-                    dot / (query_norm * row_norm)
-                }
+/// The exact score of `row` for `query` under `metric` (`query_norm` = ‖query‖, used by cosine).
+pub(crate) fn exact_score(
+    platform: Platform,
+    query: &[f32],
+    row: &[f32],
+    metric: Similarity,
+    query_norm: f32,
+) -> f32 {
+    match metric {
+        Similarity::Dot => kernels::dot(platform, query, row),
+        Similarity::L2 => kernels::l2_squared(platform, query, row),
+        Similarity::Cosine => {
+            let (dot, rr) = kernels::dot_and_norm_squared(platform, query, row);
+            let row_norm = rr.sqrt();
+            if query_norm == 0.0 || row_norm == 0.0 {
+                0.0
+            } else {
+                dot / (query_norm * row_norm)
             }
         }
     }
@@ -103,7 +125,7 @@ impl VectorKernel for AccelVectorKernel {
         let query_norm = kernels::dot(self.platform, query, query).sqrt();
         let mut heap: BinaryHeap<Ranked> = BinaryHeap::with_capacity(k.min(matrix.len() / dim) + 1);
         for (index, row) in matrix.chunks_exact(dim).enumerate() {
-            let value = self.score(query, row, metric, query_norm);
+            let value = exact_score(self.platform, query, row, metric, query_norm);
             if !value.is_finite() {
                 return Err(PortError::InvalidInput(format!(
                     "row {index} scores {value}: it holds a non-finite value or one so large the score overflows"
@@ -116,7 +138,7 @@ impl VectorKernel for AccelVectorKernel {
             if heap.len() < k {
                 heap.push(candidate);
             } else if let Some(worst) = heap.peek()
-                && candidate.quality(worst) == Ordering::Greater
+                && candidate.is_better_than(worst)
             {
                 heap.pop();
                 heap.push(candidate);
