@@ -23,16 +23,37 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Status: detection, topology, dispatch and the similarity kernels exist; the memory, math,
-//! statistics, matmul and crypto kernels and the async compute engine are still to come (see
-//! the crate's issue).
+//! What is here, by module:
+//!
+//! - [`detect`], [`topology`], [`Platform`]: what the CPU can do and which path runs;
+//! - [`kernels`]: dot, squared L2, fused dot+norm and batched vector add;
+//! - [`memory`]: streaming copy, 64-bit pattern fill, compare with first difference,
+//!   gather/scatter;
+//! - [`stats`]: numerically stable single-pass statistics of many datasets;
+//! - [`matmul`]: f32/f64 products of `ndarray` views (dispatched to faer, the fastest library
+//!   measured here);
+//! - [`AccelVectorKernel`] and [`quantized`]: exact top-k, and an int8 index with exact
+//!   re-ranking;
+//! - [`engine`]: the async compute pool — bounded queue, per-operation counters on the event
+//!   bus, performance scaling and thermal throttling.
+//!
+//! Speed is measured beside the best libraries by `cargo xtask bench` (see docs/benchmarks.md).
 
 pub mod detect;
+pub mod engine;
 pub mod kernels;
+pub mod matmul;
+pub mod memory;
 mod platform;
+pub mod quantized;
 mod similarity;
+pub mod stats;
 pub mod topology;
 
 pub use detect::capabilities;
+pub use engine::{
+    AccelError, AlignedBytes, AlignedVec, Completed, Engine, EngineConfig, JobHandle, OpCounters,
+    OpKind,
+};
 pub use platform::{FORCE_VAR, Platform, PlatformError};
 pub use similarity::AccelVectorKernel;

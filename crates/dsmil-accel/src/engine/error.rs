@@ -1,0 +1,120 @@
+//! [`AccelError`]: what an accelerator operation can fail with, mapped onto the seed's codes.
+
+use dsmil_core::AccelErrorCode;
+use dsmil_core::ports::PortError;
+use thiserror::Error;
+
+/// Why an accelerator operation failed. [`AccelError::code`] gives the seed's numeric code.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AccelError {
+    /// The operation needs a CPU feature this machine lacks.
+    #[error("not supported on this CPU")]
+    NotSupported,
+    /// A parameter is invalid; the message names it.
+    #[error("invalid parameters: {0}")]
+    InvalidParams(String),
+    /// Memory could not be allocated.
+    #[error("insufficient memory")]
+    InsufficientMemory,
+    /// Work refused or reduced because of thermal pressure.
+    #[error("thermal throttle")]
+    ThermalThrottle,
+    /// NUMA-local allocation failed.
+    #[error("NUMA allocation failed")]
+    NumaAllocationFailed,
+    /// The operation did not finish in time.
+    #[error("operation timed out")]
+    OperationTimeout,
+    /// The hardware (or the thread running the work) misbehaved; the message says how.
+    #[error("hardware failure: {0}")]
+    HardwareFailure(String),
+    /// The engine's bounded queue is full; retry later.
+    #[error("queue full")]
+    QueueFull,
+    /// The engine is shut down and accepts no more work.
+    #[error("the compute engine is shut down")]
+    ShutDown,
+    /// The submitted job panicked; the message is the panic's, when it had one.
+    /// The worker survives.
+    #[error("job panicked: {0}")]
+    JobPanicked(String),
+}
+
+impl AccelError {
+    /// The seed's result code for this error. [`AccelError::ShutDown`] maps to
+    /// [`AccelErrorCode::QueueFull`] (the queue accepts no more work) and
+    /// [`AccelError::JobPanicked`] to [`AccelErrorCode::HardwareFailure`].
+    pub fn code(&self) -> AccelErrorCode {
+        match self {
+            AccelError::NotSupported => AccelErrorCode::NotSupported,
+            AccelError::InvalidParams(_) => AccelErrorCode::InvalidParams,
+            AccelError::InsufficientMemory => AccelErrorCode::InsufficientMemory,
+            AccelError::ThermalThrottle => AccelErrorCode::ThermalThrottle,
+            AccelError::NumaAllocationFailed => AccelErrorCode::NumaAllocationFailed,
+            AccelError::OperationTimeout => AccelErrorCode::OperationTimeout,
+            AccelError::HardwareFailure(_) | AccelError::JobPanicked(_) => {
+                AccelErrorCode::HardwareFailure
+            }
+            AccelError::QueueFull | AccelError::ShutDown => AccelErrorCode::QueueFull,
+        }
+    }
+}
+
+impl From<AccelError> for PortError {
+    /// Invalid parameters are the caller's fault; a full, throttled or shut-down engine is
+    /// unavailable; everything else is a backend failure.
+    fn from(e: AccelError) -> Self {
+        match e {
+            AccelError::InvalidParams(_) => PortError::InvalidInput(e.to_string()),
+            AccelError::QueueFull | AccelError::ShutDown | AccelError::ThermalThrottle => {
+                PortError::Unavailable(e.to_string())
+            }
+            _ => PortError::Backend(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_match_the_seed() {
+        let cases = [
+            (AccelError::NotSupported, -1),
+            (AccelError::InvalidParams("x".into()), -2),
+            (AccelError::InsufficientMemory, -3),
+            (AccelError::ThermalThrottle, -4),
+            (AccelError::NumaAllocationFailed, -5),
+            (AccelError::OperationTimeout, -6),
+            (AccelError::HardwareFailure("x".into()), -7),
+            (AccelError::QueueFull, -8),
+            (AccelError::JobPanicked("boom".into()), -7),
+            (AccelError::ShutDown, -8),
+        ];
+        for (err, code) in cases {
+            assert_eq!(err.code().code(), code, "{err}");
+        }
+        assert!(
+            AccelError::JobPanicked("boom".into())
+                .to_string()
+                .contains("panicked")
+        );
+    }
+
+    #[test]
+    fn port_errors_keep_the_kind() {
+        assert!(matches!(
+            PortError::from(AccelError::InvalidParams("k".into())),
+            PortError::InvalidInput(_)
+        ));
+        assert!(matches!(
+            PortError::from(AccelError::QueueFull),
+            PortError::Unavailable(_)
+        ));
+        assert!(matches!(
+            PortError::from(AccelError::JobPanicked("p".into())),
+            PortError::Backend(_)
+        ));
+    }
+}
