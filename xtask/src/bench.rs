@@ -26,6 +26,9 @@ pub struct BenchArgs {
     /// Also write the rows as a JSON array to this file.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+    /// Where to draw the SVG chart [default: target/criterion/dsmil-bench.svg].
+    #[arg(long, value_name = "PATH")]
+    pub svg: Option<PathBuf>,
     /// Only these criterion groups (default: all).
     #[arg(value_name = "GROUP")]
     pub groups: Vec<String>,
@@ -44,7 +47,8 @@ pub struct Row {
     /// Implementation, e.g. `dsmil-avx512` or `sha2`.
     #[serde(rename = "impl")]
     pub implementation: String,
-    /// Unit of `value`: `GB/s`, `Melem/s`, or `ns` (time per iteration) without throughput.
+    /// Unit of `value`: `GB/s`, `GFLOP/s` (groups named `*gemm*`), `Melem/s`, or `ns` (time per
+    /// iteration) without throughput.
     pub unit: String,
     /// The measurement (higher is better for rates, lower for `ns`).
     pub value: f64,
@@ -100,6 +104,14 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
         eprintln!("bench: no results matched {:?}", args.groups);
     }
     print!("{}", render_table(&rows));
+    let svg = args.svg.clone().unwrap_or_else(|| {
+        root.join("target")
+            .join("criterion")
+            .join("dsmil-bench.svg")
+    });
+    std::fs::write(&svg, render_svg(&rows))
+        .with_context(|| format!("cannot write {}", svg.display()))?;
+    eprintln!("bench: chart in {}", svg.display());
     write_json(args.json.as_deref(), &rows)
 }
 
@@ -205,6 +217,11 @@ fn read_result(benchmark_json: &Path) -> Result<Option<Row>> {
                 .unwrap_or(0.0);
             ("GB/s", bytes / mean_ns)
         }
+        // Matrix products count floating-point operations as their elements.
+        Value::Object(t) if t.contains_key("Elements") && group.contains("gemm") => {
+            let flops = t["Elements"].as_f64().unwrap_or(0.0);
+            ("GFLOP/s", flops / mean_ns)
+        }
         Value::Object(t) if t.contains_key("Elements") => {
             let elements = t["Elements"].as_f64().unwrap_or(0.0);
             ("Melem/s", elements / mean_ns * 1e3)
@@ -278,6 +295,79 @@ pub fn render_table(rows: &[Row]) -> String {
     out
 }
 
+/// Escapes text for SVG.
+fn xml(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A bar chart: one block per (group, case), one bar per implementation scaled to the best in
+/// the block (for `ns`, the fastest gets the longest bar); project bars in blue, references grey.
+pub fn render_svg(rows: &[Row]) -> String {
+    const BAR: usize = 16;
+    const LABEL: usize = 260;
+    const WIDTH: usize = 900;
+    let mut blocks: Vec<(&str, &str, Vec<&Row>)> = Vec::new();
+    for r in rows {
+        match blocks.last_mut() {
+            Some((g, c, list)) if *g == r.group && *c == r.case => list.push(r),
+            _ => blocks.push((&r.group, &r.case, vec![r])),
+        }
+    }
+    let height = 40
+        + blocks
+            .iter()
+            .map(|(_, _, l)| 28 + l.len() * (BAR + 4))
+            .sum::<usize>();
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" \
+         font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"10\" y=\"22\" font-size=\"15\" font-weight=\"bold\">cargo xtask bench: dsmil (blue) beside references (grey), same run</text>\n"
+    );
+    let mut y = 40;
+    for (group, case, list) in &blocks {
+        out += &format!(
+            "<text x=\"10\" y=\"{}\" font-weight=\"bold\">{} / {}</text>\n",
+            y + 16,
+            xml(group),
+            xml(case)
+        );
+        y += 24;
+        let speed = |r: &Row| {
+            if r.unit == "ns" {
+                1.0 / r.value
+            } else {
+                r.value
+            }
+        };
+        let best = list
+            .iter()
+            .map(|r| speed(r))
+            .fold(f64::MIN_POSITIVE, f64::max);
+        for r in list {
+            let len = ((speed(r) / best) * (WIDTH - LABEL - 140) as f64).max(1.0) as usize;
+            let fill = if r.implementation.starts_with(PROJECT_PREFIX) {
+                "#2b6cb0"
+            } else {
+                "#a0aec0"
+            };
+            let ratio = r.ratio.map(|x| format!(" ({x:.2}x)")).unwrap_or_default();
+            out += &format!(
+                "<text x=\"20\" y=\"{ty}\">{name}</text><rect x=\"{LABEL}\" y=\"{y}\" width=\"{len}\" height=\"{BAR}\" fill=\"{fill}\"/>\
+                 <text x=\"{tx}\" y=\"{ty}\">{value:.2} {unit}{ratio}</text>\n",
+                ty = y + 12,
+                name = xml(&r.implementation),
+                tx = LABEL + len + 6,
+                value = r.value,
+                unit = xml(&r.unit),
+            );
+            y += BAR + 4;
+        }
+    }
+    out + "</svg>\n"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,10 +434,21 @@ mod tests {
             json!({"Elements": 10000}),
             5e5,
         );
+        write_result(
+            dir.path(),
+            "sgemm",
+            "dsmil",
+            "256",
+            json!({"Elements": 2 * 256 * 256 * 256}),
+            1e5,
+        );
         write_result(dir.path(), "latency", "dsmil-x", "one", Value::Null, 300.0);
         write_result(dir.path(), "latency", "libx", "one", Value::Null, 600.0);
         let rows = collect(dir.path(), since).unwrap();
-        assert_eq!(rows.len(), 7);
+        assert_eq!(rows.len(), 8);
+        let gemm = rows.iter().find(|r| r.group == "sgemm").unwrap();
+        assert_eq!(gemm.unit, "GFLOP/s");
+        assert!((gemm.value - 2.0 * 256f64.powi(3) / 1e5).abs() < 1e-9);
         let get = |g: &str, i: &str| {
             rows.iter()
                 .find(|r| r.group == g && r.implementation == i)
@@ -380,6 +481,14 @@ mod tests {
         assert_eq!(json["impl"], "dsmil-avx512");
         assert_eq!(json["baseline_impl"], "sha2");
         assert!(render_table(&rows).contains("2.00x"));
+        let svg = render_svg(&rows);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(
+            svg.matches("<rect x=").count(),
+            rows.len(),
+            "one bar per row"
+        );
+        assert!(svg.contains("sha256_x16 / 4KiB") && svg.contains("(2.00x)"));
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub struct AppState {
     pub started: Instant,
     /// The accelerator: kernel path, CPU features and topology, detected once at start.
     pub accel: AccelInfo,
+    /// The accelerator's compute pool.
+    pub engine: Arc<dsmil_accel::Engine>,
+    /// The event bus every layer publishes to.
+    pub bus: dsmil_core::EventBus,
 }
 
 /// What the accelerator layer detected, as reported by `/api/status`.
@@ -89,7 +93,22 @@ async fn status(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     Json(json!({
         "version": dsmil_core::VERSION,
         "uptime_seconds": state.started.elapsed().as_secs(),
-        "accel": state.accel,
+        "accel": {
+            "path": state.accel.path,
+            "capabilities": state.accel.capabilities,
+            "topology": state.accel.topology,
+            "engine": {
+                "workers": state.engine.workers(),
+                "cores": state.engine.cores(),
+                "pinned": state.engine.pinned(),
+                "scale": state.engine.scale(),
+                "queued": state.engine.queued(),
+                "running": state.engine.running(),
+                "thermal_throttled": state.engine.thermal_throttled(),
+                "counters": state.engine.counters(),
+            },
+        },
+        "event_bus": {"subscribers": state.bus.subscriber_count()},
         "tpm": {"backend": c.tpm.to_string()},
         "store": {"backend": if c.database_url.is_some() { "postgres" } else { "sqlite" }},
         "agents": agents,

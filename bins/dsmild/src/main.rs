@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use dsmil_core::{DaemonConfig, LogFormat, TpmBackendSpec};
+use dsmil_accel::{Engine, EngineConfig, Platform};
+use dsmil_core::{DaemonConfig, EventBus, LogFormat, TpmBackendSpec};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -60,7 +61,7 @@ fn init_tracing(config: &DaemonConfig) {
 
 async fn run(config: DaemonConfig) -> Result<()> {
     let started = Instant::now();
-    let accel = detect_accel()?;
+    let (accel, platform) = detect_accel()?;
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -71,6 +72,16 @@ async fn run(config: DaemonConfig) -> Result<()> {
         .canonicalize()
         .with_context(|| format!("cannot resolve data dir {}", config.data_dir.display()))?;
     let token = token::load_or_create(&data_dir)?;
+    let bus = EventBus::new(config.event_bus_capacity);
+    let engine = Arc::new(
+        Engine::start(
+            EngineConfig::default(),
+            platform,
+            &accel.topology,
+            Some(bus.clone()),
+        )
+        .context("cannot start the accelerator engine")?,
+    );
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -95,6 +106,8 @@ async fn run(config: DaemonConfig) -> Result<()> {
         agents = config.agents.len(),
         accel = %accel.path,
         cores = accel.topology.total_cores,
+        accel_workers = engine.workers(),
+        accel_pinned = engine.pinned(),
         "dsmild started"
     );
     if config.tpm == TpmBackendSpec::Soft {
@@ -112,25 +125,33 @@ async fn run(config: DaemonConfig) -> Result<()> {
         token: token.secret,
         started,
         accel,
+        engine: Arc::clone(&engine),
+        bus,
     });
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("HTTP server failed")?;
+    // Let accelerator work in flight finish; joining threads blocks, so not on a runtime thread.
+    engine.close();
+    tokio::task::spawn_blocking(move || drop(engine))
+        .await
+        .context("accelerator engine shutdown failed")?;
     tracing::info!("dsmild stopped cleanly");
     Ok(())
 }
 
 /// Detects the accelerator path (honouring `DSMIL_ACCEL_FORCE`), CPU features and topology.
-fn detect_accel() -> Result<api::AccelInfo> {
-    let platform = dsmil_accel::Platform::detect()?;
+fn detect_accel() -> Result<(api::AccelInfo, Platform)> {
+    let platform = Platform::detect()?;
     let capabilities = dsmil_accel::capabilities();
     let topology = dsmil_accel::topology::detect(capabilities.has_avx512_core());
-    Ok(api::AccelInfo {
+    let info = api::AccelInfo {
         path: platform.path(),
         capabilities,
         topology,
-    })
+    };
+    Ok((info, platform))
 }
 
 /// Resolves on SIGINT or SIGTERM.

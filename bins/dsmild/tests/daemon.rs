@@ -149,6 +149,8 @@ fn starts_writes_a_private_token_enforces_auth_and_stops_cleanly() {
     assert!(["portable", "avx2", "avx512"].contains(&body["accel"]["path"].as_str().unwrap()));
     assert!(body["accel"]["topology"]["total_cores"].as_u64().unwrap() >= 1);
     assert!(body["accel"]["capabilities"].is_array());
+    assert!(body["accel"]["engine"]["workers"].as_u64().unwrap() >= 1);
+    assert_eq!(body["accel"]["engine"]["scale"], 1.0);
 
     let (status, body) = daemon.get("/api/nope", Some(&token));
     assert_eq!(status, 404);
