@@ -1,5 +1,6 @@
-//! Prints what dsmil-accel detects on this machine and runs a top-5 cosine search over 10,000
-//! random 256-d rows on every available kernel path.
+//! Prints what dsmil-accel detects on this machine, runs a top-5 cosine search over 10,000
+//! random 256-d rows on every available kernel path, and computes statistics through the async
+//! compute engine.
 //!
 //! `cargo run --release -p dsmil-accel --example detect`
 
@@ -45,6 +46,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             started.elapsed()
         );
     }
+
+    // The same data through the engine: submitted from async code, run on the pinned pool.
+    let platform = Platform::detect()?;
+    let engine = dsmil_accel::Engine::start(Default::default(), platform, &topology, None)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let bytes = (matrix.len() * 4) as u64;
+    let done = runtime.block_on(
+        engine.run(dsmil_accel::OpKind::Statistics, bytes, move |p| {
+            dsmil_accel::stats::statistics(p, &matrix)
+        }),
+    )?;
+    println!(
+        "engine ({} workers on cores {:?}): mean {:.5}, std {:.5} in {:?} (op {})",
+        engine.workers(),
+        engine.cores(),
+        done.value.mean,
+        done.value.std_dev,
+        done.elapsed,
+        done.operation_id
+    );
+    engine.shutdown();
     Ok(())
 }
 
