@@ -104,3 +104,56 @@ fn statistics_many_keeps_order() {
     );
     assert_eq!(all[0].mean, 2.0);
 }
+
+/// Matmul against ndarray's own product (matrixmultiply underneath), for random shapes
+/// including empty, 1, odd and kernel-block boundaries, and for transposed inputs.
+mod matmul_vs_ndarray {
+    use dsmil_accel::matmul::{matmul_f32, matmul_f64};
+    use ndarray::Array2;
+    use proptest::prelude::*;
+
+    fn dim() -> impl Strategy<Value = usize> {
+        prop_oneof![
+            Just(0usize),
+            Just(1),
+            Just(7),
+            Just(16),
+            Just(17),
+            Just(48),
+            Just(65),
+            0usize..40
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(60))]
+
+        #[test]
+        fn f64_products_match(m in dim(), k in dim(), n in dim(), seed in any::<u32>(), transpose in any::<bool>()) {
+            let a = Array2::from_shape_fn((m, k), |(i, j)| f64::from((i as u32 * 31 + j as u32 * 17 + seed) % 23) - 11.0);
+            let b = Array2::from_shape_fn((k, n), |(i, j)| f64::from((i as u32 * 13 + j as u32 * 7 + seed) % 19) - 9.0);
+            let want = a.dot(&b);
+            let got = if transpose {
+                let at = a.t().to_owned();
+                matmul_f64(at.t(), b.view()).unwrap()
+            } else {
+                matmul_f64(a.view(), b.view()).unwrap()
+            };
+            // Small integers: every partial sum is exact in f64.
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn f32_products_match(m in dim(), k in dim(), n in dim(), seed in any::<u32>()) {
+            let a = Array2::from_shape_fn((m, k), |(i, j)| ((i as u32 * 31 + j as u32 * 17 + seed) % 23) as f32 - 11.0);
+            let b = Array2::from_shape_fn((k, n), |(i, j)| ((i as u32 * 13 + j as u32 * 7 + seed) % 19) as f32 - 9.0);
+            prop_assert_eq!(matmul_f32(a.view(), b.view()).unwrap(), a.dot(&b));
+        }
+    }
+
+    #[test]
+    fn shape_mismatch_is_an_error() {
+        let a = Array2::<f32>::zeros((2, 3));
+        assert!(matmul_f32(a.view(), a.view()).is_err());
+    }
+}
