@@ -39,6 +39,7 @@
 //!
 //! Speed is measured beside the best libraries by `cargo xtask bench` (see docs/benchmarks.md).
 
+pub mod crypto;
 pub mod detect;
 pub mod engine;
 pub mod kernels;

@@ -42,9 +42,11 @@
 //! ```
 
 mod aligned;
+mod ciphers;
 mod config;
 mod error;
 mod gate;
+mod hashing;
 mod job;
 mod ops;
 mod placement;
@@ -62,6 +64,7 @@ use dsmil_core::ports::{PerformanceScaling, PortError};
 use dsmil_core::{CpuTopology, Event, EventBus};
 
 pub use aligned::{ALIGNMENT, AlignedBytes, AlignedVec};
+pub use ciphers::OwnedChacha20Stream;
 pub use config::{
     EngineConfig, THERMAL_HYSTERESIS_CELSIUS, ThermalSensor, max_zone_temperature,
     sysfs_thermal_sensor,
