@@ -34,6 +34,8 @@
 //!   measured here);
 //! - [`AccelVectorKernel`] and [`quantized`]: exact top-k, and an int8 index with exact
 //!   re-ranking;
+//! - [`crypto`]: multi-buffer SHA-256 and SHA-512, multi-key AES-256 (ECB, CTR) and ChaCha20,
+//!   one message or stream per SIMD lane;
 //! - [`engine`]: the async compute pool — bounded queue, per-operation counters on the event
 //!   bus, performance scaling and thermal throttling.
 //!
