@@ -29,7 +29,8 @@ pub struct BenchArgs {
     /// Where to draw the SVG chart [default: target/criterion/dsmil-bench.svg].
     #[arg(long, value_name = "PATH")]
     pub svg: Option<PathBuf>,
-    /// Only these criterion groups (default: all).
+    /// Only these bench targets (any part of a target's name, e.g. `crypto`, `memory`) or
+    /// criterion groups (e.g. `sha256_x16`); default: everything.
     #[arg(value_name = "GROUP")]
     pub groups: Vec<String>,
 }
@@ -69,6 +70,7 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
         );
         return write_json(args.json.as_deref(), &[]);
     }
+    let (targets, group_filters) = select(targets, &args.groups);
     let started = SystemTime::now();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     for (package, bench) in &targets {
@@ -89,8 +91,8 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
                 "10",
             ]);
         }
-        if !args.groups.is_empty() {
-            cmd.arg(format!("^({})/", args.groups.join("|")));
+        if !group_filters.is_empty() {
+            cmd.arg(format!("^({})/", group_filters.join("|")));
         }
         let status = cmd
             .status()
@@ -123,6 +125,24 @@ fn write_json(path: Option<&Path>, rows: &[Row]) -> Result<()> {
         eprintln!("bench: wrote {} rows to {}", rows.len(), path.display());
     }
     Ok(())
+}
+
+/// Splits the GROUP arguments: one that is part of a bench target's name (`crypto` selects
+/// `crypto_hash` and `crypto_ciphers`, `memory` selects `memory`) picks targets; any other is a
+/// criterion group name. Returns the targets to run and the group filters.
+fn select(targets: Vec<(String, String)>, args: &[String]) -> (Vec<(String, String)>, Vec<String>) {
+    let (target_args, group_args): (Vec<&String>, Vec<&String>) = args
+        .iter()
+        .partition(|a| targets.iter().any(|(_, bench)| bench.contains(a.as_str())));
+    let chosen = if target_args.is_empty() {
+        targets
+    } else {
+        targets
+            .into_iter()
+            .filter(|(_, bench)| target_args.iter().any(|a| bench.contains(a.as_str())))
+            .collect()
+    };
+    (chosen, group_args.into_iter().cloned().collect())
 }
 
 /// (package, bench target) pairs of the workspace.
@@ -489,6 +509,24 @@ mod tests {
             "one bar per row"
         );
         assert!(svg.contains("sha256_x16 / 4KiB") && svg.contains("(2.00x)"));
+    }
+
+    #[test]
+    fn arguments_select_targets_or_groups() {
+        let targets: Vec<(String, String)> = ["crypto_hash", "crypto_ciphers", "memory", "math"]
+            .iter()
+            .map(|b| ("dsmil-accel".to_owned(), (*b).to_owned()))
+            .collect();
+        let names = |t: &[(String, String)]| t.iter().map(|(_, b)| b.clone()).collect::<Vec<_>>();
+        let (t, g) = select(targets.clone(), &["crypto".into()]);
+        assert_eq!(names(&t), vec!["crypto_hash", "crypto_ciphers"]);
+        assert!(g.is_empty());
+        let (t, g) = select(targets.clone(), &["sgemm".into(), "memory".into()]);
+        assert_eq!(names(&t), vec!["memory"]);
+        assert_eq!(g, vec!["sgemm".to_owned()]);
+        let (t, g) = select(targets, &["copy".into()]);
+        assert_eq!(t.len(), 4);
+        assert_eq!(g, vec!["copy".to_owned()]);
     }
 
     #[test]
