@@ -11,31 +11,10 @@ use dsmil_accel::Platform;
 use dsmil_accel::crypto::aes::{Aes256x16, AesBackend, AesError, Block, CtrStream, MAX_KEYS};
 use proptest::prelude::*;
 
+mod common;
+use common::{bytes, hex, key_of};
+
 type Aes256Ctr = ctr::Ctr128BE<Aes256>;
-
-fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.split_whitespace().collect();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-fn key_of(seed: u64) -> [u8; 32] {
-    bytes(32, seed).try_into().unwrap()
-}
 
 fn block_of(seed: u64) -> Block {
     bytes(16, seed ^ 0x5555).try_into().unwrap()

@@ -13,29 +13,8 @@ use dsmil_accel::crypto::chacha20::{
 };
 use proptest::prelude::*;
 
-fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.split_whitespace().collect();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-fn key_of(seed: u64) -> [u8; 32] {
-    bytes(32, seed).try_into().unwrap()
-}
+mod common;
+use common::{bytes, hex, key_of};
 
 fn nonce_of(seed: u64) -> [u8; 12] {
     bytes(12, seed ^ 0x9e37_79b9_7f4a_7c15).try_into().unwrap()

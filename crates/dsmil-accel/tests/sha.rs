@@ -7,8 +7,9 @@
 use dsmil_accel::Platform;
 use dsmil_accel::crypto::sha256::{Sha256Lanes, available_engines, sha256_many, sha256_many_on};
 use dsmil_accel::crypto::sha512::{Sha512Lanes, sha512_many};
-use dsmil_core::hex;
 use proptest::prelude::*;
+
+mod common;
 use sha2::Digest as _;
 
 /// SHAVS §6.4 Monte Carlo test, seed and checkpoints from NIST's SHA256Monte.rsp.
@@ -40,29 +41,13 @@ fn sha256_nist_monte_carlo() {
             "6a912ba4188391a78e6f13d88ed2d14e13afce9db6f7dcbf4a48c24f3db02778",
         ),
     ];
-    for engine in available_engines() {
-        let mut seed: [u8; 32] =
-            hex::decode("6d1e72ad03ddeb5de891e572e2396f8da015d899ef0e79503152d6010a3fe691")
-                .unwrap()
-                .try_into()
-                .unwrap();
-        let mut next = checkpoints.iter().peekable();
-        for j in 0..100 {
-            let mut md = [seed, seed, seed];
-            for _ in 0..1000 {
-                let message = [md[0], md[1], md[2]].concat();
-                let digest = sha256_many_on(engine, &[&message])[0];
-                md = [md[1], md[2], digest];
-            }
-            seed = md[2];
-            if let Some((count, want)) = next.peek()
-                && *count == j
-            {
-                assert_eq!(hex::encode(&seed), *want, "{engine:?}: checkpoint {j}");
-                next.next();
-            }
-        }
-        assert!(next.peek().is_none());
+    for p in available_engines() {
+        common::monte_carlo(
+            &format!("{p:?}"),
+            "6d1e72ad03ddeb5de891e572e2396f8da015d899ef0e79503152d6010a3fe691",
+            &checkpoints,
+            |m| sha256_many_on(p, &[m])[0],
+        );
     }
 }
 
@@ -96,29 +81,12 @@ fn sha512_nist_monte_carlo() {
         ),
     ];
     for p in Platform::available() {
-        let mut seed: [u8; 64] = hex::decode(
+        common::monte_carlo(
+            &format!("{p}"),
             "5c337de5caf35d18ed90b5cddfce001ca1b8ee8602f367e7c24ccca6f893802fb1aca7a3dae32dcd60800a59959bc540d63237876b799229ae71a2526fbc52cd",
-        )
-        .unwrap()
-        .try_into()
-        .unwrap();
-        let mut next = checkpoints.iter().peekable();
-        for j in 0..100 {
-            let mut md = [seed, seed, seed];
-            for _ in 0..1000 {
-                let message = [md[0], md[1], md[2]].concat();
-                let digest = sha512_many(p, &[&message])[0];
-                md = [md[1], md[2], digest];
-            }
-            seed = md[2];
-            if let Some((count, want)) = next.peek()
-                && *count == j
-            {
-                assert_eq!(hex::encode(&seed), *want, "{p}: checkpoint {j}");
-                next.next();
-            }
-        }
-        assert!(next.peek().is_none());
+            &checkpoints,
+            |m| sha512_many(p, &[m])[0],
+        );
     }
 }
 
