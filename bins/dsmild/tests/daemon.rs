@@ -152,6 +152,24 @@ fn starts_writes_a_private_token_enforces_auth_and_stops_cleanly() {
     assert!(body["accel"]["engine"]["workers"].as_u64().unwrap() >= 1);
     assert_eq!(body["accel"]["engine"]["scale"], 1.0);
 
+    let mut resp = agent()
+        .post(format!("{}/api/health", daemon.base))
+        .send("")
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    let body: serde_json::Value = resp.body_mut().read_json().unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+    let resp = agent()
+        .get(format!("{}/api/status", daemon.base))
+        .call()
+        .unwrap();
+    assert_eq!(
+        resp.headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer realm=\"dsmild\"")
+    );
+
     let (status, body) = daemon.get("/api/nope", Some(&token));
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "not_found");
