@@ -1,9 +1,10 @@
 //! `dsmil-learn`: agent performance history with 256-d task embeddings, and learned routing of
 //! tasks to agents (DSMIL layer 2).
 //!
-//! Today the crate holds the [`encoder`]: a deterministic embedding of a task (description, type
-//! and context) that needs no model download. The stores (SQLite, PostgreSQL + pgvector) and the
-//! routing engine build on it.
+//! Today the crate holds the [`encoder`] — a deterministic embedding of a task (description, type
+//! and context) that needs no model download — and the [`router`]'s scoring of candidate agents
+//! from the outcomes of similar past tasks. The stores (SQLite, PostgreSQL + pgvector) and the
+//! engine that ties them together build on these.
 //!
 //! ```
 //! use dsmil_learn::encoder::TaskEncoder;
@@ -22,3 +23,4 @@
 //! ```
 
 pub mod encoder;
+pub mod router;
