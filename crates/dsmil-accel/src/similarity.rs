@@ -4,7 +4,9 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use dsmil_core::ports::{Hit, PortError, Similarity, VectorKernel, check_top_k_input};
+use dsmil_core::ports::{
+    Hit, PortError, Similarity, VectorKernel, check_top_k_input, cosine_from_parts,
+};
 
 use crate::Platform;
 use crate::kernels;
@@ -94,12 +96,7 @@ pub(crate) fn exact_score(
         Similarity::L2 => kernels::l2_squared(platform, query, row),
         Similarity::Cosine => {
             let (dot, rr) = kernels::dot_and_norm_squared(platform, query, row);
-            let row_norm = rr.sqrt();
-            if query_norm == 0.0 || row_norm == 0.0 {
-                0.0
-            } else {
-                dot / (query_norm * row_norm)
-            }
+            cosine_from_parts(dot, query_norm, rr)
         }
     }
 }

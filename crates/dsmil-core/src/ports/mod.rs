@@ -17,7 +17,9 @@ pub use learning::{
     AdviceRequest, AgentAdvisor, DefaultAgentAdvisor, MemoryPerformanceSink, PerformanceSink,
 };
 pub use signing::{HmacSigner, Signer, Verifier};
-pub use vector::{Hit, ScalarVectorKernel, Similarity, VectorKernel, check_top_k_input};
+pub use vector::{
+    Hit, ScalarVectorKernel, Similarity, VectorKernel, check_top_k_input, cosine_from_parts,
+};
 
 use thiserror::Error;
 

@@ -95,6 +95,17 @@ pub fn check_top_k_input(query: &[f32], matrix: &[f32], dim: usize) -> Result<()
     Ok(())
 }
 
+/// Cosine similarity from its parts: `dot = q·r`, `query_norm = ‖q‖`, `row_norm_sq = ‖r‖²`.
+/// A zero query or row scores 0 (every implementation must agree on this edge).
+pub fn cosine_from_parts(dot: f32, query_norm: f32, row_norm_sq: f32) -> f32 {
+    let row_norm = row_norm_sq.sqrt();
+    if query_norm == 0.0 || row_norm == 0.0 {
+        0.0
+    } else {
+        dot / (query_norm * row_norm)
+    }
+}
+
 /// Plain-Rust reference implementation (exact, no SIMD).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ScalarVectorKernel;
@@ -106,12 +117,7 @@ impl ScalarVectorKernel {
             Similarity::L2 => query.iter().zip(row).map(|(a, b)| (a - b) * (a - b)).sum(),
             Similarity::Cosine => {
                 let dot: f32 = query.iter().zip(row).map(|(a, b)| a * b).sum();
-                let row_norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-                if query_norm == 0.0 || row_norm == 0.0 {
-                    0.0
-                } else {
-                    dot / (query_norm * row_norm)
-                }
+                cosine_from_parts(dot, query_norm, row.iter().map(|v| v * v).sum())
             }
         }
     }
