@@ -155,6 +155,28 @@ impl<'a, H: LaneHash, T> Lanes<'a, H, T> {
     }
 }
 
+/// The portable fallback of every [`LaneHash::compress`]: each active lane's `run` blocks, one
+/// lane at a time, padded with `pad` and compressed with `compress` (generic, so both are
+/// inlined: this is the hot loop on machines without SIMD paths).
+pub(crate) fn compress_each<S, const B: usize>(
+    states: &mut [S],
+    inputs: &[(&[u8], usize)],
+    run: usize,
+    active: u32,
+    pad: impl Fn(&[u8], usize, &mut [u8; B]),
+    compress: impl Fn(&mut S, &[u8; B]),
+) {
+    let mut block = [0u8; B];
+    for (i, (state, (msg, first))) in states.iter_mut().zip(inputs).enumerate() {
+        if active & (1 << i) != 0 {
+            for b in 0..run {
+                pad(msg, first + b, &mut block);
+                compress(state, &block);
+            }
+        }
+    }
+}
+
 /// Digests of `messages`, in order, through a [`Lanes`] manager.
 pub fn hash_many<H: LaneHash>(platform: Platform, messages: &[&[u8]]) -> Vec<H::Digest> {
     let mut lanes: Lanes<'_, H, usize> = Lanes::new(platform);

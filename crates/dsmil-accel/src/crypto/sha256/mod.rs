@@ -14,7 +14,7 @@ mod shani;
 
 use dsmil_core::KernelPath;
 
-use super::lanes::{LaneHash, Lanes, hash_many};
+use super::lanes::{LaneHash, Lanes, compress_each, hash_many};
 use crate::Platform;
 
 /// Lanes of the AVX-512 kernel.
@@ -57,13 +57,16 @@ fn digest_bytes(state: &[u32; 8]) -> [u8; 32] {
 
 /// SHA-256 of one message (portable reference).
 pub fn sha256(message: &[u8]) -> [u8; 32] {
-    let mut state = H0;
-    let mut block = [0u8; 64];
-    for b in 0..block_count(message.len()) {
-        padded_block(message, b, &mut block);
-        portable::compress(&mut state, &block);
-    }
-    digest_bytes(&state)
+    let mut state = [H0];
+    compress_each(
+        &mut state,
+        &[(message, 0)],
+        block_count(message.len()),
+        1,
+        padded_block,
+        portable::compress,
+    );
+    digest_bytes(&state[0])
 }
 
 /// SHA-256 as a [`LaneHash`]: 16 lanes on AVX-512, one message at a time elsewhere.
@@ -96,17 +99,14 @@ impl LaneHash for Sha256 {
                 // SAFETY: an Avx512 `Platform` exists only when AVX-512 F/BW/DQ/VL were detected.
                 unsafe { avx512::compress_lanes(states, inputs, run, active) }
             }
-            _ => {
-                let mut block = [0u8; 64];
-                for (i, (state, (msg, first))) in states.iter_mut().zip(inputs).enumerate() {
-                    if active & (1 << i) != 0 {
-                        for b in 0..run {
-                            padded_block(msg, first + b, &mut block);
-                            portable::compress(state, &block);
-                        }
-                    }
-                }
-            }
+            _ => compress_each(
+                states,
+                inputs,
+                run,
+                active,
+                padded_block,
+                portable::compress,
+            ),
         }
     }
 

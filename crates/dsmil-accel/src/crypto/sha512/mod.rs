@@ -7,7 +7,7 @@ mod portable;
 
 use dsmil_core::KernelPath;
 
-use super::lanes::{LaneHash, Lanes, hash_many};
+use super::lanes::{LaneHash, Lanes, compress_each, hash_many};
 use crate::Platform;
 
 /// Lanes of the AVX-512 kernel.
@@ -129,13 +129,16 @@ fn digest_bytes(state: &[u64; 8]) -> [u8; 64] {
 
 /// SHA-512 of one message (portable reference).
 pub fn sha512(message: &[u8]) -> [u8; 64] {
-    let mut state = H0;
-    let mut block = [0u8; 128];
-    for b in 0..block_count(message.len()) {
-        padded_block(message, b, &mut block);
-        portable::compress(&mut state, &block);
-    }
-    digest_bytes(&state)
+    let mut state = [H0];
+    compress_each(
+        &mut state,
+        &[(message, 0)],
+        block_count(message.len()),
+        1,
+        padded_block,
+        portable::compress,
+    );
+    digest_bytes(&state[0])
 }
 
 /// SHA-512 as a [`LaneHash`]: 8 lanes on AVX-512, one message at a time elsewhere.
@@ -168,17 +171,14 @@ impl LaneHash for Sha512 {
                 // SAFETY: an Avx512 `Platform` exists only when AVX-512 F/BW/DQ/VL were detected.
                 unsafe { avx512::compress_lanes(states, inputs, run, active) }
             }
-            _ => {
-                let mut block = [0u8; 128];
-                for (i, (state, (msg, first))) in states.iter_mut().zip(inputs).enumerate() {
-                    if active & (1 << i) != 0 {
-                        for b in 0..run {
-                            padded_block(msg, first + b, &mut block);
-                            portable::compress(state, &block);
-                        }
-                    }
-                }
-            }
+            _ => compress_each(
+                states,
+                inputs,
+                run,
+                active,
+                padded_block,
+                portable::compress,
+            ),
         }
     }
 
