@@ -44,6 +44,7 @@
 pub mod crypto;
 pub mod detect;
 pub mod engine;
+pub mod index;
 pub mod kernels;
 pub mod matmul;
 pub mod memory;
@@ -58,5 +59,6 @@ pub use engine::{
     AccelError, AlignedBytes, AlignedVec, Completed, Engine, EngineConfig, JobHandle, OpCounters,
     OpKind,
 };
+pub use index::AccelIndex;
 pub use platform::{FORCE_VAR, Platform, PlatformError};
 pub use similarity::AccelVectorKernel;

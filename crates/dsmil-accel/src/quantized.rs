@@ -8,7 +8,7 @@
 use std::collections::BinaryHeap;
 
 use dsmil_core::KernelPath;
-use dsmil_core::ports::{Hit, PortError, Similarity, check_top_k_input};
+use dsmil_core::ports::{Hit, PortError, Similarity, check_rows, check_top_k_input};
 
 use crate::similarity::{Ranked, exact_score};
 use crate::{Platform, kernels};
@@ -50,32 +50,42 @@ impl QuantizedIndex {
         dim: usize,
         metric: Similarity,
     ) -> Result<Self, PortError> {
+        let mut index = Self::empty(dim, metric)?;
+        index.append(platform, matrix)?;
+        Ok(index)
+    }
+
+    /// An index without rows, to be grown by [`QuantizedIndex::append`].
+    pub fn empty(dim: usize, metric: Similarity) -> Result<Self, PortError> {
         if dim == 0 {
             return Err(PortError::InvalidInput(
                 "dimension must be at least 1".into(),
             ));
         }
-        if !matrix.len().is_multiple_of(dim) {
-            return Err(PortError::InvalidInput(format!(
-                "matrix has {} values, which is not a multiple of the dimension {dim}",
-                matrix.len()
-            )));
-        }
-        if let Some(i) = matrix.iter().position(|v| !v.is_finite()) {
-            return Err(PortError::InvalidInput(format!(
-                "row {} holds a value that is not finite",
-                i / dim
-            )));
-        }
-        let rows = matrix.len() / dim;
-        let mut codes = vec![0i8; matrix.len()];
-        let mut scales = Vec::with_capacity(rows);
-        let mut norms_sq = Vec::with_capacity(rows);
+        Ok(Self {
+            dim,
+            metric,
+            codes: Vec::new(),
+            scales: Vec::new(),
+            norms_sq: Vec::new(),
+        })
+    }
+
+    /// Quantises and appends `rows` (a multiple of `dim` finite values); on error nothing is
+    /// appended.
+    pub fn append(&mut self, platform: Platform, rows: &[f32]) -> Result<(), PortError> {
+        check_rows(rows, self.dim)?;
+        let dim = self.dim;
+        let start = self.codes.len();
+        self.codes.resize(start + rows.len(), 0);
         let mut unit = vec![0f32; dim];
-        for (row, out) in matrix.chunks_exact(dim).zip(codes.chunks_exact_mut(dim)) {
+        for (row, out) in rows
+            .chunks_exact(dim)
+            .zip(self.codes[start..].chunks_exact_mut(dim))
+        {
             let norm_sq = kernels::dot(platform, row, row);
-            norms_sq.push(norm_sq);
-            let scale = if metric == Similarity::Cosine {
+            self.norms_sq.push(norm_sq);
+            let scale = if self.metric == Similarity::Cosine {
                 let inv = if norm_sq > 0.0 {
                     1.0 / norm_sq.sqrt()
                 } else {
@@ -88,15 +98,19 @@ impl QuantizedIndex {
             } else {
                 quantize_into(row, out)
             };
-            scales.push(scale);
+            self.scales.push(scale);
         }
-        Ok(Self {
-            dim,
-            metric,
-            codes,
-            scales,
-            norms_sq,
-        })
+        Ok(())
+    }
+
+    /// Dimension of the rows.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The metric the codes were built for.
+    pub fn metric(&self) -> Similarity {
+        self.metric
     }
 
     /// Number of rows.

@@ -87,3 +87,47 @@ fn recall_at_10_on_clustered_and_uniform_data() {
         }
     }
 }
+
+#[test]
+fn accel_index_grown_in_pieces_matches_the_flat_reference() {
+    use dsmil_accel::AccelIndex;
+    use dsmil_accel::index::QUANTIZED_FROM_ROWS;
+    use dsmil_core::ports::{FlatIndex, ScalarVectorKernel, VectorIndex};
+    use std::sync::Arc;
+
+    let rows = clustered(QUANTIZED_FROM_ROWS + 1500, 21, 22);
+    let queries = clustered(20, 21, 23);
+    for p in Platform::available() {
+        let mut accel = AccelIndex::new(p, DIM, Similarity::Cosine).unwrap();
+        let mut flat = FlatIndex::new(Arc::new(ScalarVectorKernel), DIM, Similarity::Cosine);
+        // Uneven pieces, searched after each, so both the exact and the int8 regime are hit.
+        let mut start = 0;
+        for piece in [1usize, 999, 3000, 1596] {
+            let chunk = &rows[start * DIM..(start + piece) * DIM];
+            accel.add(chunk).unwrap();
+            flat.add(chunk).unwrap();
+            start += piece;
+            assert_eq!(accel.len(), flat.len());
+            for q in queries.chunks_exact(DIM) {
+                let got: Vec<usize> = accel
+                    .search(q, 10)
+                    .unwrap()
+                    .iter()
+                    .map(|h| h.index)
+                    .collect();
+                let want: Vec<usize> = flat
+                    .search(q, 10)
+                    .unwrap()
+                    .iter()
+                    .map(|h| h.index)
+                    .collect();
+                assert_eq!(got, want, "{p} after {start} rows");
+            }
+        }
+        assert!(accel.len() >= QUANTIZED_FROM_ROWS);
+        let mut bad = vec![0.5f32; DIM];
+        bad[3] = f32::INFINITY;
+        assert!(accel.add(&bad).is_err());
+        assert_eq!(accel.len(), start, "a refused row is not appended");
+    }
+}

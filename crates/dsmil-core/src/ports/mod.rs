@@ -7,12 +7,14 @@
 
 mod audit;
 mod control;
+mod index;
 mod learning;
 mod signing;
 mod vector;
 
 pub use audit::{AuditReceipt, AuditSink, MemoryAuditSink};
 pub use control::{PerformanceScaling, RecordingThrottle, ScalingKnob, Throttle, ThrottleState};
+pub use index::{FlatIndex, VectorIndex, check_rows};
 pub use learning::{
     AdviceRequest, AgentAdvisor, DefaultAgentAdvisor, MemoryPerformanceSink, PerformanceSink,
 };
