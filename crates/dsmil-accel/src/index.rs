@@ -63,16 +63,14 @@ impl VectorIndex for AccelIndex {
 
     fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>, PortError> {
         if self.len() < QUANTIZED_FROM_ROWS {
-            AccelVectorKernel::new(self.platform).top_k(
-                query,
-                &self.rows,
-                self.dim(),
-                k,
-                self.metric(),
-            )
+            self.search_exact(query, k)
         } else {
             self.codes
                 .search(self.platform, query, &self.rows, k, default_candidates(k))
         }
+    }
+
+    fn search_exact(&self, query: &[f32], k: usize) -> Result<Vec<Hit>, PortError> {
+        AccelVectorKernel::new(self.platform).top_k(query, &self.rows, self.dim(), k, self.metric())
     }
 }

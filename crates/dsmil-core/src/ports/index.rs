@@ -36,7 +36,14 @@ pub trait VectorIndex: Send + Sync {
     fn add(&mut self, rows: &[f32]) -> Result<(), PortError>;
 
     /// The `k` best rows for `query`, best first, ties by row number; values are exact scores.
+    /// An index may find them approximately (its recall is documented by the implementation).
     fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>, PortError>;
+
+    /// Like [`VectorIndex::search`], but always by comparing every row: the true top `k`.
+    /// Default: `search` (right for indexes that are exact anyway).
+    fn search_exact(&self, query: &[f32], k: usize) -> Result<Vec<Hit>, PortError> {
+        self.search(query, k)
+    }
 }
 
 /// Checks rows about to be appended: shape and finiteness, naming the first bad row.
