@@ -57,6 +57,20 @@ impl Client {
         self.answer(&url, response)
     }
 
+    /// `POST path` with `body` of `content_type` and the token; the JSON answer, or the API's
+    /// error as an [`ApiFailure`].
+    pub fn post_raw(&self, path: &str, content_type: &str, body: String) -> Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let token = self.token()?;
+        let response = self
+            .agent
+            .post(&url)
+            .header("Authorization", &format!("Bearer {token}"))
+            .header("Content-Type", content_type)
+            .send(body);
+        self.answer(&url, response)
+    }
+
     fn answer(
         &self,
         url: &str,
@@ -77,8 +91,40 @@ impl Client {
         if status.is_success() {
             return Ok(body);
         }
-        let code = body["error"]["code"].as_str().unwrap_or("unknown");
-        let message = body["error"]["message"].as_str().unwrap_or("(no message)");
-        bail!("dsmild refused the request ({status}, {code}): {message}")
+        Err(ApiFailure {
+            status: status.as_u16(),
+            code: body["error"]["code"].as_str().unwrap_or("unknown").to_owned(),
+            message: body["error"]["message"]
+                .as_str()
+                .unwrap_or("(no message)")
+                .to_owned(),
+            detail: body["error"].clone(),
+        }
+        .into())
     }
 }
+
+/// dsmild answered with an error.
+#[derive(Debug)]
+pub struct ApiFailure {
+    /// HTTP status.
+    pub status: u16,
+    /// The error code.
+    pub code: String,
+    /// The message.
+    pub message: String,
+    /// The whole error object (extra fields such as `record` and `field`).
+    pub detail: Value,
+}
+
+impl std::fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "dsmild refused the request ({}, {}): {}",
+            self.status, self.code, self.message
+        )
+    }
+}
+
+impl std::error::Error for ApiFailure {}

@@ -1,6 +1,7 @@
 //! `dsmilctl`, the command-line client of dsmild's API, and offline tools.
 
 mod client;
+mod learn;
 mod output;
 
 use std::path::PathBuf;
@@ -45,6 +46,11 @@ struct Cli {
 enum Command {
     /// Show what the daemon runs: version, uptime, TPM and store backends, agents.
     Status,
+    /// Performance history and agent predictions.
+    Learn {
+        #[command(subcommand)]
+        action: LearnAction,
+    },
     /// Work with dsmild configuration files (offline).
     Config {
         #[command(subcommand)]
@@ -63,6 +69,32 @@ enum ConfigAction {
     Default,
 }
 
+#[derive(Debug, Subcommand)]
+enum LearnAction {
+    /// Import performance records from an NDJSON file (checked first: a bad line sends nothing).
+    Import {
+        /// One record per line (seed field names, see CONTRACTS.md).
+        file: PathBuf,
+        /// Records per request; each request is stored all-or-nothing.
+        #[arg(long, default_value_t = 5000)]
+        batch: usize,
+    },
+    /// Ask which agent should run a task.
+    Predict {
+        /// The task in words.
+        text: String,
+        /// Conditions as a JSON object, e.g. '{"size": 4096}'.
+        #[arg(long)]
+        context: Option<String>,
+        /// Kind of task.
+        #[arg(long)]
+        task_type: Option<String>,
+        /// An agent not to choose (repeatable).
+        #[arg(long = "exclude", value_name = "AGENT")]
+        exclude: Vec<String>,
+    },
+}
+
 fn main() {
     let cli = Cli::parse();
     if let Err(err) = run(&cli) {
@@ -76,6 +108,30 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Status => {
             let status = Client::new(&cli.url, &cli.token_file)?.get("/api/status")?;
             output::print(cli.json, &status, output::status_text);
+        }
+        Command::Learn { action } => {
+            let client = Client::new(&cli.url, &cli.token_file)?;
+            match action {
+                LearnAction::Import { file, batch } => {
+                    let summary = learn::import(&client, file, *batch)?;
+                    output::print(cli.json, &summary, learn::import_text);
+                }
+                LearnAction::Predict {
+                    text,
+                    context,
+                    task_type,
+                    exclude,
+                } => {
+                    let p = learn::predict(
+                        &client,
+                        text,
+                        context.as_deref(),
+                        task_type.as_deref(),
+                        exclude,
+                    )?;
+                    output::print(cli.json, &p, learn::prediction_text);
+                }
+            }
         }
         Command::Config { action } => match action {
             ConfigAction::Check { file } => {

@@ -1,5 +1,5 @@
-//! The HTTP API surface dsmild serves today: health, status, token auth and the JSON error
-//! format of CONTRACTS.md. Layers add their routes here as they are wired in.
+//! The HTTP API dsmild serves: health, status, token auth and the JSON error format of
+//! CONTRACTS.md; each layer's routes live in their own module (`api_learn`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,6 +29,8 @@ pub struct AppState {
     pub engine: Arc<dsmil_accel::Engine>,
     /// The event bus every layer publishes to.
     pub bus: dsmil_core::EventBus,
+    /// The learning engine (`None` only in tests of other routes).
+    pub learning: Option<Arc<dsmil_learn::LearningEngine>>,
 }
 
 /// What the accelerator layer detected, as reported by `/api/status`.
@@ -42,11 +44,13 @@ pub struct AccelInfo {
     pub topology: dsmil_core::CpuTopology,
 }
 
-/// An API error rendered as `{"error":{"code","message"}}` with its status.
+/// An API error rendered as `{"error":{"code","message"}}` with its status (plus optional
+/// details, e.g. the record and field of a rejected record).
 pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    detail: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -56,13 +60,28 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            detail: None,
         }
+    }
+
+    /// Adds fields to the error object (merged beside `code` and `message`).
+    pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = Some(detail);
+        self
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let (Some(serde_json::Value::Object(extra)), Some(obj)) =
+            (self.detail, error.as_object_mut())
+        {
+            for (k, v) in extra {
+                obj.entry(k).or_insert(v);
+            }
+        }
+        let body = json!({ "error": error });
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             // RFC 6750: tell the client which scheme to use.
@@ -79,6 +98,7 @@ impl IntoResponse for ApiError {
 pub fn router(state: Arc<AppState>) -> Router {
     let protected = Router::new()
         .route("/api/status", get(status))
+        .merge(crate::api_learn::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/api/health", get(health))
@@ -92,7 +112,22 @@ async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
+async fn store_status(state: &AppState) -> serde_json::Value {
+    let Some(engine) = &state.learning else {
+        return json!({"backend": "none"});
+    };
+    let store = engine.store();
+    json!({
+        "backend": store.backend(),
+        "search": store.search_engine(),
+        "records": store.count().await.ok(),
+        "pending": store.pending().await.ok(),
+        "known_agents": engine.known_agents().len(),
+    })
+}
+
 async fn status(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let store = store_status(&state).await;
     let c = &state.config;
     let agents: Vec<_> = c
         .agents
@@ -119,7 +154,7 @@ async fn status(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
         },
         "event_bus": {"subscribers": state.bus.subscriber_count()},
         "tpm": {"backend": c.tpm.to_string()},
-        "store": {"backend": if c.database_url.is_some() { "postgres" } else { "sqlite" }},
+        "store": store,
         "agents": agents,
     }))
 }

@@ -2,7 +2,9 @@
 //! dir and API token, composes the layers and serves the API until SIGINT/SIGTERM.
 
 mod api;
+mod api_learn;
 mod cli;
+mod learning;
 mod settings;
 mod token;
 
@@ -83,6 +85,8 @@ async fn run(config: DaemonConfig) -> Result<()> {
         .context("cannot start the accelerator engine")?,
     );
 
+    let learning = learning::start(&config, &data_dir, platform).await?;
+
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -102,7 +106,8 @@ async fn run(config: DaemonConfig) -> Result<()> {
         token_created = token.created,
         url = %format!("http://{local}/"),
         tpm = %config.tpm,
-        store = if config.database_url.is_some() { "postgres" } else { "sqlite" },
+        store = learning.store().backend(),
+        search = %learning.store().search_engine(),
         agents = config.agents.len(),
         accel = %accel.path,
         cores = accel.topology.total_cores,
@@ -127,6 +132,7 @@ async fn run(config: DaemonConfig) -> Result<()> {
         accel,
         engine: Arc::clone(&engine),
         bus,
+        learning: Some(learning),
     });
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown_signal())

@@ -601,12 +601,13 @@ impl LearningEngine {
         let agents = self.store.agent_stats(Some(window)).await?;
         let runs = self.window_runs().await?;
         let anomalies = analysis::anomalies(&runs, &self.config.anomaly).len();
+        let known_agents = pick(&self.agents).len();
         Ok(Insights {
             store_backend: self.store.backend().into(),
             search_engine: self.store.search_engine(),
             total_records: self.store.count().await?,
             pending_records: self.store.pending().await?,
-            known_agents: pick(&self.agents).len(),
+            known_agents,
             last_hour: self.system_summary(1).await?,
             best_agent_by_task_type: best_by_task_type(&runs, &self.config.router),
             anomalies,

@@ -241,3 +241,45 @@ async fn searches_reject_bad_requests() {
         b.cleanup().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_bulk_loads_rebuild_the_index_and_replays_store_once() {
+    use dsmil_learn::store::{PerformanceStore, PgStore, PgStoreConfig};
+    let Some(url) = database_url() else { return };
+    let mut config = PgStoreConfig::new(url.clone());
+    config.schema = schema_name();
+    config.bulk_reindex_from = 200;
+    let pg = PgStore::connect(config.clone()).await.unwrap();
+    let mut rng = Rng(12);
+    let records = many(&mut rng, 400, &["a", "b"]);
+    assert_eq!(pg.insert(&records[..100]).await.unwrap(), 100);
+    // Bulk: 300 records, 50 of them already stored (a replay); the index is rebuilt.
+    assert_eq!(pg.insert(&records[50..]).await.unwrap(), 300);
+    assert_eq!(pg.count().await.unwrap(), 400);
+    let pool = sqlx::postgres::PgPool::connect(&url).await.unwrap();
+    let indexes: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = 'agent_performance_metrics_embedding'",
+    )
+    .bind(&config.schema)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(indexes, 1, "the HNSW index is back after a bulk load");
+    // A missing index (a crash mid-rebuild) is rebuilt on connect.
+    sqlx::query(&format!("DROP INDEX \"{}\".agent_performance_metrics_embedding", config.schema))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let again = PgStore::connect(config.clone()).await.unwrap();
+    let indexes: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = 'agent_performance_metrics_embedding'",
+    )
+    .bind(&config.schema)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(indexes, 1);
+    let hit = again.find_similar(&records[300].embedding, 0.0, 1, SearchMode::Default).await.unwrap();
+    assert_eq!(hit[0].task.record_id, records[300].record_id);
+    again.drop_schema().await.unwrap();
+}

@@ -14,8 +14,9 @@ const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 /// Microseconds from the Unix epoch to PostgreSQL's epoch, 2000-01-01.
 const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 
-/// The columns [`encode_row`] writes, in order, for `COPY … (columns) FROM STDIN`.
-pub(super) const STAGING_COLUMNS: &str = "ord, record_id, agent_id, task_type, task_description, \
+/// The columns [`encode_row`] writes after the optional `ord`, in order, for
+/// `COPY … (columns) FROM STDIN`.
+pub(super) const COLUMNS: &str = "record_id, agent_id, task_type, task_description, \
      execution_time_ms, success_rate, resource_usage, error_details, context_factors, \
      vector_embedding, tpm_signature, timestamp";
 
@@ -76,10 +77,15 @@ fn vector(out: &mut Vec<u8>, values: &[f32]) {
     field(out, &bytes);
 }
 
-/// Appends one row of [`STAGING_COLUMNS`].
-pub(super) fn encode_row(out: &mut Vec<u8>, ord: i64, r: &StoredRecord) {
-    out.extend_from_slice(&13i16.to_be_bytes());
-    field(out, &ord.to_be_bytes());
+/// Appends one row: `ord` (when given, for the staging table) and then [`COLUMNS`].
+pub(super) fn encode_row(out: &mut Vec<u8>, ord: Option<i64>, r: &StoredRecord) {
+    match ord {
+        Some(ord) => {
+            out.extend_from_slice(&13i16.to_be_bytes());
+            field(out, &ord.to_be_bytes());
+        }
+        None => out.extend_from_slice(&12i16.to_be_bytes()),
+    }
     field(out, r.record_id.as_bytes());
     text(out, Some(r.agent_id.as_str()));
     text(out, Some(&r.task_type));

@@ -1,9 +1,16 @@
 //! The production store: PostgreSQL with pgvector, searched through an HNSW index
 //! (`vector_cosine_ops`), written with binary COPY.
 //!
-//! Writes go into a per-connection temporary staging table by `COPY … FROM STDIN (FORMAT
-//! binary)` and move to the real table with `INSERT … SELECT … ON CONFLICT (record_id) DO
-//! NOTHING` in the same transaction, so a batch is atomic and a replayed record is stored once.
+//! A batch is written with one `COPY … FROM STDIN (FORMAT binary)` straight into the table, in
+//! one transaction (atomic). If that meets a record id that is already stored (a replay after
+//! an uncertain commit), the batch is written again through a temporary staging table and
+//! `INSERT … SELECT … ON CONFLICT (record_id) DO NOTHING`, so each record is stored once.
+//!
+//! Incremental HNSW insertion dominates the cost of a write (see docs/benchmarks.md). A batch of
+//! at least [`PgStoreConfig::bulk_reindex_from`] records therefore drops the HNSW index, loads,
+//! and rebuilds it (parallel build, `maintenance_work_mem` raised for that session); searches
+//! meanwhile run as exact scans. A store that finds the index missing when it connects (a crash
+//! mid-rebuild) rebuilds it.
 
 use std::time::Duration;
 
@@ -17,19 +24,31 @@ use sqlx::types::Json;
 use sqlx::{Connection, Executor, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
-use super::copy::{STAGING_COLUMNS, encode_row, header, trailer};
+use super::copy::{encode_row, header, trailer};
 use super::{
     AgentStats, HistoryFilter, PerformanceStore, SearchMode, SimilarTask, check_search, std_dev,
 };
 use crate::error::LearnError;
 use crate::record::{StoredRecord, TaskSummary};
 
-const COLUMNS: &str = "record_id, agent_id, task_type, task_description, execution_time_ms, \
-     success_rate, resource_usage, error_details, context_factors, vector_embedding, \
-     tpm_signature, timestamp";
+use super::copy::COLUMNS;
 
 const SUMMARY_COLUMNS: &str = "record_id, agent_id, task_type, task_description, \
      execution_time_ms, success_rate, resource_usage, timestamp";
+
+/// The HNSW index (cosine), created when missing.
+const CREATE_INDEX: &str = "CREATE INDEX IF NOT EXISTS agent_performance_metrics_embedding \
+     ON agent_performance_metrics USING hnsw (vector_embedding vector_cosine_ops)";
+
+/// The per-connection staging table for batches that may hold already-stored ids.
+const STAGING_TABLE: &str = "CREATE TEMP TABLE IF NOT EXISTS dsmil_staging (
+    ord BIGINT NOT NULL, record_id UUID NOT NULL, agent_id TEXT NOT NULL,
+    task_type TEXT NOT NULL, task_description TEXT NOT NULL,
+    execution_time_ms BIGINT NOT NULL, success_rate DOUBLE PRECISION NOT NULL,
+    resource_usage JSONB NOT NULL, error_details TEXT, context_factors JSONB NOT NULL,
+    vector_embedding vector(256) NOT NULL, tpm_signature TEXT,
+    timestamp TIMESTAMPTZ NOT NULL
+ ) ON COMMIT DELETE ROWS";
 
 /// Bytes of COPY data sent per message.
 const COPY_CHUNK_BYTES: usize = 1 << 20;
@@ -48,6 +67,11 @@ pub struct PgStoreConfig {
     /// How long a call waits for a connection before the store counts as unavailable.
     /// Default: 3 s.
     pub acquire_timeout: Duration,
+    /// Batches at least this large rebuild the HNSW index instead of inserting into it.
+    /// Default: 50,000.
+    pub bulk_reindex_from: usize,
+    /// `maintenance_work_mem` for index rebuilds. Default: `1GB`.
+    pub index_build_memory: String,
 }
 
 impl PgStoreConfig {
@@ -59,6 +83,8 @@ impl PgStoreConfig {
             ef_search: 100,
             max_connections: 8,
             acquire_timeout: Duration::from_secs(3),
+            bulk_reindex_from: 50_000,
+            index_build_memory: "1GB".into(),
         }
     }
 }
@@ -122,7 +148,81 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| LearnError::Storage(format!("migrating PostgreSQL: {e}")))?;
-        Ok(Self { pool, config })
+        let store = Self { pool, config };
+        store.ensure_index().await?;
+        Ok(store)
+    }
+
+    /// Builds the HNSW index if it is missing.
+    async fn ensure_index(&self) -> Result<(), LearnError> {
+        let mut conn = self.pool.acquire().await.map_err(LearnError::from_sqlx)?;
+        let memory = self.config.index_build_memory.replace('\'', "");
+        conn.execute(format!("SET maintenance_work_mem = '{memory}'").as_str())
+            .await
+            .map_err(LearnError::from_sqlx)?;
+        conn.execute(format!("{CREATE_INDEX}; RESET maintenance_work_mem").as_str())
+            .await
+            .map_err(LearnError::from_sqlx)?;
+        Ok(())
+    }
+
+    /// One COPY of `records` into `table` (with `ord` for the staging table) inside `tx`.
+    async fn copy(
+        conn: &mut sqlx::PgConnection,
+        table: &str,
+        staging: bool,
+        records: &[StoredRecord],
+    ) -> Result<(), sqlx::Error> {
+        let columns = if staging { format!("ord, {COLUMNS}") } else { COLUMNS.to_owned() };
+        let mut copy = conn
+            .copy_in_raw(&format!("COPY {table} ({columns}) FROM STDIN (FORMAT binary)"))
+            .await?;
+        let mut buffer = Vec::with_capacity(COPY_CHUNK_BYTES + 4096);
+        header(&mut buffer);
+        for (ord, record) in records.iter().enumerate() {
+            encode_row(&mut buffer, staging.then_some(ord as i64), record);
+            if buffer.len() >= COPY_CHUNK_BYTES {
+                copy.send(std::mem::take(&mut buffer)).await?;
+            }
+        }
+        trailer(&mut buffer);
+        copy.send(buffer).await?;
+        copy.finish().await?;
+        Ok(())
+    }
+
+    /// Writes `records` atomically, skipping ids already stored.
+    async fn write(&self, records: &[StoredRecord]) -> Result<u64, LearnError> {
+        let mut conn = self.pool.acquire().await.map_err(LearnError::from_sqlx)?;
+        let mut tx = conn.begin().await.map_err(LearnError::from_sqlx)?;
+        match Self::copy(&mut tx, "agent_performance_metrics", false, records).await {
+            Ok(()) => {
+                tx.commit().await.map_err(LearnError::from_sqlx)?;
+                return Ok(records.len() as u64);
+            }
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
+                tx.rollback().await.map_err(LearnError::from_sqlx)?;
+            }
+            Err(e) => return Err(LearnError::from_sqlx(e)),
+        }
+        let mut tx = conn.begin().await.map_err(LearnError::from_sqlx)?;
+        sqlx::query(STAGING_TABLE)
+            .execute(&mut *tx)
+            .await
+            .map_err(LearnError::from_sqlx)?;
+        Self::copy(&mut tx, "dsmil_staging", true, records)
+            .await
+            .map_err(LearnError::from_sqlx)?;
+        let done = sqlx::query(&format!(
+            "INSERT INTO agent_performance_metrics ({COLUMNS}) \
+             SELECT {COLUMNS} FROM dsmil_staging ORDER BY ord \
+             ON CONFLICT (record_id) DO NOTHING"
+        ))
+        .execute(&mut *tx)
+        .await
+        .map_err(LearnError::from_sqlx)?;
+        tx.commit().await.map_err(LearnError::from_sqlx)?;
+        Ok(done.rows_affected())
     }
 
     /// The configuration it was opened with.
@@ -212,50 +312,17 @@ impl PerformanceStore for PgStore {
         if records.is_empty() {
             return Ok(0);
         }
-        let mut conn = self.pool.acquire().await.map_err(LearnError::from_sqlx)?;
-        let mut tx = conn.begin().await.map_err(LearnError::from_sqlx)?;
-        sqlx::query(
-            "CREATE TEMP TABLE IF NOT EXISTS dsmil_staging (
-                ord BIGINT NOT NULL, record_id UUID NOT NULL, agent_id TEXT NOT NULL,
-                task_type TEXT NOT NULL, task_description TEXT NOT NULL,
-                execution_time_ms BIGINT NOT NULL, success_rate DOUBLE PRECISION NOT NULL,
-                resource_usage JSONB NOT NULL, error_details TEXT, context_factors JSONB NOT NULL,
-                vector_embedding vector(256) NOT NULL, tpm_signature TEXT,
-                timestamp TIMESTAMPTZ NOT NULL
-             ) ON COMMIT DELETE ROWS",
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(LearnError::from_sqlx)?;
-        let mut copy = tx
-            .copy_in_raw(&format!(
-                "COPY dsmil_staging ({STAGING_COLUMNS}) FROM STDIN (FORMAT binary)"
-            ))
+        if records.len() < self.config.bulk_reindex_from {
+            return self.write(records).await;
+        }
+        sqlx::query("DROP INDEX IF EXISTS agent_performance_metrics_embedding")
+            .execute(&self.pool)
             .await
             .map_err(LearnError::from_sqlx)?;
-        let mut buffer = Vec::with_capacity(COPY_CHUNK_BYTES + 4096);
-        header(&mut buffer);
-        for (ord, record) in records.iter().enumerate() {
-            encode_row(&mut buffer, ord as i64, record);
-            if buffer.len() >= COPY_CHUNK_BYTES {
-                copy.send(std::mem::take(&mut buffer))
-                    .await
-                    .map_err(LearnError::from_sqlx)?;
-            }
-        }
-        trailer(&mut buffer);
-        copy.send(buffer).await.map_err(LearnError::from_sqlx)?;
-        copy.finish().await.map_err(LearnError::from_sqlx)?;
-        let done = sqlx::query(&format!(
-            "INSERT INTO agent_performance_metrics ({COLUMNS}) \
-             SELECT {COLUMNS} FROM dsmil_staging ORDER BY ord \
-             ON CONFLICT (record_id) DO NOTHING"
-        ))
-        .execute(&mut *tx)
-        .await
-        .map_err(LearnError::from_sqlx)?;
-        tx.commit().await.map_err(LearnError::from_sqlx)?;
-        Ok(done.rows_affected())
+        let written = self.write(records).await;
+        // Rebuild even when the load failed; if this fails too, the next connect repairs it.
+        self.ensure_index().await?;
+        written
     }
 
     async fn count(&self) -> Result<u64, LearnError> {
