@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -121,26 +121,7 @@ fn status_against_a_real_daemon_in_text_and_json() {
         "[[agents]]\nid = \"echo\"\nkind = \"command\"\ncommand = \"/bin/cat\"\n",
     )
     .unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let data = dir.path().join("data");
-    let _daemon = Running(
-        Command::new(dsmild)
-            .arg("--config")
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let url = format!("http://127.0.0.1:{port}");
-    let token = data.join("api-token");
+    let (_daemon, url, token) = start_daemon(dsmild, &config, dir.path());
     let args = [
         "--url",
         &url,
@@ -176,4 +157,90 @@ fn status_against_a_real_daemon_in_text_and_json() {
     let out = dsmilctl(&args);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("401"), "{}", text(&out.stderr));
+}
+
+/// Starts `dsmild` with `config` and a data dir under `dir`; waits for it to answer.
+fn start_daemon(dsmild: PathBuf, config: &Path, dir: &Path) -> (Running, String, PathBuf) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let data = dir.join("data");
+    let daemon = Running(
+        Command::new(dsmild)
+            .arg("--config")
+            .arg(config)
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !data.join("api-token").exists()
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    {
+        assert!(Instant::now() < deadline, "dsmild did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (daemon, url, data.join("api-token"))
+}
+
+#[test]
+fn learn_import_checks_the_file_first_then_predicts() {
+    let Some(dsmild) = sibling_dsmild() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dsmil.toml");
+    std::fs::write(&config, "").unwrap();
+    let (_daemon, url, token) = start_daemon(dsmild, &config, dir.path());
+    let token = token.to_str().unwrap().to_owned();
+    let record = |agent: &str, text: &str, success: f64| {
+        serde_json::json!({"agent_id": agent, "task_type": "job", "task_description": text,
+            "execution_time_ms": 20, "success_rate": success})
+        .to_string()
+    };
+    let mut lines = Vec::new();
+    for i in 0..1200 {
+        lines.push(record("indexer", &format!("rebuild the search index shard {i}"), 1.0));
+        lines.push(record("mailer", &format!("rebuild the search index shard {i}"), 0.2));
+    }
+    let good = dir.path().join("good.ndjson");
+    std::fs::write(&good, lines.join("\n") + "\n").unwrap();
+    let mut broken = lines.clone();
+    broken.insert(700, r#"{"agent_id":"x","task_type":"job","execution_time_ms":1,"success_rate":1,"speed":9}"#.into());
+    let bad = dir.path().join("bad.ndjson");
+    std::fs::write(&bad, broken.join("\n")).unwrap();
+
+    let base = ["--url", url.as_str(), "--token-file", token.as_str()];
+    let run = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        dsmilctl(&args)
+    };
+    let out = run(&["learn", "import", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("bad.ndjson:701") && err.contains("speed"), "{err}");
+    let out = run(&["--json", "status"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["store"]["records"], 0, "a bad file sends nothing");
+
+    let out = run(&["learn", "import", "--batch", "500", good.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("imported 2400 records"), "{}", text(&out.stdout));
+    let out = run(&["--json", "learn", "predict", "rebuild the search index of the archive", "--context", r#"{"size": 10}"#]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(p["predicted_agent"], "indexer", "{p}");
+    let out = run(&["learn", "predict", "rebuild the search index", "--exclude", "indexer"]);
+    assert!(text(&out.stdout).starts_with("mailer"), "{}", text(&out.stdout));
+    let out = run(&["learn", "predict", "x", "--context", "[1]"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("JSON object"), "{}", text(&out.stderr));
 }
