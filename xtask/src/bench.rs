@@ -35,6 +35,13 @@ pub struct BenchArgs {
     pub groups: Vec<String>,
 }
 
+/// Environment variable naming the directory where benches that measure something other than
+/// time (routing quality, latency percentiles) write their rows as JSON arrays of [`Row`]s.
+pub const ROWS_DIR_VAR: &str = "DSMIL_BENCH_ROWS_DIR";
+
+/// That directory, under `target/criterion`.
+const ROWS_DIR: &str = "dsmil-rows";
+
 /// Prefix that marks the project's own implementations.
 pub const PROJECT_PREFIX: &str = "dsmil-";
 
@@ -77,6 +84,10 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
         eprintln!("bench: running {package}/{bench}");
         let mut cmd = Command::new(&cargo);
         cmd.current_dir(root)
+            .env(
+                ROWS_DIR_VAR,
+                root.join("target").join("criterion").join(ROWS_DIR),
+            )
             .args(["bench", "-p", package, "--bench", bench, "--"])
             .arg("--noplot")
             // Criterion's own report goes to stderr; stdout carries only the final table.
@@ -193,6 +204,15 @@ fn visit(dir: &Path, since: SystemTime, rows: &mut Vec<Row>) -> Result<()> {
                 continue;
             }
             visit(&path, since, rows)?;
+        } else if path.parent().is_some_and(|p| p.ends_with(ROWS_DIR))
+            && path.extension().is_some_and(|e| e == "json")
+        {
+            let fresh = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= since);
+            if fresh {
+                rows.extend(read_rows(&path)?);
+            }
         } else if path.file_name().is_some_and(|n| n == "benchmark.json")
             && path.parent().is_some_and(|p| p.ends_with("new"))
         {
@@ -205,6 +225,41 @@ fn visit(dir: &Path, since: SystemTime, rows: &mut Vec<Row>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Rows a bench wrote itself (a JSON array of `{group, case, impl, unit, value}`).
+fn read_rows(path: &Path) -> Result<Vec<Row>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let values: Vec<Value> = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a JSON array", path.display()))?;
+    values
+        .iter()
+        .map(|v| {
+            let field = |name: &str| {
+                v[name]
+                    .as_str()
+                    .map(str::to_owned)
+                    .with_context(|| format!("{}: a row lacks {name:?}", path.display()))
+            };
+            Ok(Row {
+                group: field("group")?,
+                case: field("case")?,
+                implementation: field("impl")?,
+                unit: field("unit")?,
+                value: v["value"]
+                    .as_f64()
+                    .with_context(|| format!("{}: a row lacks a numeric value", path.display()))?,
+                baseline_impl: None,
+                ratio: None,
+            })
+        })
+        .collect()
+}
+
+/// Whether larger values of `unit` are better (rates, rewards) or smaller (times).
+fn higher_is_better(unit: &str) -> bool {
+    !matches!(unit, "ns" | "µs" | "us" | "ms" | "s")
 }
 
 /// One row from `…/new/benchmark.json` and its sibling `estimates.json`.
@@ -267,7 +322,7 @@ pub fn add_ratios(rows: &mut [Row]) {
         .iter()
         .filter(|r| !r.implementation.starts_with(PROJECT_PREFIX))
     {
-        let higher_is_better = r.unit != "ns";
+        let higher_is_better = higher_is_better(&r.unit);
         let key = (r.group.clone(), r.case.clone());
         let better = match best.get(&key) {
             None => true,
@@ -535,5 +590,38 @@ mod tests {
         write_result(dir.path(), "g", "dsmil-a", "c", json!({"Bytes": 1}), 1.0);
         let later = SystemTime::now() + std::time::Duration::from_secs(3600);
         assert!(collect(dir.path(), later).unwrap().is_empty());
+    }
+
+    #[test]
+    fn rows_written_by_benches_join_the_table_and_times_rank_lower_as_better() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows_dir = dir.path().join(ROWS_DIR);
+        std::fs::create_dir_all(&rows_dir).unwrap();
+        let rows = json!([
+            {"group": "predict", "case": "p99", "impl": "dsmil-embedded", "unit": "ms", "value": 1.0},
+            {"group": "predict", "case": "p99", "impl": "pgvector", "unit": "ms", "value": 4.0},
+            {"group": "predict", "case": "p99", "impl": "flat", "unit": "ms", "value": 2.0},
+            {"group": "quality", "case": "all", "impl": "dsmil-router", "unit": "reward", "value": 0.9},
+            {"group": "quality", "case": "all", "impl": "oracle", "unit": "reward", "value": 1.0}
+        ]);
+        std::fs::write(rows_dir.join("x.json"), rows.to_string()).unwrap();
+        std::fs::write(rows_dir.join("broken.txt"), "ignored").unwrap();
+        let since = SystemTime::now() - std::time::Duration::from_secs(60);
+        let got = collect(dir.path(), since).unwrap();
+        assert_eq!(got.len(), 5);
+        let p = got
+            .iter()
+            .find(|r| r.implementation == "dsmil-embedded")
+            .unwrap();
+        assert_eq!(p.baseline_impl.as_deref(), Some("flat"));
+        assert_eq!(p.ratio, Some(2.0));
+        let q = got
+            .iter()
+            .find(|r| r.implementation == "dsmil-router")
+            .unwrap();
+        assert!((q.ratio.unwrap() - 0.9).abs() < 1e-12);
+        std::fs::write(rows_dir.join("bad.json"), r#"[{"group": "g"}]"#).unwrap();
+        let err = collect(dir.path(), since).unwrap_err();
+        assert!(format!("{err:#}").contains("lacks"), "{err:#}");
     }
 }

@@ -93,7 +93,10 @@ impl Client {
         }
         Err(ApiFailure {
             status: status.as_u16(),
-            code: body["error"]["code"].as_str().unwrap_or("unknown").to_owned(),
+            code: body["error"]["code"]
+                .as_str()
+                .unwrap_or("unknown")
+                .to_owned(),
             message: body["error"]["message"]
                 .as_str()
                 .unwrap_or("(no message)")

@@ -25,8 +25,12 @@ fn check_file<'t>(path: &Path, text: &'t str) -> Result<Vec<Line<'t>>> {
         if line.is_empty() {
             continue;
         }
-        let record: AgentPerformance = serde_json::from_str(line)
-            .with_context(|| format!("{}:{number}: not a valid performance record", path.display()))?;
+        let record: AgentPerformance = serde_json::from_str(line).with_context(|| {
+            format!(
+                "{}:{number}: not a valid performance record",
+                path.display()
+            )
+        })?;
         record
             .validate()
             .with_context(|| format!("{}:{number}: invalid record", path.display()))?;
@@ -39,7 +43,10 @@ fn check_file<'t>(path: &Path, text: &'t str) -> Result<Vec<Line<'t>>> {
         lines.push(Line { number, text: line });
     }
     if lines.is_empty() {
-        bail!("{}: no records (expected one JSON object per line)", path.display());
+        bail!(
+            "{}: no records (expected one JSON object per line)",
+            path.display()
+        );
     }
     Ok(lines)
 }
@@ -67,7 +74,8 @@ pub fn import(client: &Client, path: &Path, batch: usize) -> Result<Value> {
     if batch == 0 {
         bail!("--batch must be at least 1");
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let lines = check_file(path, &text)?;
     let total = lines.len();
     let started = Instant::now();

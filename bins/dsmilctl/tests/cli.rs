@@ -207,13 +207,25 @@ fn learn_import_checks_the_file_first_then_predicts() {
     };
     let mut lines = Vec::new();
     for i in 0..1200 {
-        lines.push(record("indexer", &format!("rebuild the search index shard {i}"), 1.0));
-        lines.push(record("mailer", &format!("rebuild the search index shard {i}"), 0.2));
+        lines.push(record(
+            "indexer",
+            &format!("rebuild the search index shard {i}"),
+            1.0,
+        ));
+        lines.push(record(
+            "mailer",
+            &format!("rebuild the search index shard {i}"),
+            0.2,
+        ));
     }
     let good = dir.path().join("good.ndjson");
     std::fs::write(&good, lines.join("\n") + "\n").unwrap();
     let mut broken = lines.clone();
-    broken.insert(700, r#"{"agent_id":"x","task_type":"job","execution_time_ms":1,"success_rate":1,"speed":9}"#.into());
+    broken.insert(
+        700,
+        r#"{"agent_id":"x","task_type":"job","execution_time_ms":1,"success_rate":1,"speed":9}"#
+            .into(),
+    );
     let bad = dir.path().join("bad.ndjson");
     std::fs::write(&bad, broken.join("\n")).unwrap();
 
@@ -226,21 +238,49 @@ fn learn_import_checks_the_file_first_then_predicts() {
     let out = run(&["learn", "import", bad.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("bad.ndjson:701") && err.contains("speed"), "{err}");
+    assert!(
+        err.contains("bad.ndjson:701") && err.contains("speed"),
+        "{err}"
+    );
     let out = run(&["--json", "status"]);
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["store"]["records"], 0, "a bad file sends nothing");
 
     let out = run(&["learn", "import", "--batch", "500", good.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("imported 2400 records"), "{}", text(&out.stdout));
-    let out = run(&["--json", "learn", "predict", "rebuild the search index of the archive", "--context", r#"{"size": 10}"#]);
+    assert!(
+        text(&out.stdout).contains("imported 2400 records"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run(&[
+        "--json",
+        "learn",
+        "predict",
+        "rebuild the search index of the archive",
+        "--context",
+        r#"{"size": 10}"#,
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(p["predicted_agent"], "indexer", "{p}");
-    let out = run(&["learn", "predict", "rebuild the search index", "--exclude", "indexer"]);
-    assert!(text(&out.stdout).starts_with("mailer"), "{}", text(&out.stdout));
+    let out = run(&[
+        "learn",
+        "predict",
+        "rebuild the search index",
+        "--exclude",
+        "indexer",
+    ]);
+    assert!(
+        text(&out.stdout).starts_with("mailer"),
+        "{}",
+        text(&out.stdout)
+    );
     let out = run(&["learn", "predict", "x", "--context", "[1]"]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("JSON object"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("JSON object"),
+        "{}",
+        text(&out.stderr)
+    );
 }

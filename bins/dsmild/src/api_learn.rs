@@ -74,7 +74,10 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, ApiError>
 }
 
 /// `POST /api/learn/records`: a JSON array or NDJSON; all stored or none.
-async fn records(State(state): State<Arc<AppState>>, body: String) -> Result<Json<Value>, ApiError> {
+async fn records(
+    State(state): State<Arc<AppState>>,
+    body: String,
+) -> Result<Json<Value>, ApiError> {
     let engine = learn(&state)?;
     let parsed = parse_records(&body)?;
     if parsed.len() > MAX_RECORDS_PER_REQUEST {
@@ -93,7 +96,10 @@ async fn records(State(state): State<Arc<AppState>>, body: String) -> Result<Jso
 }
 
 /// `POST /api/learn/predict`.
-async fn predict(State(state): State<Arc<AppState>>, body: String) -> Result<Json<Value>, ApiError> {
+async fn predict(
+    State(state): State<Arc<AppState>>,
+    body: String,
+) -> Result<Json<Value>, ApiError> {
     let engine = learn(&state)?;
     let request: PredictRequest = parse_json(&body)?;
     let prediction = engine.predict_optimal_agent(&request).await?;
@@ -161,7 +167,10 @@ struct AllocateRequest {
 const MAX_ALLOCATION_TASKS: usize = 2000;
 
 /// `POST /api/learn/allocate`: `{"pending_tasks":[…],"capacity":{"agent":slots}}`.
-async fn allocate(State(state): State<Arc<AppState>>, body: String) -> Result<Json<Value>, ApiError> {
+async fn allocate(
+    State(state): State<Arc<AppState>>,
+    body: String,
+) -> Result<Json<Value>, ApiError> {
     let engine = learn(&state)?;
     let request: AllocateRequest = parse_json(&body)?;
     if request.pending_tasks.len() > MAX_ALLOCATION_TASKS {

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use dsmil_accel::{AccelIndex, Platform};
+use dsmil_core::DaemonConfig;
 use dsmil_core::learning::EMBEDDING_DIM;
 use dsmil_core::ports::Similarity;
-use dsmil_core::DaemonConfig;
 use dsmil_learn::store::{PerformanceStore, PgStore, PgStoreConfig, ResilientStore, SqliteStore};
 use dsmil_learn::{EngineConfig, LearningEngine};
 
@@ -42,7 +42,9 @@ pub async fn start(
             Arc::new(
                 SqliteStore::open(&path, Box::new(index))
                     .await
-                    .with_context(|| format!("cannot open the embedded store {}", path.display()))?,
+                    .with_context(|| {
+                        format!("cannot open the embedded store {}", path.display())
+                    })?,
             )
         }
     };

@@ -21,9 +21,27 @@ fn line(agent: &str, task_type: &str, text: &str, ms: u64, success: f64) -> Stri
 fn history() -> String {
     let mut lines = Vec::new();
     for i in 0..30 {
-        lines.push(line("hasher", "hash", &format!("compute sha256 digests of archive {i}"), 40, 1.0));
-        lines.push(line("painter", "hash", &format!("compute sha256 digests of archive {i}"), 80, 0.3));
-        lines.push(line("painter", "ui", &format!("draw the latency chart {i}"), 30, 1.0));
+        lines.push(line(
+            "hasher",
+            "hash",
+            &format!("compute sha256 digests of archive {i}"),
+            40,
+            1.0,
+        ));
+        lines.push(line(
+            "painter",
+            "hash",
+            &format!("compute sha256 digests of archive {i}"),
+            80,
+            0.3,
+        ));
+        lines.push(line(
+            "painter",
+            "ui",
+            &format!("draw the latency chart {i}"),
+            30,
+            1.0,
+        ));
     }
     lines.join("\n")
 }
@@ -35,7 +53,10 @@ fn exercise(daemon: &Daemon, token: &str, backend: &str) {
     assert_eq!(body["stored"], 90);
 
     // A JSON array works too.
-    let array = format!("[{}]", line("hasher", "hash", "hash one more archive", 41, 1.0));
+    let array = format!(
+        "[{}]",
+        line("hasher", "hash", "hash one more archive", 41, 1.0)
+    );
     let (status, body) = daemon.post("/api/learn/records", token, &array);
     assert_eq!((status, body["stored"].clone()), (200, json!(1)));
 
@@ -53,10 +74,16 @@ fn exercise(daemon: &Daemon, token: &str, backend: &str) {
     assert_eq!(body["error"]["field"], "success_rate");
     let unknown = r#"{"agent_id":"a","task_type":"t","task_description":"x","execution_time_ms":1,"success_rate":1,"colour":"red"}"#;
     let (status, body) = daemon.post("/api/learn/records", token, unknown);
-    assert_eq!((status, body["error"]["field"].clone()), (400, json!("colour")));
+    assert_eq!(
+        (status, body["error"]["field"].clone()),
+        (400, json!("colour"))
+    );
     let (_, status_body) = daemon.get("/api/status", Some(token));
     assert_eq!(status_body["store"]["backend"], backend);
-    assert_eq!(status_body["store"]["records"], 91, "refused batches store nothing");
+    assert_eq!(
+        status_body["store"]["records"], 91,
+        "refused batches store nothing"
+    );
 
     let ask = json!({"task_description": "compute sha256 digests of the backup archive", "context": {"size": 4096}});
     let (status, p) = daemon.post("/api/learn/predict", token, &ask.to_string());
@@ -72,13 +99,20 @@ fn exercise(daemon: &Daemon, token: &str, backend: &str) {
         token,
         &json!({"task_description": "draw a chart", "exclude_agents": ["painter"]}).to_string(),
     );
-    assert_eq!((status, p["predicted_agent"].clone()), (200, json!("hasher")));
+    assert_eq!(
+        (status, p["predicted_agent"].clone()),
+        (200, json!("hasher"))
+    );
     let (status, e) = daemon.post("/api/learn/predict", token, r#"{"task_description": ""}"#);
-    assert_eq!((status, e["error"]["code"].clone()), (400, json!("invalid_request")));
+    assert_eq!(
+        (status, e["error"]["code"].clone()),
+        (400, json!("invalid_request"))
+    );
     let (status, e) = daemon.post("/api/learn/predict", token, "{not json");
     assert_eq!(status, 400, "{e}");
 
-    let (status, anomalies) = daemon.get("/api/learn/anomalies?threshold_std_devs=2.5", Some(token));
+    let (status, anomalies) =
+        daemon.get("/api/learn/anomalies?threshold_std_devs=2.5", Some(token));
     assert_eq!(status, 200);
     assert!(anomalies.is_array(), "{anomalies}");
     let (status, e) = daemon.get("/api/learn/anomalies?threshold_std_devs=-1", Some(token));
@@ -87,8 +121,15 @@ fn exercise(daemon: &Daemon, token: &str, backend: &str) {
     assert_eq!(status, 200);
     assert_eq!(insights["total_records"], 91);
     assert_eq!(insights["best_agent_by_task_type"]["hash"][0], "hasher");
-    let (status, trend) = daemon.get("/api/learn/trends?agent_id=painter&time_window_hours=2", Some(token));
-    assert_eq!((status, trend["samples"].clone()), (200, json!(60)), "{trend}");
+    let (status, trend) = daemon.get(
+        "/api/learn/trends?agent_id=painter&time_window_hours=2",
+        Some(token),
+    );
+    assert_eq!(
+        (status, trend["samples"].clone()),
+        (200, json!(60)),
+        "{trend}"
+    );
     let plan = json!({
         "pending_tasks": [
             {"task_id": "a", "task_description": "compute sha256 digests of archive 99"},
@@ -120,26 +161,43 @@ fn learning_api_on_the_embedded_store_survives_a_restart() {
     let daemon = Daemon::start(&data, &[]);
     let (_, status) = daemon.get("/api/status", Some(token));
     assert_eq!(status["store"]["records"], 91);
-    assert!(status["store"]["search"].as_str().unwrap().starts_with("dsmil-accel/"), "{status}");
+    assert!(
+        status["store"]["search"]
+            .as_str()
+            .unwrap()
+            .starts_with("dsmil-accel/"),
+        "{status}"
+    );
     let ask = json!({"task_description": "draw the latency chart for today"});
     let (_, p) = daemon.post("/api/learn/predict", token, &ask.to_string());
-    assert_eq!(p["predicted_agent"], "painter", "the index is reloaded: {p}");
+    assert_eq!(
+        p["predicted_agent"], "painter",
+        "the index is reloaded: {p}"
+    );
     let (exit, _) = daemon.stop(Signal::SIGTERM);
     assert!(exit.success());
 }
 
 #[test]
 fn learning_api_on_postgres() {
-    let Some(url) = dsmil_core::testenv::service_from_env(dsmil_core::testenv::DATABASE_URL_VAR).unwrap() else {
+    let Some(url) =
+        dsmil_core::testenv::service_from_env(dsmil_core::testenv::DATABASE_URL_VAR).unwrap()
+    else {
         eprintln!("PostgreSQL not configured; skipped");
         return;
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let name = format!("dsmild_{}", uuid::Uuid::new_v4().simple());
     let admin = url.clone();
     runtime.block_on(async {
         let pool = sqlx::PgPool::connect(&admin).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&pool)
+            .await
+            .unwrap();
     });
     let (base, _) = url.rsplit_once('/').unwrap();
     let db_url = format!("{base}/{name}");
@@ -149,12 +207,21 @@ fn learning_api_on_postgres() {
     let token = std::fs::read_to_string(data.join("api-token")).unwrap();
     exercise(&daemon, token.trim(), "postgres");
     let (_, status): (u16, Value) = daemon.get("/api/status", Some(token.trim()));
-    assert!(status["store"]["search"].as_str().unwrap().starts_with("pgvector-hnsw"), "{status}");
+    assert!(
+        status["store"]["search"]
+            .as_str()
+            .unwrap()
+            .starts_with("pgvector-hnsw"),
+        "{status}"
+    );
     assert_eq!(status["store"]["pending"], 0);
     let (exit, _) = daemon.stop(Signal::SIGTERM);
     assert!(exit.success());
     runtime.block_on(async {
         let pool = sqlx::PgPool::connect(&admin).await.unwrap();
-        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&pool).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .execute(&pool)
+            .await
+            .unwrap();
     });
 }

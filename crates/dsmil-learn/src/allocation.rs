@@ -201,7 +201,7 @@ mod tests {
             capacity in proptest::collection::vec(0usize..3, 3),
         ) {
             let pick = assign(&raw, &capacity);
-            let mut used = vec![0; 3];
+            let mut used = [0; 3];
             for a in pick.iter().flatten() { used[*a] += 1; }
             for (u, c) in used.iter().zip(&capacity) { prop_assert!(u <= c); }
             let (n, s) = total(&raw, &pick);

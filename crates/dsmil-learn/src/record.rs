@@ -224,10 +224,10 @@ fn parse_value(value: serde_json::Value, index: usize) -> Result<AgentPerformanc
 /// Extracts the field serde names in its message (`unknown field `x``, `missing field `x``,
 /// or a nested error such as an embedding's), falling back to `(record)`.
 fn field_of(message: &str) -> String {
-    if let Some(start) = message.find('`') {
-        if let Some(len) = message[start + 1..].find('`') {
-            return message[start + 1..start + 1 + len].to_owned();
-        }
+    if let Some(start) = message.find('`')
+        && let Some(len) = message[start + 1..].find('`')
+    {
+        return message[start + 1..start + 1 + len].to_owned();
     }
     if message.contains("embedding") {
         return "embedding".into();

@@ -35,7 +35,9 @@ impl Proxy {
         let (up2, cut2) = (Arc::clone(&up), cut.clone());
         tokio::spawn(async move {
             loop {
-                let Ok((mut client, _)) = listener.accept().await else { return };
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
                 if !up2.load(Ordering::SeqCst) {
                     drop(client); // refused: closed at once
                     continue;
@@ -43,7 +45,9 @@ impl Proxy {
                 let target = target.clone();
                 let mut cut_rx = cut2.subscribe();
                 tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(&target).await else { return };
+                    let Ok(mut server) = TcpStream::connect(&target).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
                         _ = cut_rx.changed() => {}
@@ -79,7 +83,9 @@ async fn an_outage_mid_load_loses_nothing_and_duplicates_nothing() {
     let pg = PgStore::connect(config.clone()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let outbox_path = dir.path().join("outbox.sqlite");
-    let store = ResilientStore::open(Arc::new(pg.clone()), &outbox_path).await.unwrap();
+    let store = ResilientStore::open(Arc::new(pg.clone()), &outbox_path)
+        .await
+        .unwrap();
 
     let mut rng = Rng(31);
     let records = many(&mut rng, 20_000, &["a", "b", "c", "d", "e"]);
@@ -92,12 +98,19 @@ async fn an_outage_mid_load_loses_nothing_and_duplicates_nothing() {
             proxy.up();
         }
         // Every call is accepted, outage or not.
-        assert_eq!(store.insert(chunk).await.unwrap(), chunk.len() as u64, "chunk {i}");
+        assert_eq!(
+            store.insert(chunk).await.unwrap(),
+            chunk.len() as u64,
+            "chunk {i}"
+        );
         if (30..60).contains(&i) {
             queued_seen |= store.pending().await.unwrap() > 0;
         }
     }
-    assert!(queued_seen, "records were queued in the outbox during the outage");
+    assert!(
+        queued_seen,
+        "records were queued in the outbox during the outage"
+    );
     store.drain(Duration::from_secs(120)).await.unwrap();
     assert!(store.replayed() > 0);
     assert_eq!(store.pending().await.unwrap(), 0);
@@ -117,7 +130,10 @@ async fn an_outage_mid_load_loses_nothing_and_duplicates_nothing() {
     .unwrap();
     let stored: Vec<uuid::Uuid> = rows.iter().map(|r| r.get(0)).collect();
     let sent: Vec<uuid::Uuid> = records.iter().map(|r| r.record_id).collect();
-    assert_eq!(stored, sent, "stored exactly once each, in the order they were accepted");
+    assert_eq!(
+        stored, sent,
+        "stored exactly once each, in the order they were accepted"
+    );
     check.drop_schema().await.unwrap();
 }
 
@@ -137,13 +153,17 @@ async fn records_left_in_the_outbox_are_replayed_after_a_restart() {
     let records = many(&mut rng, 500, &["a"]);
     {
         proxy.down();
-        let store = ResilientStore::open(Arc::new(pg.clone()), &outbox_path).await.unwrap();
+        let store = ResilientStore::open(Arc::new(pg.clone()), &outbox_path)
+            .await
+            .unwrap();
         store.insert(&records).await.unwrap();
         assert_eq!(store.pending().await.unwrap(), 500);
         // The process "stops" here with PostgreSQL still away.
     }
     proxy.up();
-    let store = ResilientStore::open(Arc::new(pg.clone()), &outbox_path).await.unwrap();
+    let store = ResilientStore::open(Arc::new(pg.clone()), &outbox_path)
+        .await
+        .unwrap();
     store.drain(Duration::from_secs(60)).await.unwrap();
     assert_eq!(store.count().await.unwrap(), 500);
     pg.drop_schema().await.unwrap();

@@ -19,6 +19,26 @@ async fn create_read_delete_and_idempotent_inserts() {
         // The same ids again: nothing new.
         assert_eq!(s.insert(&records[..10]).await.unwrap(), 0, "{}", b.name);
         assert_eq!(s.count().await.unwrap(), 30);
+        // Stored and new ids mixed (a replay overlapping fresh records): only the new ones.
+        let extra = many(&mut rng, 3, &["delta"]);
+        let mixed: Vec<_> = records[20..].iter().chain(&extra).cloned().collect();
+        assert_eq!(s.insert(&mixed).await.unwrap(), 3, "{}", b.name);
+        let hit = s
+            .find_similar(&extra[1].embedding, 0.99, 1, SearchMode::Exact)
+            .await
+            .unwrap();
+        assert_eq!(
+            hit[0].task.record_id, extra[1].record_id,
+            "{}: new rows are searchable",
+            b.name
+        );
+        assert_eq!(
+            s.delete(&extra.iter().map(|r| r.record_id).collect::<Vec<_>>())
+                .await
+                .unwrap(),
+            3
+        );
+        assert_eq!(s.count().await.unwrap(), 30);
 
         let got = s.get(records[4].record_id).await.unwrap().unwrap();
         assert_eq!(got, records[4], "{}: a record reads back unchanged", b.name);
@@ -266,10 +286,13 @@ async fn postgres_bulk_loads_rebuild_the_index_and_replays_store_once() {
     .unwrap();
     assert_eq!(indexes, 1, "the HNSW index is back after a bulk load");
     // A missing index (a crash mid-rebuild) is rebuilt on connect.
-    sqlx::query(&format!("DROP INDEX \"{}\".agent_performance_metrics_embedding", config.schema))
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query(&format!(
+        "DROP INDEX \"{}\".agent_performance_metrics_embedding",
+        config.schema
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
     let again = PgStore::connect(config.clone()).await.unwrap();
     let indexes: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = 'agent_performance_metrics_embedding'",
@@ -279,7 +302,10 @@ async fn postgres_bulk_loads_rebuild_the_index_and_replays_store_once() {
     .await
     .unwrap();
     assert_eq!(indexes, 1);
-    let hit = again.find_similar(&records[300].embedding, 0.0, 1, SearchMode::Default).await.unwrap();
+    let hit = again
+        .find_similar(&records[300].embedding, 0.0, 1, SearchMode::Default)
+        .await
+        .unwrap();
     assert_eq!(hit[0].task.record_id, records[300].record_id);
     again.drop_schema().await.unwrap();
 }

@@ -1,9 +1,9 @@
 -- The seed's agent_performance_metrics, plus a record id (idempotent replays) and the task
--- description. Timestamps are microseconds since the Unix epoch; JSON columns hold objects;
+-- description. Record ids are the 16 bytes of a UUID. Timestamps are microseconds since the Unix epoch; JSON columns hold objects;
 -- embeddings are 256 little-endian f32 (1024 bytes).
 CREATE TABLE agent_performance_metrics (
     id                INTEGER PRIMARY KEY,
-    record_id         TEXT    NOT NULL UNIQUE,
+    record_id         BLOB    NOT NULL UNIQUE CHECK (length(record_id) = 16),
     agent_id          TEXT    NOT NULL,
     task_type         TEXT    NOT NULL,
     task_description  TEXT    NOT NULL DEFAULT '',

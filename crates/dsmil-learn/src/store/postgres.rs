@@ -173,9 +173,15 @@ impl PgStore {
         staging: bool,
         records: &[StoredRecord],
     ) -> Result<(), sqlx::Error> {
-        let columns = if staging { format!("ord, {COLUMNS}") } else { COLUMNS.to_owned() };
+        let columns = if staging {
+            format!("ord, {COLUMNS}")
+        } else {
+            COLUMNS.to_owned()
+        };
         let mut copy = conn
-            .copy_in_raw(&format!("COPY {table} ({columns}) FROM STDIN (FORMAT binary)"))
+            .copy_in_raw(&format!(
+                "COPY {table} ({columns}) FROM STDIN (FORMAT binary)"
+            ))
             .await?;
         let mut buffer = Vec::with_capacity(COPY_CHUNK_BYTES + 4096);
         header(&mut buffer);
