@@ -9,7 +9,7 @@ use dsmil_core::AgentId;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::record::StoredRecord;
+use crate::record::TaskSummary;
 
 /// Summary statistics of one metric over a window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,7 +111,7 @@ fn significant(trend: &MetricTrend, span_hours: f64, floor: f64, relative: f64) 
 pub fn trend(
     agent_id: AgentId,
     time_window_hours: u32,
-    records: &[StoredRecord],
+    records: &[TaskSummary],
     now: DateTime<Utc>,
 ) -> TrendReport {
     let hours = |t: DateTime<Utc>| (t - now).num_milliseconds() as f64 / 3_600_000.0;
@@ -256,8 +256,8 @@ impl Rolling {
 
 /// Runs in `records` whose time or success deviates from their agent's preceding runs by more
 /// than the threshold; ordered by |z|, largest first.
-pub fn anomalies(records: &[StoredRecord], settings: &AnomalySettings) -> Vec<Anomaly> {
-    let mut by_agent: BTreeMap<&AgentId, Vec<&StoredRecord>> = BTreeMap::new();
+pub fn anomalies(records: &[TaskSummary], settings: &AnomalySettings) -> Vec<Anomaly> {
+    let mut by_agent: BTreeMap<&AgentId, Vec<&TaskSummary>> = BTreeMap::new();
     for r in records {
         by_agent.entry(&r.agent_id).or_default().push(r);
     }

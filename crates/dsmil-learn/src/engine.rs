@@ -19,7 +19,7 @@ use crate::allocation;
 use crate::analysis::{self, Anomaly, AnomalySettings, TrendReport};
 use crate::encoder::TaskEncoder;
 use crate::error::LearnError;
-use crate::record::StoredRecord;
+use crate::record::{StoredRecord, TaskSummary};
 use crate::router::{self, AgentScore, Outcome, RouterConfig};
 use crate::store::{AgentStats, HistoryFilter, PerformanceStore, SearchMode, SimilarTask};
 
@@ -168,7 +168,7 @@ impl std::fmt::Debug for LearningEngine {
     }
 }
 
-fn pick<'a>(
+fn read_agents<'a>(
     set: &'a RwLock<BTreeSet<AgentId>>,
 ) -> std::sync::RwLockReadGuard<'a, BTreeSet<AgentId>> {
     set.read().unwrap_or_else(|p| p.into_inner())
@@ -236,7 +236,7 @@ impl LearningEngine {
 
     /// Agents the engine knows, by name.
     pub fn known_agents(&self) -> Vec<AgentId> {
-        pick(&self.agents).iter().cloned().collect()
+        read_agents(&self.agents).iter().cloned().collect()
     }
 
     async fn prepare(
@@ -260,7 +260,7 @@ impl LearningEngine {
 
     fn learn_agents<'a>(&self, agents: impl IntoIterator<Item = &'a AgentId>) {
         let fresh: Vec<AgentId> = {
-            let known = pick(&self.agents);
+            let known = read_agents(&self.agents);
             agents
                 .into_iter()
                 .filter(|a| !known.contains(*a))
@@ -278,7 +278,7 @@ impl LearningEngine {
     pub async fn record_performance(&self, record: AgentPerformance) -> Result<Uuid, LearnError> {
         let stored = self.prepare(record, 1).await?;
         let id = stored.record_id;
-        self.learn_agents([&stored.agent_id]);
+        let agent = stored.agent_id.clone();
         let (done, wait) = oneshot::channel();
         self.writer
             .send(Pending {
@@ -288,6 +288,7 @@ impl LearningEngine {
             .await
             .map_err(|_| LearnError::Closed)?;
         wait.await.map_err(|_| LearnError::Closed)??;
+        self.learn_agents([&agent]);
         Ok(id)
     }
 
@@ -496,7 +497,14 @@ impl LearningEngine {
                 "time_window_hours must be at least 1".into(),
             ));
         }
-        let runs = self.agent_history(agent, time_window_hours).await?;
+        let runs = self
+            .store
+            .summaries(&HistoryFilter {
+                agent_id: Some(agent.clone()),
+                since: Some(Utc::now() - TimeDelta::hours(i64::from(time_window_hours))),
+                limit: Some(ANALYSIS_ROW_LIMIT),
+            })
+            .await?;
         Ok(analysis::trend(
             agent.clone(),
             time_window_hours,
@@ -524,9 +532,9 @@ impl LearningEngine {
         Ok(analysis::anomalies(&runs, &settings))
     }
 
-    async fn window_runs(&self) -> Result<Vec<StoredRecord>, LearnError> {
+    async fn window_runs(&self) -> Result<Vec<TaskSummary>, LearnError> {
         self.store
-            .history(&HistoryFilter {
+            .summaries(&HistoryFilter {
                 agent_id: None,
                 since: Some(
                     Utc::now() - TimeDelta::hours(i64::from(self.config.analysis_window_hours)),
@@ -601,7 +609,7 @@ impl LearningEngine {
         let agents = self.store.agent_stats(Some(window)).await?;
         let runs = self.window_runs().await?;
         let anomalies = analysis::anomalies(&runs, &self.config.anomaly).len();
-        let known_agents = pick(&self.agents).len();
+        let known_agents = read_agents(&self.agents).len();
         Ok(Insights {
             store_backend: self.store.backend().into(),
             search_engine: self.store.search_engine(),
@@ -631,10 +639,7 @@ fn summarise(stats: &[AgentStats]) -> SystemSummary {
 }
 
 /// Per task type, the agent with the best Bayesian-smoothed mean success.
-fn best_by_task_type(
-    runs: &[StoredRecord],
-    cfg: &RouterConfig,
-) -> BTreeMap<String, (AgentId, f64)> {
+fn best_by_task_type(runs: &[TaskSummary], cfg: &RouterConfig) -> BTreeMap<String, (AgentId, f64)> {
     let mut sums: BTreeMap<(&str, &AgentId), (f64, f64)> = BTreeMap::new();
     for r in runs {
         let e = sums.entry((&r.task_type, &r.agent_id)).or_default();

@@ -72,6 +72,20 @@ async fn create_read_delete_and_idempotent_inserts() {
             ]
         );
 
+        let sums = s
+            .summaries(&HistoryFilter {
+                agent_id: Some(id("beta")),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            sums,
+            beta.iter().map(|r| r.summary()).collect::<Vec<_>>(),
+            "{}",
+            b.name
+        );
+
         let stats = s.agent_stats(None).await.unwrap();
         assert_eq!(stats.len(), 3);
         let alpha: Vec<_> = records

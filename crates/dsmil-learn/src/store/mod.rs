@@ -100,6 +100,10 @@ pub trait PerformanceStore: Send + Sync {
     /// Full records matching `filter`, newest first.
     async fn history(&self, filter: &HistoryFilter) -> Result<Vec<StoredRecord>, LearnError>;
 
+    /// Like [`PerformanceStore::history`], but only what analysis needs: no embeddings, context
+    /// or signatures are read.
+    async fn summaries(&self, filter: &HistoryFilter) -> Result<Vec<TaskSummary>, LearnError>;
+
     /// One record by id.
     async fn get(&self, record_id: Uuid) -> Result<Option<StoredRecord>, LearnError>;
 

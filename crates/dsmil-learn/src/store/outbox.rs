@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use super::{AgentStats, HistoryFilter, PerformanceStore, SearchMode, SimilarTask};
 use crate::error::LearnError;
-use crate::record::StoredRecord;
+use crate::record::{StoredRecord, TaskSummary};
 
 /// Records replayed per batch.
 const REPLAY_BATCH: i64 = 2000;
@@ -70,8 +70,13 @@ impl Outbox {
         let mut tx = self.pool.begin().await.map_err(LearnError::from_sqlx)?;
         for chunk in records.chunks(APPEND_CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO outbox (record) ");
-            q.push_values(chunk, |mut row, record| {
-                row.push_bind(serde_json::to_string(record).unwrap_or_default());
+            let texts = chunk
+                .iter()
+                .map(serde_json::to_string)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| LearnError::Storage(format!("cannot serialise a record: {e}")))?;
+            q.push_values(texts, |mut row, text| {
+                row.push_bind(text);
             });
             q.build()
                 .execute(&mut *tx)
@@ -303,6 +308,10 @@ impl PerformanceStore for ResilientStore {
 
     async fn history(&self, filter: &HistoryFilter) -> Result<Vec<StoredRecord>, LearnError> {
         self.inner.primary.history(filter).await
+    }
+
+    async fn summaries(&self, filter: &HistoryFilter) -> Result<Vec<TaskSummary>, LearnError> {
+        self.inner.primary.summaries(filter).await
     }
 
     async fn get(&self, record_id: Uuid) -> Result<Option<StoredRecord>, LearnError> {

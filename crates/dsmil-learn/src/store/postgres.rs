@@ -231,6 +231,33 @@ impl PgStore {
         Ok(done.rows_affected())
     }
 
+    /// `columns` of the rows matching `filter`, newest first.
+    async fn filtered(
+        &self,
+        columns: &str,
+        filter: &HistoryFilter,
+    ) -> Result<Vec<PgRow>, LearnError> {
+        let mut q = QueryBuilder::<Postgres>::new(format!(
+            "SELECT {columns} FROM agent_performance_metrics WHERE TRUE"
+        ));
+        if let Some(agent) = &filter.agent_id {
+            q.push(" AND agent_id = ")
+                .push_bind(agent.as_str().to_owned());
+        }
+        if let Some(since) = filter.since {
+            q.push(" AND timestamp >= ").push_bind(since);
+        }
+        q.push(" ORDER BY timestamp DESC, id DESC");
+        if let Some(limit) = filter.limit {
+            q.push(" LIMIT ")
+                .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        }
+        q.build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(LearnError::from_sqlx)
+    }
+
     /// The configuration it was opened with.
     pub fn config(&self) -> &PgStoreConfig {
         &self.config
@@ -391,27 +418,13 @@ impl PerformanceStore for PgStore {
     }
 
     async fn history(&self, filter: &HistoryFilter) -> Result<Vec<StoredRecord>, LearnError> {
-        let mut q = QueryBuilder::<Postgres>::new(format!(
-            "SELECT {COLUMNS} FROM agent_performance_metrics WHERE TRUE"
-        ));
-        if let Some(agent) = &filter.agent_id {
-            q.push(" AND agent_id = ")
-                .push_bind(agent.as_str().to_owned());
-        }
-        if let Some(since) = filter.since {
-            q.push(" AND timestamp >= ").push_bind(since);
-        }
-        q.push(" ORDER BY timestamp DESC, id DESC");
-        if let Some(limit) = filter.limit {
-            q.push(" LIMIT ")
-                .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
-        }
-        let rows = q
-            .build()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(LearnError::from_sqlx)?;
+        let rows = self.filtered(COLUMNS, filter).await?;
         rows.iter().map(decode).collect()
+    }
+
+    async fn summaries(&self, filter: &HistoryFilter) -> Result<Vec<TaskSummary>, LearnError> {
+        let rows = self.filtered(SUMMARY_COLUMNS, filter).await?;
+        rows.iter().map(decode_summary).collect()
     }
 
     async fn get(&self, record_id: Uuid) -> Result<Option<StoredRecord>, LearnError> {

@@ -31,6 +31,10 @@ use crate::record::{StoredRecord, TaskSummary};
 /// Records per INSERT statement (12 bound values each, well under SQLite's variable limit).
 const ROWS_PER_STATEMENT: usize = 256;
 
+/// The columns [`decode_summary`] reads.
+const SUMMARY_COLUMNS: &str = "record_id, agent_id, task_type, task_description, \
+     execution_time_ms, success_rate, resource_usage, timestamp_us";
+
 /// Rows read per page when the index is loaded.
 const LOAD_PAGE: i64 = 8192;
 
@@ -194,6 +198,33 @@ impl SqliteStore {
         Ok(inserted)
     }
 
+    /// `columns` of the rows matching `filter`, newest first.
+    async fn filtered(
+        &self,
+        columns: &str,
+        filter: &HistoryFilter,
+    ) -> Result<Vec<SqliteRow>, LearnError> {
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {columns} FROM agent_performance_metrics WHERE 1 = 1"
+        ));
+        if let Some(agent) = &filter.agent_id {
+            q.push(" AND agent_id = ")
+                .push_bind(agent.as_str().to_owned());
+        }
+        if let Some(since) = filter.since {
+            q.push(" AND timestamp_us >= ").push_bind(micros(since));
+        }
+        q.push(" ORDER BY timestamp_us DESC, id DESC");
+        if let Some(limit) = filter.limit {
+            q.push(" LIMIT ")
+                .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        }
+        q.build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(LearnError::from_sqlx)
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -226,7 +257,7 @@ impl SqliteStore {
         }
     }
 
-    /// Rebuilds nothing; reports how much of the index is deleted rows (they are skipped in
+    /// How many rows of the in-memory index belong to deleted records (they are skipped in
     /// searches and dropped when the store is next opened).
     pub fn deleted_rows(&self) -> usize {
         read_memory(&self.memory).deleted
@@ -288,6 +319,26 @@ fn decode(row: &SqliteRow, at: usize) -> Result<StoredRecord, LearnError> {
             .map_err(|e| LearnError::Corrupt(format!("vector_embedding: {e}")))?,
         tpm_signature: row.try_get(at + 10).map_err(corrupt)?,
         timestamp: from_micros(row.try_get(at + 11).map_err(corrupt)?)?,
+    })
+}
+
+/// Decodes the [`SUMMARY_COLUMNS`] of `row`.
+fn decode_summary(row: &SqliteRow) -> Result<TaskSummary, LearnError> {
+    let id_bytes: Vec<u8> = row.try_get(0).map_err(corrupt)?;
+    let time: i64 = row.try_get(4).map_err(corrupt)?;
+    let resources: String = row.try_get(6).map_err(corrupt)?;
+    Ok(TaskSummary {
+        record_id: Uuid::from_slice(&id_bytes)
+            .map_err(|e| LearnError::Corrupt(format!("record_id: {e}")))?,
+        agent_id: AgentId::new(row.try_get::<String, _>(1).map_err(corrupt)?)
+            .map_err(|e| LearnError::Corrupt(format!("agent_id: {e}")))?,
+        task_type: row.try_get(2).map_err(corrupt)?,
+        task_description: row.try_get(3).map_err(corrupt)?,
+        execution_time_ms: u64::try_from(time)
+            .map_err(|_| LearnError::Corrupt(format!("execution_time_ms {time}")))?,
+        success_rate: row.try_get(5).map_err(corrupt)?,
+        resource_usage: json_object(&resources, "resource_usage")?,
+        timestamp: from_micros(row.try_get(7).map_err(corrupt)?)?,
     })
 }
 
@@ -375,27 +426,13 @@ impl PerformanceStore for SqliteStore {
     }
 
     async fn history(&self, filter: &HistoryFilter) -> Result<Vec<StoredRecord>, LearnError> {
-        let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {COLUMNS} FROM agent_performance_metrics WHERE 1 = 1"
-        ));
-        if let Some(agent) = &filter.agent_id {
-            q.push(" AND agent_id = ")
-                .push_bind(agent.as_str().to_owned());
-        }
-        if let Some(since) = filter.since {
-            q.push(" AND timestamp_us >= ").push_bind(micros(since));
-        }
-        q.push(" ORDER BY timestamp_us DESC, id DESC");
-        if let Some(limit) = filter.limit {
-            q.push(" LIMIT ")
-                .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
-        }
-        let rows = q
-            .build()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(LearnError::from_sqlx)?;
+        let rows = self.filtered(COLUMNS, filter).await?;
         rows.iter().map(|r| decode(r, 0)).collect()
+    }
+
+    async fn summaries(&self, filter: &HistoryFilter) -> Result<Vec<TaskSummary>, LearnError> {
+        let rows = self.filtered(SUMMARY_COLUMNS, filter).await?;
+        rows.iter().map(decode_summary).collect()
     }
 
     async fn get(&self, record_id: Uuid) -> Result<Option<StoredRecord>, LearnError> {
