@@ -1,0 +1,162 @@
+//! Command agents: a program per attempt, the task as JSON on stdin, the result as JSON on
+//! stdout.
+//!
+//! The program runs in its own process group; when the attempt ends — finished, timed out or
+//! cancelled (its future dropped) — the whole group is killed, so no grandchild outlives its
+//! task. stdout is capped at [`MAX_STDOUT_BYTES`]; stderr is drained completely but only its
+//! first [`ERROR_QUOTE_BYTES`](crate::agent::ERROR_QUOTE_BYTES) are kept for errors.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use async_trait::async_trait;
+use dsmil_core::AgentId;
+use dsmil_core::config::AgentKind;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+use crate::agent::{
+    Agent, AgentError, AgentOutput, ERROR_QUOTE_BYTES, TaskInput, parse_answer, quote,
+};
+
+/// Largest stdout accepted from a command agent.
+pub const MAX_STDOUT_BYTES: usize = 16 << 20;
+
+/// An agent that runs a program.
+#[derive(Debug, Clone)]
+pub struct CommandAgent {
+    id: AgentId,
+    program: PathBuf,
+    args: Vec<String>,
+}
+
+impl CommandAgent {
+    /// An agent `id` running `program` with `args`.
+    pub fn new(id: AgentId, program: impl Into<PathBuf>, args: Vec<String>) -> Self {
+        Self {
+            id,
+            program: program.into(),
+            args,
+        }
+    }
+}
+
+/// Kills the process group when dropped: the attempt's end, whatever ended it.
+struct GroupGuard(Option<Pid>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            // The group may already be gone; nothing to do then.
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
+    }
+}
+
+/// Reads all of `from`, keeping at most `keep` bytes; returns them and the total length.
+async fn read_capped(
+    mut from: impl AsyncRead + Unpin,
+    keep: usize,
+) -> std::io::Result<(Vec<u8>, usize)> {
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return Ok((kept, total));
+        }
+        total += n;
+        if kept.len() < keep {
+            let take = n.min(keep - kept.len());
+            kept.extend_from_slice(&buf[..take]);
+        }
+    }
+}
+
+#[async_trait]
+impl Agent for CommandAgent {
+    fn id(&self) -> &AgentId {
+        &self.id
+    }
+
+    fn kind(&self) -> AgentKind {
+        AgentKind::Command
+    }
+
+    async fn run(&self, input: &TaskInput) -> Result<AgentOutput, AgentError> {
+        let spawn_error = |reason: String| AgentError::Spawn {
+            program: self.program.display().to_string(),
+            reason,
+        };
+        let mut child = Command::new(&self.program)
+            .args(&self.args)
+            .process_group(0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| spawn_error(e.to_string()))?;
+        let _group = GroupGuard(
+            child
+                .id()
+                .and_then(|id| i32::try_from(id).ok())
+                .map(Pid::from_raw),
+        );
+        let payload = serde_json::to_vec(input).map_err(|e| spawn_error(e.to_string()))?;
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| spawn_error("no stdin pipe".into()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| spawn_error("no stdout pipe".into()))?;
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| spawn_error("no stderr pipe".into()))?;
+        let write = async move {
+            // A program that exits without reading its input is not an error by itself.
+            let _ = stdin.write_all(&payload).await;
+            let _ = stdin.shutdown().await;
+        };
+        let (_, out, err, status) = tokio::join!(
+            write,
+            read_capped(stdout, MAX_STDOUT_BYTES + 1),
+            read_capped(stderr, ERROR_QUOTE_BYTES),
+            child.wait()
+        );
+        let status =
+            status.map_err(|e| AgentError::Transport(format!("waiting for the program: {e}")))?;
+        let (out, out_len) =
+            out.map_err(|e| AgentError::Transport(format!("reading stdout: {e}")))?;
+        let (err, err_len) =
+            err.map_err(|e| AgentError::Transport(format!("reading stderr: {e}")))?;
+        let mut stderr_text = quote(&err, ERROR_QUOTE_BYTES);
+        if err_len > ERROR_QUOTE_BYTES && !stderr_text.contains("more bytes") {
+            stderr_text.push_str(&format!(" … ({} more bytes)", err_len - ERROR_QUOTE_BYTES));
+        }
+        if !status.success() {
+            return Err(AgentError::Exit {
+                code: status.code(),
+                stderr: stderr_text,
+            });
+        }
+        if out_len > MAX_STDOUT_BYTES {
+            return Err(AgentError::InvalidOutput {
+                reason: format!(
+                    "stdout is {out_len} bytes; at most {MAX_STDOUT_BYTES} are accepted"
+                ),
+            });
+        }
+        let value: serde_json::Value =
+            serde_json::from_slice(&out).map_err(|e| AgentError::InvalidOutput {
+                reason: format!("stdout is not JSON ({e}): {}", quote(&out, 200)),
+            })?;
+        parse_answer(value)
+    }
+}

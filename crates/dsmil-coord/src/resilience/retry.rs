@@ -1,0 +1,179 @@
+//! Retries: exponential backoff with full jitter, a predicate for what is retryable, and a
+//! budget so retries cannot multiply load during an outage.
+
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::agent::AgentError;
+
+/// How many attempts and how long between them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1: no retries). Default: 4.
+    pub max_attempts: u32,
+    /// Backoff before the first retry. Default: 100 ms.
+    pub base_delay: Duration,
+    /// Cap of any backoff. Default: 10 s.
+    pub max_delay: Duration,
+    /// Growth per retry. Default: 2.
+    pub multiplier: f64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(10),
+            multiplier: 2.0,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The backoff cap before retry number `retry` (1 for the first retry):
+    /// `min(max_delay, base_delay · multiplier^(retry−1))`.
+    pub fn ceiling(&self, retry: u32) -> Duration {
+        let growth = self
+            .multiplier
+            .max(1.0)
+            .powi(retry.saturating_sub(1).min(64) as i32);
+        let ms = (self.base_delay.as_secs_f64() * growth).min(self.max_delay.as_secs_f64());
+        Duration::from_secs_f64(if ms.is_finite() {
+            ms.max(0.0)
+        } else {
+            self.max_delay.as_secs_f64()
+        })
+    }
+
+    /// The backoff before retry number `retry` with full jitter: uniform in [0, ceiling], drawn
+    /// from `unit` (a number in [0, 1)).
+    pub fn delay(&self, retry: u32, unit: f64) -> Duration {
+        self.ceiling(retry).mul_f64(unit.clamp(0.0, 1.0))
+    }
+}
+
+/// A token bucket limiting retries to a share of first attempts (plus a small floor per
+/// second), as Finagle's and gRPC's retry budgets do: in an outage nearly every call fails, and
+/// without a budget each would be tried `max_attempts` times.
+#[derive(Debug)]
+pub struct RetryBudget {
+    ratio: f64,
+    floor_per_second: f64,
+    cap: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl RetryBudget {
+    /// Allows retries up to `ratio` of first attempts (e.g. 0.2) plus `floor_per_second`,
+    /// banking at most `cap` retries.
+    pub fn new(ratio: f64, floor_per_second: f64, cap: f64) -> Self {
+        Self {
+            ratio: ratio.max(0.0),
+            floor_per_second: floor_per_second.max(0.0),
+            cap: cap.max(1.0),
+            state: Mutex::new((cap.max(1.0), Instant::now())),
+        }
+    }
+
+    fn refill(&self, state: &mut (f64, Instant), now: Instant) {
+        let elapsed = now.saturating_duration_since(state.1).as_secs_f64();
+        state.0 = (state.0 + elapsed * self.floor_per_second).min(self.cap);
+        state.1 = now;
+    }
+
+    /// Notes a first attempt (earns `ratio` of a retry).
+    pub fn deposit(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.refill(&mut s, Instant::now());
+        s.0 = (s.0 + self.ratio).min(self.cap);
+    }
+
+    /// Takes one retry from the budget; `false` when it is spent.
+    pub fn withdraw(&self) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.refill(&mut s, Instant::now());
+        if s.0 >= 1.0 {
+            s.0 -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl Default for RetryBudget {
+    /// 20% of first attempts, plus 10 retries per second, at most 100 banked.
+    fn default() -> Self {
+        Self::new(0.2, 10.0, 100.0)
+    }
+}
+
+/// A random number in [0, 1) from the OS (jitter needs no more).
+fn unit() -> f64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        return 0.5;
+    }
+    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// What [`retry`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempts<T> {
+    /// The last attempt's outcome.
+    pub outcome: Result<T, AgentError>,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+/// Runs `attempt(n)` (n from 1) until it succeeds, fails with a non-retryable error, runs out
+/// of attempts, or the budget refuses a retry (then the error is wrapped in
+/// [`AgentError::RetryBudgetExhausted`]). Sleeps the jittered backoff between attempts.
+pub async fn retry<T, F, Fut>(
+    policy: &RetryPolicy,
+    budget: Option<&RetryBudget>,
+    mut attempt: F,
+) -> Attempts<T>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<T, AgentError>>,
+{
+    if let Some(b) = budget {
+        b.deposit();
+    }
+    let max = policy.max_attempts.max(1);
+    let mut n = 1;
+    loop {
+        let outcome = attempt(n).await;
+        let err = match outcome {
+            Ok(v) => {
+                return Attempts {
+                    outcome: Ok(v),
+                    attempts: n,
+                };
+            }
+            Err(e) => e,
+        };
+        if n >= max || !err.is_retryable() {
+            return Attempts {
+                outcome: Err(err),
+                attempts: n,
+            };
+        }
+        if let Some(b) = budget
+            && !b.withdraw()
+        {
+            return Attempts {
+                outcome: Err(AgentError::RetryBudgetExhausted(Box::new(err))),
+                attempts: n,
+            };
+        }
+        tokio::time::sleep(policy.delay(n, unit())).await;
+        n += 1;
+    }
+}
