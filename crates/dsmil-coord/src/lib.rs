@@ -1,9 +1,10 @@
 //! `dsmil-coord`: DSMIL layer 3, the agent coordination bus.
 //!
 //! Built so far: [`agent`] (the `Agent` trait, task input, results and typed failures), the
-//! three kinds of [`agents`] (command, HTTP, in-process built-ins) and [`resilience`] (circuit
-//! breaker, retries with backoff, jitter and a budget). Workflows, the registry and the journal
-//! build on these.
+//! three kinds of [`agents`] (command, HTTP, in-process built-ins), [`resilience`] (bulkhead,
+//! circuit breaker, retries with backoff, jitter and a budget), the [`registry`] of agents with
+//! their protections, and the [`runner`] that runs one task through them. Workflows and the
+//! journal build on these.
 //!
 //! ```
 //! use dsmil_coord::agent::{Agent, TaskInput};
@@ -28,4 +29,6 @@
 
 pub mod agent;
 pub mod agents;
+pub mod registry;
 pub mod resilience;
+pub mod runner;
