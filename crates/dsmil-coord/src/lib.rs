@@ -3,8 +3,8 @@
 //! Built so far: [`agent`] (the `Agent` trait, task input, results and typed failures), the
 //! three kinds of [`agents`] (command, HTTP, in-process built-ins), [`resilience`] (bulkhead,
 //! circuit breaker, retries with backoff, jitter and a budget), the [`registry`] of agents with
-//! their protections, and the [`runner`] that runs one task through them. Workflows and the
-//! journal build on these.
+//! their protections, the [`runner`] that runs one task through them, and the [`workflow`]
+//! `Coordinator` with its six execution modes. The journal (crash recovery) builds on these.
 //!
 //! ```
 //! use dsmil_coord::agent::{Agent, TaskInput};
@@ -32,3 +32,4 @@ pub mod agents;
 pub mod registry;
 pub mod resilience;
 pub mod runner;
+pub mod workflow;

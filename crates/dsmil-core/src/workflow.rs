@@ -163,6 +163,16 @@ pub struct WorkflowSpec {
     /// Redundant mode: how many replicas run each task. Default: 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<u32>,
+    /// Redundant mode: delay before each further replica starts (hedging), ms. Default: 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hedge_delay_ms: Option<u64>,
+    /// Consensus mode: compare only this top-level field of the results. Default: the whole
+    /// result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consensus_field: Option<String>,
+    /// Sequential mode: keep going after a failed task. Default: stop at the first failure.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub continue_on_failure: bool,
     /// Free-form metadata. Default: empty.
     #[serde(default)]
     pub metadata: Metadata,
@@ -308,6 +318,20 @@ impl WorkflowSpec {
         }
         if self.comparator.is_some() && mode != ExecutionMode::Competitive {
             return Err(only_for("comparator", ExecutionMode::Competitive));
+        }
+        if self.hedge_delay_ms.is_some() && mode != ExecutionMode::Redundant {
+            return Err(only_for("hedge_delay_ms", ExecutionMode::Redundant));
+        }
+        if let Some(field) = &self.consensus_field {
+            if mode != ExecutionMode::Consensus {
+                return Err(only_for("consensus_field", ExecutionMode::Consensus));
+            }
+            if field.trim().is_empty() {
+                return Err(invalid("consensus_field", "must name a field"));
+            }
+        }
+        if self.continue_on_failure && mode != ExecutionMode::Sequential {
+            return Err(only_for("continue_on_failure", ExecutionMode::Sequential));
         }
         if let Some(replicas) = self.replicas {
             if mode != ExecutionMode::Redundant {
@@ -558,6 +582,24 @@ mod tests {
         check(
             format!("replicas = 0\n{}", spec(&task("a", &[]), "redundant")),
             "replicas: is 0",
+        );
+        check(
+            format!("hedge_delay_ms = 5\n{}", spec(&task("a", &[]), "parallel")),
+            "hedge_delay_ms: is only used by redundant",
+        );
+        check(
+            format!(
+                "consensus_field = \"\"\n{}",
+                spec(&task("a", &[]), "consensus")
+            ),
+            "consensus_field: must name a field",
+        );
+        check(
+            format!(
+                "continue_on_failure = true\n{}",
+                spec(&task("a", &[]), "pipeline")
+            ),
+            "continue_on_failure: is only used by sequential",
         );
         check(
             spec(

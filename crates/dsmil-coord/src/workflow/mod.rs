@@ -1,0 +1,737 @@
+//! Workflows: a validated spec run in one of six execution modes.
+//!
+//! - **sequential**: tasks in dependency order, one at a time; stops at the first failure unless
+//!   `continue_on_failure` (then dependents of a failed task are skipped);
+//! - **parallel**: a task starts as soon as its own dependencies have succeeded — no batch
+//!   barriers; dependents of a failed task are skipped with the reason;
+//! - **pipeline**: tasks in order, each one's result is the next one's `input_data`;
+//! - **consensus**: every task runs; the workflow succeeds when at least `quorum` results agree
+//!   (the whole result, or one `consensus_field`); otherwise it fails with the votes;
+//! - **competitive**: every task runs; `fastest` takes the first success and cancels the rest,
+//!   `highest_score` the success with the largest numeric `score`;
+//! - **redundant**: each task (in dependency order, like parallel) runs on up to `replicas`
+//!   replicas, a new one started every `hedge_delay_ms` while none has succeeded; the first
+//!   success wins and the others are cancelled.
+//!
+//! The global timeout and outside cancellation stop everything still running (processes are
+//! killed); the results so far are kept. `coordination_overhead_ms` is the wall time minus the
+//! critical path of agent time (the longest dependency chain, the sum in sequence, the slowest
+//! member of a concurrent group).
+
+mod cancel;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use dsmil_core::events::WorkflowEvent;
+use dsmil_core::learning::AgentPerformance;
+use dsmil_core::ports::{AdviceRequest, AgentAdvisor, PerformanceSink};
+use dsmil_core::workflow::{
+    AgentResult, AgentTask, Comparator, ExecutionMode, Metadata, SpecError, WorkflowResult,
+    WorkflowSpec, WorkflowState,
+};
+use dsmil_core::{AgentId, AgentRef, Event, EventBus, WorkflowId};
+use serde_json::{Value, json};
+use thiserror::Error;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+pub use cancel::{CancelHandle, CancelToken, cancel_pair};
+
+use crate::agent::AgentError;
+use crate::registry::{AgentRegistry, AgentRuntime};
+use crate::runner::{TaskOutcome, TaskRun, run_task};
+
+/// Default delay between hedged replicas.
+pub const DEFAULT_HEDGE_DELAY: Duration = Duration::from_millis(100);
+/// Default replicas per task in redundant mode.
+pub const DEFAULT_REPLICAS: u32 = 2;
+
+/// Why a workflow could not start.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum WorkflowError {
+    /// The spec is invalid.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// A task names an agent that is not registered.
+    #[error("tasks[{index}] ({task}): unknown agent {agent:?}; registered: {known}")]
+    UnknownAgent {
+        /// Position of the task.
+        index: usize,
+        /// The task id.
+        task: String,
+        /// The agent it names.
+        agent: String,
+        /// The registered agents.
+        known: String,
+    },
+    /// `auto` could not be resolved.
+    #[error("tasks[{index}] ({task}): no agent for `auto`: {reason}")]
+    NoAgent {
+        /// Position of the task.
+        index: usize,
+        /// The task id.
+        task: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Runs workflows on a registry of agents.
+pub struct Coordinator {
+    registry: Arc<AgentRegistry>,
+    advisor: Option<Arc<dyn AgentAdvisor>>,
+    sink: Option<Arc<dyn PerformanceSink>>,
+    bus: Option<EventBus>,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("agents", &self.registry.len())
+            .finish()
+    }
+}
+
+/// One task's end as the modes see it.
+#[derive(Debug, Clone)]
+struct Done {
+    success: bool,
+    result: Value,
+    agent_time: Duration,
+}
+
+/// What one run shares between its tasks.
+struct Ctx {
+    id: WorkflowId,
+    spec: WorkflowSpec,
+    agents: Vec<Arc<AgentRuntime>>,
+    registry: Arc<AgentRegistry>,
+    sink: Option<Arc<dyn PerformanceSink>>,
+    bus: Option<EventBus>,
+    results: Mutex<Vec<AgentResult>>,
+    /// Agent time per task (critical path), set when the task ends.
+    times: Mutex<Vec<Duration>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Ctx {
+    fn event(&self, task: Option<&AgentTask>, state: WorkflowState, detail: String) {
+        if let Some(bus) = &self.bus {
+            bus.publish(Event::Workflow(WorkflowEvent {
+                timestamp: Utc::now(),
+                workflow_id: self.id,
+                task_id: task.map(|t| t.id.clone()),
+                state,
+                detail,
+            }));
+        }
+    }
+
+    fn record_skip(&self, index: usize, reason: String) {
+        let task = &self.spec.tasks[index];
+        self.event(
+            Some(task),
+            WorkflowState::Running,
+            format!("task {} skipped: {reason}", task.id),
+        );
+        let mut metadata = Metadata::new();
+        metadata.insert("skipped".into(), json!(true));
+        lock(&self.results).push(AgentResult {
+            agent_id: self.agents[index].agent.id().clone(),
+            task_id: task.id.clone(),
+            success: false,
+            result_data: Value::Null,
+            execution_time_ms: 0,
+            resource_usage: Default::default(),
+            error_message: Some(format!("skipped: {reason}")),
+            metadata,
+        });
+    }
+
+    /// Runs task `index` on `rt` (its agent, or a replica's) with `input`.
+    async fn run(
+        &self,
+        index: usize,
+        rt: &AgentRuntime,
+        input: Value,
+        replica: Option<u32>,
+    ) -> Done {
+        let task = &self.spec.tasks[index];
+        let agent = rt.agent.id().clone();
+        self.event(
+            Some(task),
+            WorkflowState::Running,
+            format!("task {} started on {agent}", task.id),
+        );
+        let run = TaskRun {
+            task_id: task.id.clone(),
+            task_description: task.task_description.clone(),
+            input_data: input,
+            timeout: Duration::from_secs(u64::from(task.timeout_seconds)),
+            retries: task.retry_count,
+        };
+        let outcome: TaskOutcome = run_task(rt, self.registry.budget(), &run).await;
+        let mut metadata = Metadata::new();
+        metadata.insert("attempts".into(), json!(outcome.attempts));
+        metadata.insert(
+            "wall_time_ms".into(),
+            json!(outcome.wall_time.as_millis() as u64),
+        );
+        if let Some(r) = replica {
+            metadata.insert("replica".into(), json!(r));
+        }
+        let ms = outcome.agent_time.as_millis() as u64;
+        let (success, result, resources, error) = match outcome.result {
+            Ok(out) => (true, out.result, out.resource_usage, None),
+            Err(e) => (false, Value::Null, Default::default(), Some(e)),
+        };
+        self.event(
+            Some(task),
+            WorkflowState::Running,
+            match &error {
+                None => format!("task {} completed on {agent} in {ms} ms", task.id),
+                Some(e) => format!("task {} failed on {agent}: {e}", task.id),
+            },
+        );
+        if let Some(sink) = &self.sink
+            && !matches!(
+                error,
+                Some(AgentError::Cancelled | AgentError::CircuitOpen { .. })
+            )
+        {
+            let mut context = Metadata::new();
+            context.insert("workflow_id".into(), json!(self.id));
+            context.insert("execution_mode".into(), json!(self.spec.execution_mode));
+            context.insert("attempts".into(), json!(outcome.attempts));
+            let record = AgentPerformance {
+                agent_id: agent.clone(),
+                task_type: self.spec.workflow_type.clone(),
+                task_description: task.task_description.clone(),
+                execution_time_ms: ms,
+                success_rate: if success { 1.0 } else { 0.0 },
+                resource_usage: resources.clone(),
+                error_details: error.as_ref().map(ToString::to_string),
+                context_factors: context,
+                embedding: None,
+                timestamp: None,
+                tpm_signature: None,
+            };
+            if let Err(e) = sink.record(record).await {
+                tracing::warn!(error = %e, task = %task.id, "could not record the task's performance");
+            }
+        }
+        lock(&self.results).push(AgentResult {
+            agent_id: agent,
+            task_id: task.id.clone(),
+            success,
+            result_data: result.clone(),
+            execution_time_ms: ms,
+            resource_usage: resources,
+            error_message: error.map(|e| e.to_string()),
+            metadata,
+        });
+        Done {
+            success,
+            result,
+            agent_time: outcome.agent_time,
+        }
+    }
+
+    fn set_time(&self, index: usize, t: Duration) {
+        if let Some(slot) = lock(&self.times).get_mut(index) {
+            *slot = t;
+        }
+    }
+
+    /// Longest chain of agent time through the dependency graph.
+    fn critical_path(&self) -> Duration {
+        let times = lock(&self.times).clone();
+        let index: BTreeMap<&str, usize> = self
+            .spec
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.id.as_str(), i))
+            .collect();
+        let mut finish = vec![Duration::ZERO; times.len()];
+        for i in self.spec.topological_order().unwrap_or_default() {
+            let start = self.spec.tasks[i]
+                .dependencies
+                .iter()
+                .filter_map(|d| index.get(d.as_str()).map(|&j| finish[j]))
+                .max()
+                .unwrap_or_default();
+            finish[i] = start + times[i];
+        }
+        finish.into_iter().max().unwrap_or_default()
+    }
+}
+
+impl Coordinator {
+    /// A coordinator over `registry`.
+    pub fn new(registry: Arc<AgentRegistry>) -> Self {
+        Self {
+            registry,
+            advisor: None,
+            sink: None,
+            bus: None,
+        }
+    }
+
+    /// Resolves `agent_id = "auto"` through `advisor` (default: the first registered agent).
+    pub fn with_advisor(mut self, advisor: Arc<dyn AgentAdvisor>) -> Self {
+        self.advisor = Some(advisor);
+        self
+    }
+
+    /// Records every task outcome in `sink`.
+    pub fn with_sink(mut self, sink: Arc<dyn PerformanceSink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Publishes workflow and task events on `bus`.
+    pub fn with_bus(mut self, bus: EventBus) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// The agents.
+    pub fn registry(&self) -> &Arc<AgentRegistry> {
+        &self.registry
+    }
+
+    /// Checks `spec` against the registry and resolves every task's agent.
+    pub async fn prepare(
+        &self,
+        spec: &WorkflowSpec,
+    ) -> Result<Vec<Arc<AgentRuntime>>, WorkflowError> {
+        spec.validate()?;
+        let known = || {
+            self.registry
+                .ids()
+                .iter()
+                .map(|a| a.as_str().to_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut agents = Vec::with_capacity(spec.tasks.len());
+        for (index, task) in spec.tasks.iter().enumerate() {
+            let id: AgentId = match &task.agent_id {
+                AgentRef::Named(id) => id.clone(),
+                AgentRef::Auto => {
+                    let request = AdviceRequest {
+                        task_description: task.task_description.clone(),
+                        task_type: Some(spec.workflow_type.clone()),
+                        context: Metadata::new(),
+                        candidates: self.registry.ids(),
+                        exclude_agents: Vec::new(),
+                    };
+                    let no_agent = |reason: String| WorkflowError::NoAgent {
+                        index,
+                        task: task.id.as_str().to_owned(),
+                        reason,
+                    };
+                    match &self.advisor {
+                        Some(a) => {
+                            a.advise(request)
+                                .await
+                                .map_err(|e| no_agent(e.to_string()))?
+                                .predicted_agent
+                        }
+                        None => self
+                            .registry
+                            .ids()
+                            .into_iter()
+                            .next()
+                            .ok_or_else(|| no_agent("no agent is registered".into()))?,
+                    }
+                }
+            };
+            let rt = self
+                .registry
+                .get(&id)
+                .ok_or_else(|| WorkflowError::UnknownAgent {
+                    index,
+                    task: task.id.as_str().to_owned(),
+                    agent: id.as_str().to_owned(),
+                    known: known(),
+                })?;
+            agents.push(rt);
+        }
+        Ok(agents)
+    }
+
+    /// Runs `spec` to the end, its global timeout, or `cancel`.
+    pub async fn run(
+        &self,
+        spec: WorkflowSpec,
+        mut cancel: CancelToken,
+    ) -> Result<WorkflowResult, WorkflowError> {
+        let agents = self.prepare(&spec).await?;
+        let started = Instant::now();
+        let n = spec.tasks.len();
+        let ctx = Arc::new(Ctx {
+            id: WorkflowId::new_random(),
+            spec,
+            agents,
+            registry: Arc::clone(&self.registry),
+            sink: self.sink.clone(),
+            bus: self.bus.clone(),
+            results: Mutex::new(Vec::new()),
+            times: Mutex::new(vec![Duration::ZERO; n]),
+        });
+        ctx.event(
+            None,
+            WorkflowState::Running,
+            format!(
+                "workflow started ({:?} mode, {n} tasks)",
+                ctx.spec.execution_mode
+            ),
+        );
+        let deadline = Duration::from_secs(u64::from(ctx.spec.global_timeout_seconds));
+        let body = execute(Arc::clone(&ctx));
+        let (state, success, mut metadata) = tokio::select! {
+            (success, metadata) = body => (if success { WorkflowState::Completed } else { WorkflowState::Failed }, success, metadata),
+            _ = tokio::time::sleep(deadline) => {
+                let mut m = Metadata::new();
+                m.insert("error".into(), json!(format!("global timeout of {} s reached", deadline.as_secs())));
+                (WorkflowState::Failed, false, m)
+            }
+            _ = cancel.cancelled() => {
+                let mut m = Metadata::new();
+                m.insert("error".into(), json!("cancelled"));
+                (WorkflowState::Cancelled, false, m)
+            }
+        };
+        let wall = started.elapsed();
+        let critical = match ctx.spec.execution_mode {
+            ExecutionMode::Sequential | ExecutionMode::Pipeline => lock(&ctx.times).iter().sum(),
+            ExecutionMode::Consensus | ExecutionMode::Competitive => {
+                lock(&ctx.times).iter().copied().max().unwrap_or_default()
+            }
+            ExecutionMode::Parallel | ExecutionMode::Redundant => ctx.critical_path(),
+        };
+        metadata.insert(
+            "critical_path_ms".into(),
+            json!(critical.as_millis() as u64),
+        );
+        ctx.event(
+            None,
+            state,
+            format!(
+                "workflow {}",
+                match state {
+                    WorkflowState::Completed => "completed",
+                    WorkflowState::Cancelled => "cancelled",
+                    _ => "failed",
+                }
+            ),
+        );
+        let agent_results = std::mem::take(&mut *lock(&ctx.results));
+        Ok(WorkflowResult {
+            workflow_id: ctx.id,
+            success,
+            execution_mode: ctx.spec.execution_mode,
+            state,
+            total_execution_time_ms: wall.as_millis() as u64,
+            agent_results,
+            coordination_overhead_ms: wall.saturating_sub(critical).as_millis() as u64,
+            metadata,
+        })
+    }
+}
+
+/// Runs the mode; returns success and metadata.
+async fn execute(ctx: Arc<Ctx>) -> (bool, Metadata) {
+    match ctx.spec.execution_mode {
+        ExecutionMode::Sequential => sequential(ctx).await,
+        ExecutionMode::Pipeline => pipeline(ctx).await,
+        ExecutionMode::Parallel => dag(ctx, false).await,
+        ExecutionMode::Redundant => dag(ctx, true).await,
+        ExecutionMode::Consensus => consensus(ctx).await,
+        ExecutionMode::Competitive => competitive(ctx).await,
+    }
+}
+
+async fn sequential(ctx: Arc<Ctx>) -> (bool, Metadata) {
+    let mut meta = Metadata::new();
+    let order = ctx.spec.topological_order().unwrap_or_default();
+    let mut failed: Vec<String> = Vec::new();
+    let mut all_ok = true;
+    for i in order {
+        let task = &ctx.spec.tasks[i];
+        if let Some(dep) = task
+            .dependencies
+            .iter()
+            .find(|d| failed.contains(&d.as_str().to_owned()))
+        {
+            ctx.record_skip(i, format!("dependency {dep} failed"));
+            failed.push(task.id.as_str().to_owned());
+            continue;
+        }
+        let rt = Arc::clone(&ctx.agents[i]);
+        let done = ctx.run(i, &rt, task.input_data.clone(), None).await;
+        ctx.set_time(i, done.agent_time);
+        if !done.success {
+            all_ok = false;
+            failed.push(task.id.as_str().to_owned());
+            if !ctx.spec.continue_on_failure {
+                meta.insert("stopped_at".into(), json!(task.id));
+                break;
+            }
+        }
+    }
+    (all_ok, meta)
+}
+
+async fn pipeline(ctx: Arc<Ctx>) -> (bool, Metadata) {
+    let mut meta = Metadata::new();
+    let mut carried: Option<Value> = None;
+    for i in 0..ctx.spec.tasks.len() {
+        let task = &ctx.spec.tasks[i];
+        let input = carried.take().unwrap_or_else(|| task.input_data.clone());
+        let rt = Arc::clone(&ctx.agents[i]);
+        let done = ctx.run(i, &rt, input, None).await;
+        ctx.set_time(i, done.agent_time);
+        if !done.success {
+            meta.insert("stopped_at".into(), json!(task.id));
+            return (false, meta);
+        }
+        carried = Some(done.result);
+    }
+    meta.insert("output".into(), carried.unwrap_or(Value::Null));
+    (true, meta)
+}
+
+/// Parallel with dependencies (and redundant mode, whose unit is a hedged task).
+async fn dag(ctx: Arc<Ctx>, hedged: bool) -> (bool, Metadata) {
+    let n = ctx.spec.tasks.len();
+    let index: BTreeMap<String, usize> = ctx
+        .spec
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.as_str().to_owned(), i))
+        .collect();
+    let mut waiting: Vec<usize> = ctx
+        .spec
+        .tasks
+        .iter()
+        .map(|t| t.dependencies.len())
+        .collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, t) in ctx.spec.tasks.iter().enumerate() {
+        for d in &t.dependencies {
+            if let Some(&j) = index.get(d.as_str()) {
+                dependents[j].push(i);
+            }
+        }
+    }
+    let mut set: JoinSet<(usize, Done)> = JoinSet::new();
+    let spawn = |set: &mut JoinSet<(usize, Done)>, i: usize| {
+        let ctx = Arc::clone(&ctx);
+        set.spawn(async move {
+            let done = if hedged {
+                hedge(&ctx, i).await
+            } else {
+                let rt = Arc::clone(&ctx.agents[i]);
+                let input = ctx.spec.tasks[i].input_data.clone();
+                ctx.run(i, &rt, input, None).await
+            };
+            (i, done)
+        });
+    };
+    for i in (0..n).filter(|&i| waiting[i] == 0) {
+        spawn(&mut set, i);
+    }
+    let mut all_ok = true;
+    let mut settled = vec![false; n];
+    while let Some(joined) = set.join_next().await {
+        let Ok((i, done)) = joined else { continue };
+        settled[i] = true;
+        ctx.set_time(i, done.agent_time);
+        if done.success {
+            for &k in &dependents[i] {
+                waiting[k] -= 1;
+                if waiting[k] == 0 {
+                    spawn(&mut set, k);
+                }
+            }
+        } else {
+            all_ok = false;
+            // Skip everything downstream, naming the failed task.
+            let mut stack = dependents[i].clone();
+            let failed = ctx.spec.tasks[i].id.as_str().to_owned();
+            while let Some(k) = stack.pop() {
+                if !settled[k] {
+                    settled[k] = true;
+                    ctx.record_skip(k, format!("dependency {failed} failed"));
+                    stack.extend(dependents[k].iter().copied());
+                }
+            }
+        }
+    }
+    (all_ok && settled.iter().all(|s| *s), Metadata::new())
+}
+
+/// Runs task `i` on replicas of its agent, a new one every hedge delay until one succeeds.
+async fn hedge(ctx: &Arc<Ctx>, i: usize) -> Done {
+    let replicas = ctx.spec.replicas.unwrap_or(DEFAULT_REPLICAS).max(1);
+    let delay = ctx
+        .spec
+        .hedge_delay_ms
+        .map_or(DEFAULT_HEDGE_DELAY, Duration::from_millis);
+    let mut set: JoinSet<Done> = JoinSet::new();
+    let mut started = 0u32;
+    let mut last = Done {
+        success: false,
+        result: Value::Null,
+        agent_time: Duration::ZERO,
+    };
+    loop {
+        if started < replicas {
+            let ctx2 = Arc::clone(ctx);
+            let r = started;
+            set.spawn(async move {
+                let rt = Arc::clone(&ctx2.agents[i]);
+                let input = ctx2.spec.tasks[i].input_data.clone();
+                ctx2.run(i, &rt, input, Some(r)).await
+            });
+            started += 1;
+        }
+        let next = if started < replicas {
+            tokio::select! {
+                j = set.join_next() => j,
+                _ = tokio::time::sleep(delay) => continue,
+            }
+        } else {
+            set.join_next().await
+        };
+        match next {
+            Some(Ok(done)) if done.success => {
+                set.abort_all();
+                return done;
+            }
+            Some(Ok(done)) => last = done,
+            Some(Err(_)) => {}
+            None if started >= replicas => return last,
+            None => {}
+        }
+    }
+}
+
+async fn consensus(ctx: Arc<Ctx>) -> (bool, Metadata) {
+    let mut set: JoinSet<(usize, Done)> = JoinSet::new();
+    for i in 0..ctx.spec.tasks.len() {
+        let ctx = Arc::clone(&ctx);
+        set.spawn(async move {
+            let rt = Arc::clone(&ctx.agents[i]);
+            let input = ctx.spec.tasks[i].input_data.clone();
+            (i, ctx.run(i, &rt, input, None).await)
+        });
+    }
+    let mut votes: Vec<(Value, Vec<String>)> = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        let Ok((i, done)) = joined else { continue };
+        ctx.set_time(i, done.agent_time);
+        if !done.success {
+            continue;
+        }
+        let value = match &ctx.spec.consensus_field {
+            Some(f) => done.result.get(f).cloned().unwrap_or(Value::Null),
+            None => done.result,
+        };
+        let agent = ctx.agents[i].agent.id().as_str().to_owned();
+        match votes.iter_mut().find(|(v, _)| *v == value) {
+            Some((_, who)) => who.push(agent),
+            None => votes.push((value, vec![agent])),
+        }
+    }
+    votes.sort_by_key(|v| std::cmp::Reverse(v.1.len()));
+    let quorum = ctx.spec.effective_quorum();
+    let mut meta = Metadata::new();
+    meta.insert("quorum".into(), json!(quorum));
+    meta.insert(
+        "votes".into(),
+        json!(
+            votes
+                .iter()
+                .map(|(v, who)| json!({"value": v, "count": who.len(), "agents": who}))
+                .collect::<Vec<_>>()
+        ),
+    );
+    let ok = votes.first().is_some_and(|(_, who)| who.len() >= quorum);
+    if ok {
+        meta.insert("consensus_value".into(), votes[0].0.clone());
+    } else {
+        meta.insert("error".into(), json!(format!("no {quorum} results agree")));
+    }
+    (ok, meta)
+}
+
+async fn competitive(ctx: Arc<Ctx>) -> (bool, Metadata) {
+    let comparator = ctx.spec.comparator.unwrap_or_default();
+    let mut set: JoinSet<(usize, Done)> = JoinSet::new();
+    for i in 0..ctx.spec.tasks.len() {
+        let ctx = Arc::clone(&ctx);
+        set.spawn(async move {
+            let rt = Arc::clone(&ctx.agents[i]);
+            let input = ctx.spec.tasks[i].input_data.clone();
+            (i, ctx.run(i, &rt, input, None).await)
+        });
+    }
+    let mut best: Option<(usize, f64, Value)> = None;
+    while let Some(joined) = set.join_next().await {
+        let Ok((i, done)) = joined else { continue };
+        ctx.set_time(i, done.agent_time);
+        if !done.success {
+            continue;
+        }
+        match comparator {
+            Comparator::Fastest => {
+                set.abort_all();
+                best = Some((i, 0.0, done.result));
+                break;
+            }
+            Comparator::HighestScore => {
+                let score = done.result.get("score").and_then(Value::as_f64);
+                if let Some(s) = score
+                    && best.as_ref().is_none_or(|(_, b, _)| s > *b)
+                {
+                    best = Some((i, s, done.result));
+                }
+            }
+        }
+    }
+    // Drain the cancelled losers (their futures, and processes, are gone).
+    while set.join_next().await.is_some() {}
+    let mut meta = Metadata::new();
+    match best {
+        Some((i, score, result)) => {
+            meta.insert("winner".into(), json!(ctx.spec.tasks[i].id));
+            meta.insert("winner_agent".into(), json!(ctx.agents[i].agent.id()));
+            if comparator == Comparator::HighestScore {
+                meta.insert("score".into(), json!(score));
+            }
+            meta.insert("output".into(), result);
+            (true, meta)
+        }
+        None => {
+            meta.insert(
+                "error".into(),
+                json!(match comparator {
+                    Comparator::Fastest => "no task succeeded",
+                    Comparator::HighestScore => "no successful task returned a numeric score",
+                }),
+            );
+            (false, meta)
+        }
+    }
+}
