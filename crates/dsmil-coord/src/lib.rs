@@ -29,6 +29,7 @@
 
 pub mod agent;
 pub mod agents;
+pub mod journal;
 pub mod registry;
 pub mod resilience;
 pub mod runner;

@@ -20,7 +20,7 @@
 
 mod cancel;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,6 +41,7 @@ use tokio::time::Instant;
 pub use cancel::{CancelHandle, CancelToken, cancel_pair};
 
 use crate::agent::AgentError;
+use crate::journal::{Journal, JournalError};
 use crate::registry::{AgentRegistry, AgentRuntime};
 use crate::runner::{TaskOutcome, TaskRun, run_task};
 
@@ -67,6 +68,9 @@ pub enum WorkflowError {
         /// The registered agents.
         known: String,
     },
+    /// The journal could not record the workflow.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
     /// `auto` could not be resolved.
     #[error("tasks[{index}] ({task}): no agent for `auto`: {reason}")]
     NoAgent {
@@ -85,6 +89,8 @@ pub struct Coordinator {
     advisor: Option<Arc<dyn AgentAdvisor>>,
     sink: Option<Arc<dyn PerformanceSink>>,
     bus: Option<EventBus>,
+    journal: Option<Arc<Journal>>,
+    active: Mutex<HashMap<WorkflowId, CancelHandle>>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -114,6 +120,11 @@ struct Ctx {
     results: Mutex<Vec<AgentResult>>,
     /// Agent time per task (critical path), set when the task ends.
     times: Mutex<Vec<Duration>>,
+    journal: Option<Arc<Journal>>,
+    /// The first journal failure: the workflow fails when results cannot be made durable.
+    journal_error: Mutex<Option<String>>,
+    /// Successful results from before a restart, by task index: not run again.
+    previous: BTreeMap<usize, AgentResult>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -133,7 +144,18 @@ impl Ctx {
         }
     }
 
-    fn record_skip(&self, index: usize, reason: String) {
+    /// Appends a task result, durable in the journal first.
+    async fn push_result(&self, result: AgentResult) {
+        if let Some(j) = &self.journal
+            && let Err(e) = j.task_result(self.id, &result).await
+        {
+            tracing::error!(workflow = %self.id, error = %e, "cannot journal a task result");
+            lock(&self.journal_error).get_or_insert_with(|| e.to_string());
+        }
+        lock(&self.results).push(result);
+    }
+
+    async fn record_skip(&self, index: usize, reason: String) {
         let task = &self.spec.tasks[index];
         self.event(
             Some(task),
@@ -142,7 +164,7 @@ impl Ctx {
         );
         let mut metadata = Metadata::new();
         metadata.insert("skipped".into(), json!(true));
-        lock(&self.results).push(AgentResult {
+        self.push_result(AgentResult {
             agent_id: self.agents[index].agent.id().clone(),
             task_id: task.id.clone(),
             success: false,
@@ -151,7 +173,8 @@ impl Ctx {
             resource_usage: Default::default(),
             error_message: Some(format!("skipped: {reason}")),
             metadata,
-        });
+        })
+        .await;
     }
 
     /// Runs task `index` on `rt` (its agent, or a replica's) with `input`.
@@ -163,6 +186,24 @@ impl Ctx {
         replica: Option<u32>,
     ) -> Done {
         let task = &self.spec.tasks[index];
+        if let Some(before) = self.previous.get(&index) {
+            let mut kept = before.clone();
+            kept.metadata.insert("recovered".into(), json!(true));
+            self.event(
+                Some(task),
+                WorkflowState::Running,
+                format!(
+                    "task {} finished before the restart; not run again",
+                    task.id
+                ),
+            );
+            lock(&self.results).push(kept.clone());
+            return Done {
+                success: true,
+                result: kept.result_data,
+                agent_time: Duration::from_millis(kept.execution_time_ms),
+            };
+        }
         let agent = rt.agent.id().clone();
         self.event(
             Some(task),
@@ -226,7 +267,7 @@ impl Ctx {
                 tracing::warn!(error = %e, task = %task.id, "could not record the task's performance");
             }
         }
-        lock(&self.results).push(AgentResult {
+        self.push_result(AgentResult {
             agent_id: agent,
             task_id: task.id.clone(),
             success,
@@ -235,7 +276,8 @@ impl Ctx {
             resource_usage: resources,
             error_message: error.map(|e| e.to_string()),
             metadata,
-        });
+        })
+        .await;
         Done {
             success,
             result,
@@ -281,7 +323,122 @@ impl Coordinator {
             advisor: None,
             sink: None,
             bus: None,
+            journal: None,
+            active: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Journals every workflow in `journal` (needed for [`Coordinator::submit`] lookups and
+    /// [`Coordinator::recover`]).
+    pub fn with_journal(mut self, journal: Arc<Journal>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// The journal, if any.
+    pub fn journal(&self) -> Option<&Arc<Journal>> {
+        self.journal.as_ref()
+    }
+
+    /// Workflows running now.
+    pub fn active(&self) -> Vec<WorkflowId> {
+        lock(&self.active).keys().copied().collect()
+    }
+
+    /// Cancels workflow `id`; `false` if it is not running.
+    pub fn cancel(&self, id: WorkflowId) -> bool {
+        lock(&self.active)
+            .get(&id)
+            .map(CancelHandle::cancel)
+            .is_some()
+    }
+
+    /// Cancels every running workflow (emergency stop); returns how many.
+    pub fn cancel_all(&self) -> usize {
+        let active = lock(&self.active);
+        for handle in active.values() {
+            handle.cancel();
+        }
+        active.len()
+    }
+
+    /// Validates `spec`, journals it and starts it in the background; the handle yields the
+    /// result. Errors are returned before anything runs.
+    pub async fn submit(
+        self: &Arc<Self>,
+        spec: WorkflowSpec,
+    ) -> Result<(WorkflowId, tokio::task::JoinHandle<WorkflowResult>), WorkflowError> {
+        let agents = self.prepare(&spec).await?;
+        let id = WorkflowId::new_random();
+        if let Some(j) = &self.journal {
+            j.create(id, &spec, WorkflowState::Running).await?;
+        }
+        Ok((id, self.spawn(id, spec, agents, BTreeMap::new())))
+    }
+
+    fn spawn(
+        self: &Arc<Self>,
+        id: WorkflowId,
+        spec: WorkflowSpec,
+        agents: Vec<Arc<AgentRuntime>>,
+        previous: BTreeMap<usize, AgentResult>,
+    ) -> tokio::task::JoinHandle<WorkflowResult> {
+        let (handle, token) = cancel_pair();
+        lock(&self.active).insert(id, handle);
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let result = this
+                .execute_prepared(id, spec, agents, token, previous)
+                .await;
+            lock(&this.active).remove(&id);
+            result
+        })
+    }
+
+    /// Resumes every workflow the journal shows unfinished (after a crash): each is marked
+    /// `recovering`, then run again with the tasks that had succeeded kept, not re-run.
+    /// Workflows whose agents no longer exist are marked failed.
+    pub async fn recover(
+        self: &Arc<Self>,
+    ) -> Result<Vec<(WorkflowId, tokio::task::JoinHandle<WorkflowResult>)>, WorkflowError> {
+        let Some(journal) = &self.journal else {
+            return Ok(Vec::new());
+        };
+        let mut resumed = Vec::new();
+        for record in journal.unfinished().await? {
+            let id = record.workflow_id;
+            journal
+                .transition(id, WorkflowState::Recovering, "resuming after a restart")
+                .await?;
+            let agents = match self.prepare(&record.spec).await {
+                Ok(a) => a,
+                Err(e) => {
+                    journal
+                        .transition(id, WorkflowState::Failed, &format!("cannot resume: {e}"))
+                        .await?;
+                    continue;
+                }
+            };
+            let mut previous = BTreeMap::new();
+            for r in record
+                .results
+                .iter()
+                .filter(|r| r.success && r.metadata.get("skipped").is_none())
+            {
+                if let Some(i) = record.spec.tasks.iter().position(|t| t.id == r.task_id) {
+                    previous.insert(i, r.clone());
+                }
+            }
+            journal
+                .transition(
+                    id,
+                    WorkflowState::Running,
+                    &format!("{} finished tasks kept", previous.len()),
+                )
+                .await?;
+            resumed.push((id, self.spawn(id, record.spec, agents, previous)));
+        }
+        Ok(resumed)
     }
 
     /// Resolves `agent_id = "auto"` through `advisor` (default: the first registered agent).
@@ -372,13 +529,30 @@ impl Coordinator {
     pub async fn run(
         &self,
         spec: WorkflowSpec,
-        mut cancel: CancelToken,
+        cancel: CancelToken,
     ) -> Result<WorkflowResult, WorkflowError> {
         let agents = self.prepare(&spec).await?;
+        let id = WorkflowId::new_random();
+        if let Some(j) = &self.journal {
+            j.create(id, &spec, WorkflowState::Running).await?;
+        }
+        Ok(self
+            .execute_prepared(id, spec, agents, cancel, BTreeMap::new())
+            .await)
+    }
+
+    async fn execute_prepared(
+        &self,
+        id: WorkflowId,
+        spec: WorkflowSpec,
+        agents: Vec<Arc<AgentRuntime>>,
+        mut cancel: CancelToken,
+        previous: BTreeMap<usize, AgentResult>,
+    ) -> WorkflowResult {
         let started = Instant::now();
         let n = spec.tasks.len();
         let ctx = Arc::new(Ctx {
-            id: WorkflowId::new_random(),
+            id,
             spec,
             agents,
             registry: Arc::clone(&self.registry),
@@ -386,6 +560,9 @@ impl Coordinator {
             bus: self.bus.clone(),
             results: Mutex::new(Vec::new()),
             times: Mutex::new(vec![Duration::ZERO; n]),
+            journal: self.journal.clone(),
+            journal_error: Mutex::new(None),
+            previous,
         });
         ctx.event(
             None,
@@ -397,7 +574,7 @@ impl Coordinator {
         );
         let deadline = Duration::from_secs(u64::from(ctx.spec.global_timeout_seconds));
         let body = execute(Arc::clone(&ctx));
-        let (state, success, mut metadata) = tokio::select! {
+        let (mut state, mut success, mut metadata) = tokio::select! {
             (success, metadata) = body => (if success { WorkflowState::Completed } else { WorkflowState::Failed }, success, metadata),
             _ = tokio::time::sleep(deadline) => {
                 let mut m = Metadata::new();
@@ -410,6 +587,14 @@ impl Coordinator {
                 (WorkflowState::Cancelled, false, m)
             }
         };
+        if let Some(e) = lock(&ctx.journal_error).clone() {
+            state = WorkflowState::Failed;
+            success = false;
+            metadata.insert(
+                "error".into(),
+                json!(format!("results could not be journaled: {e}")),
+            );
+        }
         let wall = started.elapsed();
         let critical = match ctx.spec.execution_mode {
             ExecutionMode::Sequential | ExecutionMode::Pipeline => lock(&ctx.times).iter().sum(),
@@ -435,7 +620,7 @@ impl Coordinator {
             ),
         );
         let agent_results = std::mem::take(&mut *lock(&ctx.results));
-        Ok(WorkflowResult {
+        let result = WorkflowResult {
             workflow_id: ctx.id,
             success,
             execution_mode: ctx.spec.execution_mode,
@@ -444,7 +629,13 @@ impl Coordinator {
             agent_results,
             coordination_overhead_ms: wall.saturating_sub(critical).as_millis() as u64,
             metadata,
-        })
+        };
+        if let Some(j) = &self.journal
+            && let Err(e) = j.finish(&result).await
+        {
+            tracing::error!(workflow = %ctx.id, error = %e, "cannot journal the workflow's end");
+        }
+        result
     }
 }
 
@@ -472,7 +663,7 @@ async fn sequential(ctx: Arc<Ctx>) -> (bool, Metadata) {
             .iter()
             .find(|d| failed.contains(&d.as_str().to_owned()))
         {
-            ctx.record_skip(i, format!("dependency {dep} failed"));
+            ctx.record_skip(i, format!("dependency {dep} failed")).await;
             failed.push(task.id.as_str().to_owned());
             continue;
         }
@@ -572,7 +763,8 @@ async fn dag(ctx: Arc<Ctx>, hedged: bool) -> (bool, Metadata) {
             while let Some(k) = stack.pop() {
                 if !settled[k] {
                     settled[k] = true;
-                    ctx.record_skip(k, format!("dependency {failed} failed"));
+                    ctx.record_skip(k, format!("dependency {failed} failed"))
+                        .await;
                     stack.extend(dependents[k].iter().copied());
                 }
             }

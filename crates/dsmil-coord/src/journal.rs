@@ -1,0 +1,304 @@
+//! The workflow journal: a SQLite file where every state transition and task result is
+//! committed (WAL, `synchronous = FULL`) before the coordinator goes on, so a crash loses
+//! nothing that was acknowledged. After a restart, [`Journal::unfinished`] lists the workflows
+//! to resume, with the results their tasks already produced.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use dsmil_core::WorkflowId;
+use dsmil_core::workflow::{AgentResult, WorkflowResult, WorkflowSpec, WorkflowState};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use thiserror::Error;
+
+/// A journal failure.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum JournalError {
+    /// The database failed.
+    #[error("journal: {0}")]
+    Storage(String),
+    /// A stored row could not be read back.
+    #[error("journal holds unreadable data: {0}")]
+    Corrupt(String),
+}
+
+fn storage(e: impl std::fmt::Display) -> JournalError {
+    JournalError::Storage(e.to_string())
+}
+
+fn corrupt(e: impl std::fmt::Display) -> JournalError {
+    JournalError::Corrupt(e.to_string())
+}
+
+/// One state change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalTransition {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The state entered.
+    pub state: WorkflowState,
+    /// Why.
+    pub detail: String,
+}
+
+/// Everything the journal knows about a workflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowRecord {
+    /// Its id.
+    pub workflow_id: WorkflowId,
+    /// What was submitted.
+    pub spec: WorkflowSpec,
+    /// Its current state.
+    pub state: WorkflowState,
+    /// When it was accepted.
+    pub created_at: DateTime<Utc>,
+    /// Task results so far, in completion order.
+    pub results: Vec<AgentResult>,
+    /// Its history.
+    pub history: Vec<JournalTransition>,
+    /// The final result, once finished.
+    pub result: Option<WorkflowResult>,
+}
+
+/// The journal.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    pool: SqlitePool,
+}
+
+fn state_name(s: WorkflowState) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn parse_state(s: &str) -> Result<WorkflowState, JournalError> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(corrupt)
+}
+
+fn now_us() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+impl Journal {
+    /// Opens (creating) the journal at `path`.
+    pub async fn open(path: &Path) -> Result<Self, JournalError> {
+        let options = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(storage)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| JournalError::Storage(format!("cannot open {}: {e}", path.display())))?;
+        let migrator = Migrator {
+            migrations: Cow::Owned(vec![Migration::new(
+                1,
+                Cow::Borrowed("journal"),
+                MigrationType::Simple,
+                Cow::Borrowed(include_str!("../migrations/0001_journal.sql")),
+                false,
+            )]),
+            ..Migrator::DEFAULT
+        };
+        migrator.run(&pool).await.map_err(storage)?;
+        Ok(Self { pool })
+    }
+
+    /// Records a new workflow as `state` (pending, or running at once).
+    pub async fn create(
+        &self,
+        id: WorkflowId,
+        spec: &WorkflowSpec,
+        state: WorkflowState,
+    ) -> Result<(), JournalError> {
+        let spec_text = serde_json::to_string(spec).map_err(storage)?;
+        let mut tx = self.pool.begin().await.map_err(storage)?;
+        let now = now_us();
+        sqlx::query("INSERT INTO workflows (id, spec, state, created_us, updated_us) VALUES (?, ?, ?, ?, ?)")
+            .bind(id.to_string())
+            .bind(spec_text)
+            .bind(state_name(state))
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        sqlx::query(
+            "INSERT INTO transitions (workflow_id, at_us, state, detail) VALUES (?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(now)
+        .bind(state_name(state))
+        .bind("accepted")
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        tx.commit().await.map_err(storage)
+    }
+
+    /// Records a state change.
+    pub async fn transition(
+        &self,
+        id: WorkflowId,
+        state: WorkflowState,
+        detail: &str,
+    ) -> Result<(), JournalError> {
+        let mut tx = self.pool.begin().await.map_err(storage)?;
+        let now = now_us();
+        sqlx::query("UPDATE workflows SET state = ?, updated_us = ? WHERE id = ?")
+            .bind(state_name(state))
+            .bind(now)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        sqlx::query(
+            "INSERT INTO transitions (workflow_id, at_us, state, detail) VALUES (?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(now)
+        .bind(state_name(state))
+        .bind(detail)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        tx.commit().await.map_err(storage)
+    }
+
+    /// Records a task result.
+    pub async fn task_result(
+        &self,
+        id: WorkflowId,
+        result: &AgentResult,
+    ) -> Result<(), JournalError> {
+        sqlx::query("INSERT INTO task_results (workflow_id, task_id, result) VALUES (?, ?, ?)")
+            .bind(id.to_string())
+            .bind(result.task_id.as_str())
+            .bind(serde_json::to_string(result).map_err(storage)?)
+            .execute(&self.pool)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    /// Records the final result and state.
+    pub async fn finish(&self, result: &WorkflowResult) -> Result<(), JournalError> {
+        let mut tx = self.pool.begin().await.map_err(storage)?;
+        let now = now_us();
+        sqlx::query("UPDATE workflows SET state = ?, updated_us = ?, result = ? WHERE id = ?")
+            .bind(state_name(result.state))
+            .bind(now)
+            .bind(serde_json::to_string(result).map_err(storage)?)
+            .bind(result.workflow_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        sqlx::query(
+            "INSERT INTO transitions (workflow_id, at_us, state, detail) VALUES (?, ?, ?, ?)",
+        )
+        .bind(result.workflow_id.to_string())
+        .bind(now)
+        .bind(state_name(result.state))
+        .bind(if result.success {
+            "finished successfully"
+        } else {
+            "finished unsuccessfully"
+        })
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        tx.commit().await.map_err(storage)
+    }
+
+    /// Everything about workflow `id`.
+    pub async fn get(&self, id: WorkflowId) -> Result<Option<WorkflowRecord>, JournalError> {
+        let Some(row) =
+            sqlx::query("SELECT spec, state, created_us, result FROM workflows WHERE id = ?")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(storage)?
+        else {
+            return Ok(None);
+        };
+        let spec: String = row.try_get(0).map_err(corrupt)?;
+        let state: String = row.try_get(1).map_err(corrupt)?;
+        let created: i64 = row.try_get(2).map_err(corrupt)?;
+        let result: Option<String> = row.try_get(3).map_err(corrupt)?;
+        let results =
+            sqlx::query("SELECT result FROM task_results WHERE workflow_id = ? ORDER BY seq")
+                .bind(id.to_string())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(storage)?
+                .iter()
+                .map(|r| {
+                    let text: String = r.try_get(0).map_err(corrupt)?;
+                    serde_json::from_str(&text).map_err(corrupt)
+                })
+                .collect::<Result<Vec<AgentResult>, _>>()?;
+        let history = sqlx::query(
+            "SELECT at_us, state, detail FROM transitions WHERE workflow_id = ? ORDER BY seq",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage)?
+        .iter()
+        .map(|r| {
+            let at: i64 = r.try_get(0).map_err(corrupt)?;
+            let state: String = r.try_get(1).map_err(corrupt)?;
+            Ok(JournalTransition {
+                at: DateTime::from_timestamp_micros(at)
+                    .ok_or_else(|| corrupt("timestamp out of range"))?,
+                state: parse_state(&state)?,
+                detail: r.try_get(2).map_err(corrupt)?,
+            })
+        })
+        .collect::<Result<Vec<_>, JournalError>>()?;
+        Ok(Some(WorkflowRecord {
+            workflow_id: id,
+            spec: serde_json::from_str(&spec).map_err(corrupt)?,
+            state: parse_state(&state)?,
+            created_at: DateTime::from_timestamp_micros(created)
+                .ok_or_else(|| corrupt("timestamp out of range"))?,
+            results,
+            history,
+            result: result
+                .map(|r| serde_json::from_str(&r))
+                .transpose()
+                .map_err(corrupt)?,
+        }))
+    }
+
+    /// Workflows that were not finished (pending, running or recovering), oldest first.
+    pub async fn unfinished(&self) -> Result<Vec<WorkflowRecord>, JournalError> {
+        let ids = sqlx::query("SELECT id FROM workflows WHERE state IN ('pending', 'running', 'recovering') ORDER BY created_us")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage)?;
+        let mut out = Vec::new();
+        for row in ids {
+            let text: String = row.try_get(0).map_err(corrupt)?;
+            let id = WorkflowId::from_str(&text).map_err(corrupt)?;
+            if let Some(record) = self.get(id).await? {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+}
