@@ -3,6 +3,7 @@
 mod client;
 mod learn;
 mod output;
+mod run;
 
 use std::path::PathBuf;
 
@@ -46,6 +47,11 @@ struct Cli {
 enum Command {
     /// Show what the daemon runs: version, uptime, TPM and store backends, agents.
     Status,
+    /// Run a workflow (TOML or JSON), printing each task as it finishes; exit 1 if it fails.
+    Run {
+        /// The workflow spec.
+        file: PathBuf,
+    },
     /// Performance history and agent predictions.
     Learn {
         #[command(subcommand)]
@@ -108,6 +114,14 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Status => {
             let status = Client::new(&cli.url, &cli.token_file)?.get("/api/status")?;
             output::print(cli.json, &status, output::status_text);
+        }
+        Command::Run { file } => {
+            let client = Client::new(&cli.url, &cli.token_file)?;
+            let record = run::run(&client, file, cli.json)?;
+            output::print(cli.json, &record, run::text);
+            if record["state"] != "completed" {
+                std::process::exit(1);
+            }
         }
         Command::Learn { action } => {
             let client = Client::new(&cli.url, &cli.token_file)?;

@@ -284,3 +284,54 @@ fn learn_import_checks_the_file_first_then_predicts() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn run_prints_progress_and_fails_when_the_workflow_fails() {
+    let Some(dsmild) = sibling_dsmild() else {
+        return;
+    };
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates/dsmil-coord/examples");
+    let dir = tempfile::tempdir().unwrap();
+    let agents = examples.join("agents").canonicalize().unwrap();
+    let toml = std::fs::read_to_string(examples.join("dsmil.toml"))
+        .unwrap()
+        .replace(
+            "crates/dsmil-coord/examples/agents",
+            agents.to_str().unwrap(),
+        );
+    let config = dir.path().join("dsmil.toml");
+    std::fs::write(&config, toml).unwrap();
+    let (_daemon, url, token) = start_daemon(dsmild, &config, dir.path());
+    let token = token.to_str().unwrap().to_owned();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--url", url.as_str(), "--token-file", token.as_str()];
+        args.extend_from_slice(extra);
+        dsmilctl(&args)
+    };
+    let fan = examples.join("workflows/fan-out.toml");
+    let out = run(&["run", fan.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("started") && err.contains("ok    retry on flaky"),
+        "{err}"
+    );
+    assert!(
+        text(&out.stdout).contains("completed"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let failing = dir.path().join("failing.toml");
+    std::fs::write(
+        &failing,
+        std::fs::read_to_string(&fan)
+            .unwrap()
+            .replace("retry_count = 2", "retry_count = 0"),
+    )
+    .unwrap();
+    let out = run(&["--json", "run", failing.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let record: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(record["state"], "failed");
+}

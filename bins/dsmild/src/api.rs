@@ -1,5 +1,5 @@
 //! The HTTP API dsmild serves: health, status, token auth and the JSON error format of
-//! CONTRACTS.md; each layer's routes live in their own module (`api_learn`).
+//! CONTRACTS.md; each layer's routes live in their own module (`api_learn`, `api_workflows`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,6 +31,8 @@ pub struct AppState {
     pub bus: dsmil_core::EventBus,
     /// The learning engine (`None` only in tests of other routes).
     pub learning: Option<Arc<dsmil_learn::LearningEngine>>,
+    /// The workflow coordinator.
+    pub coordinator: Option<Arc<dsmil_coord::workflow::Coordinator>>,
 }
 
 /// What the accelerator layer detected, as reported by `/api/status`.
@@ -99,6 +101,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let protected = Router::new()
         .route("/api/status", get(status))
         .merge(crate::api_learn::routes())
+        .merge(crate::api_workflows::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/api/health", get(health))
@@ -129,11 +132,20 @@ async fn store_status(state: &AppState) -> serde_json::Value {
 async fn status(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     let store = store_status(&state).await;
     let c = &state.config;
-    let agents: Vec<_> = c
-        .agents
-        .iter()
-        .map(|a| json!({"id": a.id, "kind": a.kind, "max_concurrency": a.max_concurrency}))
-        .collect();
+    let agents: Vec<_> = match &state.coordinator {
+        Some(co) => co
+            .registry()
+            .info()
+            .into_iter()
+            .map(|a| json!({"id": a.id, "kind": a.kind, "max_concurrency": a.max_concurrency, "available": a.available, "breaker": a.breaker}))
+            .collect(),
+        None => c
+            .agents
+            .iter()
+            .map(|a| json!({"id": a.id, "kind": a.kind, "max_concurrency": a.max_concurrency}))
+            .collect(),
+    };
+    let active = state.coordinator.as_ref().map_or(0, |co| co.active().len());
     Json(json!({
         "version": dsmil_core::VERSION,
         "uptime_seconds": state.started.elapsed().as_secs(),
@@ -156,6 +168,7 @@ async fn status(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
         "tpm": {"backend": c.tpm.to_string()},
         "store": store,
         "agents": agents,
+        "active_workflows": active,
     }))
 }
 

@@ -3,7 +3,9 @@
 
 mod api;
 mod api_learn;
+mod api_workflows;
 mod cli;
+mod coordination;
 mod learning;
 mod settings;
 mod token;
@@ -86,6 +88,8 @@ async fn run(config: DaemonConfig) -> Result<()> {
     );
 
     let learning = learning::start(&config, &data_dir, platform).await?;
+    let coordinator =
+        coordination::start(&config, &data_dir, Arc::clone(&learning), bus.clone()).await?;
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -133,11 +137,19 @@ async fn run(config: DaemonConfig) -> Result<()> {
         engine: Arc::clone(&engine),
         bus,
         learning: Some(learning),
+        coordinator: Some(Arc::clone(&coordinator)),
     });
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("HTTP server failed")?;
+    let running = coordinator.active().len();
+    if running > 0 {
+        tracing::info!(
+            workflows = running,
+            "workflows still running stop here and resume from the journal at the next start"
+        );
+    }
     // Let accelerator work in flight finish; joining threads blocks, so not on a runtime thread.
     engine.close();
     tokio::task::spawn_blocking(move || drop(engine))

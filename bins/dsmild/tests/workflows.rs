@@ -1,0 +1,210 @@
+//! `/api/workflows` on the real dsmild with the example agents (real processes), and recovery
+//! after the daemon is killed with SIGKILL in the middle of a workflow.
+
+#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates/dsmil-coord/examples")
+}
+
+/// The example configuration with absolute agent paths.
+fn config(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(examples().join("dsmil.toml")).unwrap();
+    let agents = examples().join("agents").canonicalize().unwrap();
+    let text = text.replace(
+        "crates/dsmil-coord/examples/agents",
+        agents.to_str().unwrap(),
+    );
+    let path = dir.join("dsmil.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn post_raw(
+    daemon: &Daemon,
+    path: &str,
+    token: &str,
+    body: &str,
+    content_type: &str,
+) -> (u16, Value) {
+    let mut resp = agent()
+        .post(format!("{}{path}", daemon.base))
+        .header("Authorization", &format!("Bearer {token}"))
+        .header("Content-Type", content_type)
+        .send(body)
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_json().unwrap())
+}
+
+#[test]
+fn example_workflows_run_on_real_agents_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = config(dir.path());
+    let daemon = Daemon::start(&data, &["--config", cfg.to_str().unwrap()]);
+    let token = std::fs::read_to_string(data.join("api-token")).unwrap();
+    let token = token.trim();
+
+    let pipeline =
+        std::fs::read_to_string(examples().join("workflows/text-pipeline.toml")).unwrap();
+    let (status, r) = post_raw(
+        &daemon,
+        "/api/workflows",
+        token,
+        &pipeline,
+        "application/toml",
+    );
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["success"], true, "{r}");
+    assert_eq!(r["metadata"]["output"]["words"], 9);
+    assert_eq!(
+        r["metadata"]["output"]["text"],
+        "THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG"
+    );
+
+    let fan = std::fs::read_to_string(examples().join("workflows/fan-out.toml")).unwrap();
+    let (_, r) = post_raw(&daemon, "/api/workflows", token, &fan, "application/toml");
+    assert_eq!(r["success"], true, "{r}");
+    let retried = r["agent_results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["task_id"] == "retry")
+        .unwrap();
+    assert_eq!(retried["metadata"]["attempts"], 2);
+    let id = r["workflow_id"].as_str().unwrap().to_owned();
+    let (status, rec) = daemon.get(&format!("/api/workflows/{id}"), Some(token));
+    assert_eq!(status, 200);
+    assert_eq!(rec["state"], "completed");
+    assert_eq!(rec["results"].as_array().unwrap().len(), 4);
+    assert_eq!(rec["history"][0]["state"], "running");
+
+    let vote = std::fs::read_to_string(examples().join("workflows/vote.toml")).unwrap();
+    let (_, r) = post_raw(&daemon, "/api/workflows", token, &vote, "application/toml");
+    assert_eq!(r["metadata"]["consensus_value"], 4, "{r}");
+
+    // Bad specs are refused before anything runs, naming the problem.
+    let (status, e) = post_raw(
+        &daemon,
+        "/api/workflows",
+        token,
+        &fan.replace("\"left\", \"right\"", "\"left\", \"nowhere\""),
+        "application/toml",
+    );
+    assert_eq!(status, 400);
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("nowhere"),
+        "{e}"
+    );
+    let (status, e) = post_raw(
+        &daemon,
+        "/api/workflows",
+        token,
+        &pipeline.replace("agent_id = \"shout\"", "agent_id = \"ghost\""),
+        "application/toml",
+    );
+    assert_eq!(status, 400);
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("ghost"),
+        "{e}"
+    );
+    let (status, _) = daemon.get("/api/workflows/not-a-uuid", Some(token));
+    assert_eq!(status, 400);
+    let (status, _) = daemon.get(
+        &format!("/api/workflows/{}", uuid::Uuid::new_v4()),
+        Some(token),
+    );
+    assert_eq!(status, 404);
+    let (status, st) = daemon.get("/api/status", Some(token));
+    assert_eq!(status, 200);
+    assert_eq!(st["agents"].as_array().unwrap().len(), 5);
+    assert_eq!(st["agents"][0]["breaker"], "closed");
+    let (exit, _) = daemon.stop(Signal::SIGTERM);
+    assert!(exit.success());
+}
+
+#[test]
+fn a_workflow_interrupted_by_sigkill_resumes_without_rerunning_finished_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = config(dir.path());
+    let log = dir.path().join("ran.log");
+    let spec = json!({
+        "workflow_type": "recovery", "execution_mode": "parallel",
+        "tasks": [
+            {"id": "quick", "agent_id": "sleepy", "task_description": "quick",
+             "input_data": {"seconds": 0, "log": log}},
+            {"id": "slow", "agent_id": "sleepy", "task_description": "slow",
+             "input_data": {"seconds": 3, "log": log}},
+            {"id": "after", "agent_id": "sleepy", "task_description": "after both",
+             "input_data": {"seconds": 0, "log": log}, "dependencies": ["quick", "slow"]}
+        ]
+    });
+    let mut daemon = Daemon::start(&data, &["--config", cfg.to_str().unwrap()]);
+    let token = std::fs::read_to_string(data.join("api-token")).unwrap();
+    let token = token.trim().to_owned();
+    let (status, accepted) = post_raw(
+        &daemon,
+        "/api/workflows?wait=false",
+        &token,
+        &spec.to_string(),
+        "application/json",
+    );
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["workflow_id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (_, rec) = daemon.get(&format!("/api/workflows/{id}"), Some(&token));
+        if rec["results"].as_array().is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the quick task never finished");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Kill -9 while `slow` is still sleeping.
+    daemon.child.kill().unwrap();
+    daemon.child.wait().unwrap();
+
+    let daemon = Daemon::start(&data, &["--config", cfg.to_str().unwrap()]);
+    let deadline = Instant::now() + PATIENCE;
+    let rec = loop {
+        let (_, rec) = daemon.get(&format!("/api/workflows/{id}"), Some(&token));
+        if rec["state"] == "completed" || rec["state"] == "failed" {
+            break rec;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the workflow never finished: {rec}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(rec["state"], "completed", "{rec}");
+    let states: Vec<&str> = rec["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["state"].as_str().unwrap())
+        .collect();
+    assert!(states.contains(&"recovering"), "{states:?}");
+    let ran = std::fs::read_to_string(&log).unwrap();
+    let count = |t: &str| ran.lines().filter(|l| *l == t).count();
+    assert_eq!(
+        count("quick"),
+        1,
+        "a finished task is not run again:\n{ran}"
+    );
+    assert_eq!(count("slow"), 2, "the interrupted task runs again:\n{ran}");
+    assert_eq!(count("after"), 1);
+    let (exit, _) = daemon.stop(Signal::SIGTERM);
+    assert!(exit.success());
+}
