@@ -386,3 +386,67 @@ async fn agents_are_checked_auto_is_resolved_and_outcomes_are_reported() {
     );
     assert_eq!(details.last().unwrap(), "workflow completed");
 }
+
+#[tokio::test(start_paused = true)]
+async fn throttle_pauses_non_critical_work_and_an_emergency_stop_cancels_everything() {
+    use dsmil_core::ports::{MemoryAuditSink, Throttle};
+    let audit = Arc::new(MemoryAuditSink::new());
+    let bus = EventBus::new(64);
+    let mut events = bus.subscribe();
+    let c = Arc::new(
+        Coordinator::new(registry())
+            .with_audit(audit.clone())
+            .with_bus(bus),
+    );
+
+    c.pause_non_critical();
+    let plain = spec(
+        "sequential",
+        vec![task("a", "echo", json!(1), &[])],
+        json!({}),
+    );
+    let (_, waiting) = c.submit(plain.clone()).await.unwrap();
+    let critical = spec(
+        "sequential",
+        vec![task("a", "echo", json!(1), &[])],
+        json!({"critical": true}),
+    );
+    let (_, urgent) = c.submit(critical).await.unwrap();
+    assert!(
+        urgent.await.unwrap().success,
+        "critical work runs while paused"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!waiting.is_finished(), "non-critical work waits");
+    c.resume_non_critical();
+    assert!(waiting.await.unwrap().success);
+
+    c.reduce_agent_concurrency(0.5).unwrap();
+    assert_eq!(c.registry().get(&id("echo")).unwrap().bulkhead.limit(), 8);
+    assert!(c.reduce_agent_concurrency(0.0).is_err());
+    c.reduce_agent_concurrency(1.0).unwrap();
+
+    let long = spec(
+        "parallel",
+        vec![task("z", "sleep", json!({"ms": 60_000}), &[])],
+        json!({}),
+    );
+    let (_, running) = c.submit(long).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    c.emergency_stop("thermal emergency");
+    let r = running.await.unwrap();
+    assert_eq!(r.state, WorkflowState::Cancelled);
+    let err = c.submit(plain.clone()).await.unwrap_err();
+    assert!(matches!(err, WorkflowError::Emergency(_)), "{err}");
+    tokio::task::yield_now().await;
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(audit.events().len(), 1);
+    let mut security = false;
+    while let Ok(Some(p)) = events.try_recv() {
+        security |=
+            matches!(&*p.event, dsmil_core::Event::Security(s) if s.event_type == "emergency_stop");
+    }
+    assert!(security);
+    c.clear_emergency();
+    assert!(c.submit(plain).await.unwrap().1.await.unwrap().success);
+}

@@ -173,6 +173,10 @@ pub struct WorkflowSpec {
     /// Sequential mode: keep going after a failed task. Default: stop at the first failure.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub continue_on_failure: bool,
+    /// Critical workflows keep running when non-critical work is paused (thermal or CPU
+    /// emergencies). Default: not critical.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub critical: bool,
     /// Free-form metadata. Default: empty.
     #[serde(default)]
     pub metadata: Metadata,

@@ -27,7 +27,10 @@ use std::time::Duration;
 use chrono::Utc;
 use dsmil_core::events::WorkflowEvent;
 use dsmil_core::learning::AgentPerformance;
-use dsmil_core::ports::{AdviceRequest, AgentAdvisor, PerformanceSink};
+use dsmil_core::monitoring::{AlertLevel, SecurityEvent};
+use dsmil_core::ports::{
+    AdviceRequest, AgentAdvisor, AuditSink, PerformanceSink, PortError, Throttle,
+};
 use dsmil_core::workflow::{
     AgentResult, AgentTask, Comparator, ExecutionMode, Metadata, SpecError, WorkflowResult,
     WorkflowSpec, WorkflowState,
@@ -68,6 +71,9 @@ pub enum WorkflowError {
         /// The registered agents.
         known: String,
     },
+    /// An emergency stop is in force; no workflow starts until it is cleared.
+    #[error("emergency stop in force ({0}); no workflow starts until it is cleared")]
+    Emergency(String),
     /// The journal could not record the workflow.
     #[error(transparent)]
     Journal(#[from] JournalError),
@@ -90,7 +96,12 @@ pub struct Coordinator {
     sink: Option<Arc<dyn PerformanceSink>>,
     bus: Option<EventBus>,
     journal: Option<Arc<Journal>>,
+    audit: Option<Arc<dyn AuditSink>>,
     active: Mutex<HashMap<WorkflowId, CancelHandle>>,
+    /// `true` while non-critical work is paused.
+    paused: tokio::sync::watch::Sender<bool>,
+    /// Why new workflows are refused, during an emergency stop.
+    emergency: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -125,6 +136,8 @@ struct Ctx {
     journal_error: Mutex<Option<String>>,
     /// Successful results from before a restart, by task index: not run again.
     previous: BTreeMap<usize, AgentResult>,
+    /// Non-critical tasks wait while this is `true`.
+    paused: tokio::sync::watch::Receiver<bool>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -203,6 +216,16 @@ impl Ctx {
                 result: kept.result_data,
                 agent_time: Duration::from_millis(kept.execution_time_ms),
             };
+        }
+        if !self.spec.critical && *self.paused.borrow() {
+            self.event(
+                Some(task),
+                WorkflowState::Running,
+                format!("task {} waits: non-critical work is paused", task.id),
+            );
+            let mut paused = self.paused.clone();
+            // The sender lives as long as the coordinator; if it is gone, go on.
+            let _ = paused.wait_for(|p| !*p).await;
         }
         let agent = rt.agent.id().clone();
         self.event(
@@ -324,7 +347,23 @@ impl Coordinator {
             sink: None,
             bus: None,
             journal: None,
+            audit: None,
             active: Mutex::new(HashMap::new()),
+            paused: tokio::sync::watch::channel(false).0,
+            emergency: Mutex::new(None),
+        }
+    }
+
+    /// Appends security-relevant events (emergency stops) to `audit`.
+    pub fn with_audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    fn refuse_during_emergency(&self) -> Result<(), WorkflowError> {
+        match lock(&self.emergency).clone() {
+            Some(reason) => Err(WorkflowError::Emergency(reason)),
+            None => Ok(()),
         }
     }
 
@@ -368,6 +407,7 @@ impl Coordinator {
         self: &Arc<Self>,
         spec: WorkflowSpec,
     ) -> Result<(WorkflowId, tokio::task::JoinHandle<WorkflowResult>), WorkflowError> {
+        self.refuse_during_emergency()?;
         let agents = self.prepare(&spec).await?;
         let id = WorkflowId::new_random();
         if let Some(j) = &self.journal {
@@ -531,6 +571,7 @@ impl Coordinator {
         spec: WorkflowSpec,
         cancel: CancelToken,
     ) -> Result<WorkflowResult, WorkflowError> {
+        self.refuse_during_emergency()?;
         let agents = self.prepare(&spec).await?;
         let id = WorkflowId::new_random();
         if let Some(j) = &self.journal {
@@ -563,6 +604,7 @@ impl Coordinator {
             journal: self.journal.clone(),
             journal_error: Mutex::new(None),
             previous,
+            paused: self.paused.subscribe(),
         });
         ctx.event(
             None,
@@ -925,5 +967,67 @@ async fn competitive(ctx: Arc<Ctx>) -> (bool, Metadata) {
             );
             (false, meta)
         }
+    }
+}
+
+impl Throttle for Coordinator {
+    /// Scales every agent's concurrency to `factor` (0 < factor ≤ 1) of its configured limit.
+    fn reduce_agent_concurrency(&self, factor: f64) -> Result<(), PortError> {
+        if !(factor.is_finite() && factor > 0.0 && factor <= 1.0) {
+            return Err(PortError::InvalidInput(format!(
+                "factor {factor} is out of range; expected a number above 0.0 up to 1.0"
+            )));
+        }
+        self.registry.scale_concurrency(factor);
+        Ok(())
+    }
+
+    /// Non-critical workflows start no new task until resumed (running tasks finish).
+    fn pause_non_critical(&self) {
+        self.paused.send_replace(true);
+    }
+
+    fn resume_non_critical(&self) {
+        self.paused.send_replace(false);
+    }
+
+    /// Cancels every running workflow (their processes are killed and they are journaled as
+    /// cancelled), refuses new ones until cleared, and reports it to the bus and the audit log.
+    fn emergency_stop(&self, reason: &str) {
+        *lock(&self.emergency) = Some(reason.to_owned());
+        let stopped = self.cancel_all();
+        tracing::warn!(reason, workflows = stopped, "emergency stop");
+        let event = SecurityEvent {
+            timestamp: Utc::now(),
+            event_type: "emergency_stop".into(),
+            severity: AlertLevel::Emergency,
+            source_component: "coord".into(),
+            description: format!("emergency stop: {reason}; {stopped} workflows cancelled"),
+            tpm_signature: None,
+            affected_resources: Vec::new(),
+            response_actions: vec![
+                "running workflows cancelled".into(),
+                "new workflows refused".into(),
+            ],
+        };
+        if let Some(bus) = &self.bus {
+            bus.publish(Event::Security(event.clone()));
+        }
+        if let Some(audit) = self.audit.clone() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(async move {
+                        if let Err(e) = audit.append(event).await {
+                            tracing::error!(error = %e, "cannot audit the emergency stop");
+                        }
+                    });
+                }
+                Err(_) => tracing::error!("no runtime to audit the emergency stop on"),
+            }
+        }
+    }
+
+    fn clear_emergency(&self) {
+        *lock(&self.emergency) = None;
     }
 }
