@@ -145,8 +145,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Ctx {
-    fn event(&self, task: Option<&AgentTask>, state: WorkflowState, detail: String) {
+    /// Publishes a workflow event; `detail` is only formatted when there is a bus.
+    fn event(
+        &self,
+        task: Option<&AgentTask>,
+        state: WorkflowState,
+        detail: impl FnOnce() -> String,
+    ) {
         if let Some(bus) = &self.bus {
+            let detail = detail();
             bus.publish(Event::Workflow(WorkflowEvent {
                 timestamp: Utc::now(),
                 workflow_id: self.id,
@@ -170,11 +177,9 @@ impl Ctx {
 
     async fn record_skip(&self, index: usize, reason: String) {
         let task = &self.spec.tasks[index];
-        self.event(
-            Some(task),
-            WorkflowState::Running,
-            format!("task {} skipped: {reason}", task.id),
-        );
+        self.event(Some(task), WorkflowState::Running, || {
+            format!("task {} skipped: {reason}", task.id)
+        });
         let mut metadata = Metadata::new();
         metadata.insert("skipped".into(), json!(true));
         self.push_result(AgentResult {
@@ -202,14 +207,12 @@ impl Ctx {
         if let Some(before) = self.previous.get(&index) {
             let mut kept = before.clone();
             kept.metadata.insert("recovered".into(), json!(true));
-            self.event(
-                Some(task),
-                WorkflowState::Running,
+            self.event(Some(task), WorkflowState::Running, || {
                 format!(
                     "task {} finished before the restart; not run again",
                     task.id
-                ),
-            );
+                )
+            });
             lock(&self.results).push(kept.clone());
             return Done {
                 success: true,
@@ -218,21 +221,17 @@ impl Ctx {
             };
         }
         if !self.spec.critical && *self.paused.borrow() {
-            self.event(
-                Some(task),
-                WorkflowState::Running,
-                format!("task {} waits: non-critical work is paused", task.id),
-            );
+            self.event(Some(task), WorkflowState::Running, || {
+                format!("task {} waits: non-critical work is paused", task.id)
+            });
             let mut paused = self.paused.clone();
             // The sender lives as long as the coordinator; if it is gone, go on.
             let _ = paused.wait_for(|p| !*p).await;
         }
         let agent = rt.agent.id().clone();
-        self.event(
-            Some(task),
-            WorkflowState::Running,
-            format!("task {} started on {agent}", task.id),
-        );
+        self.event(Some(task), WorkflowState::Running, || {
+            format!("task {} started on {agent}", task.id)
+        });
         let run = TaskRun {
             task_id: task.id.clone(),
             task_description: task.task_description.clone(),
@@ -255,14 +254,10 @@ impl Ctx {
             Ok(out) => (true, out.result, out.resource_usage, None),
             Err(e) => (false, Value::Null, Default::default(), Some(e)),
         };
-        self.event(
-            Some(task),
-            WorkflowState::Running,
-            match &error {
-                None => format!("task {} completed on {agent} in {ms} ms", task.id),
-                Some(e) => format!("task {} failed on {agent}: {e}", task.id),
-            },
-        );
+        self.event(Some(task), WorkflowState::Running, || match &error {
+            None => format!("task {} completed on {agent} in {ms} ms", task.id),
+            Some(e) => format!("task {} failed on {agent}: {e}", task.id),
+        });
         if let Some(sink) = &self.sink
             && !matches!(
                 error,
@@ -606,14 +601,12 @@ impl Coordinator {
             previous,
             paused: self.paused.subscribe(),
         });
-        ctx.event(
-            None,
-            WorkflowState::Running,
+        ctx.event(None, WorkflowState::Running, || {
             format!(
                 "workflow started ({:?} mode, {n} tasks)",
                 ctx.spec.execution_mode
-            ),
-        );
+            )
+        });
         let deadline = Duration::from_secs(u64::from(ctx.spec.global_timeout_seconds));
         let body = execute(Arc::clone(&ctx));
         let (mut state, mut success, mut metadata) = tokio::select! {
@@ -649,9 +642,7 @@ impl Coordinator {
             "critical_path_ms".into(),
             json!(critical.as_millis() as u64),
         );
-        ctx.event(
-            None,
-            state,
+        ctx.event(None, state, || {
             format!(
                 "workflow {}",
                 match state {
@@ -659,8 +650,8 @@ impl Coordinator {
                     WorkflowState::Cancelled => "cancelled",
                     _ => "failed",
                 }
-            ),
-        );
+            )
+        });
         let agent_results = std::mem::take(&mut *lock(&ctx.results));
         let result = WorkflowResult {
             workflow_id: ctx.id,
