@@ -63,28 +63,42 @@ impl Default for AgentSettings {
 }
 
 impl AgentSettings {
-    /// The settings an `[[agents]]` entry asks for. The seed's breaker ("open after N
+    /// The settings an `[[agents]]` entry asks for. The seed's breaker alone ("open after N
     /// consecutive failures, close after M successes") maps to a count window of N calls that
-    /// opens at a 100% failure rate, with M half-open probes.
+    /// opens at a 100% failure rate, with M half-open probes; the optional fields override
+    /// window, rates, minimum calls, slow-call duration and probe timeout.
     pub fn from_config(c: &AgentConfig) -> Self {
-        let n = c.circuit_breaker.failure_threshold.max(1);
-        let open = Duration::try_from_secs_f64(c.circuit_breaker.recovery_timeout_seconds)
-            .unwrap_or(Duration::from_secs(60));
+        let cb = &c.circuit_breaker;
+        let n = cb.failure_threshold.max(1);
+        let secs = |s: f64| Duration::try_from_secs_f64(s).unwrap_or(Duration::from_secs(60));
+        let defaults = BreakerSettings::default();
+        let window = match (cb.window_calls, cb.window_seconds) {
+            (_, Some(s)) => Window::Time(secs(s)),
+            (Some(calls), None) => Window::Count(calls.max(1)),
+            (None, None) => Window::Count(n),
+        };
         Self {
             max_concurrency: c.max_concurrency.max(1) as usize,
             breaker: BreakerSettings {
-                window: Window::Count(n),
-                minimum_calls: n,
-                failure_rate_threshold: 1.0,
-                open_duration: open,
-                half_open_permits: c.circuit_breaker.success_threshold.max(1),
-                ..BreakerSettings::default()
+                window,
+                minimum_calls: cb.minimum_calls.unwrap_or(n).max(1),
+                failure_rate_threshold: cb.failure_rate_threshold.unwrap_or(1.0),
+                slow_call_duration: cb
+                    .slow_call_ms
+                    .map_or(defaults.slow_call_duration, Duration::from_millis),
+                slow_call_rate_threshold: cb.slow_call_rate_threshold.unwrap_or(1.0),
+                open_duration: secs(cb.recovery_timeout_seconds),
+                half_open_permits: cb.success_threshold.max(1),
+                probe_timeout: cb
+                    .probe_timeout_seconds
+                    .map_or(defaults.probe_timeout, secs),
             },
             retry: RetryPolicy {
                 max_attempts: RetryPolicy::default().max_attempts,
                 base_delay: Duration::from_millis(c.retry.base_delay_ms),
                 max_delay: Duration::from_millis(c.retry.max_delay_ms),
                 multiplier: c.retry.multiplier,
+                jitter: c.retry.jitter,
             },
         }
     }

@@ -16,6 +16,7 @@ fn policy() -> RetryPolicy {
         base_delay: Duration::from_millis(100),
         max_delay: Duration::from_millis(1000),
         multiplier: 2.0,
+        jitter: 1.0,
     }
 }
 
@@ -85,10 +86,11 @@ async fn the_budget_caps_retries_in_an_outage() {
 
 proptest! {
     #[test]
-    fn delays_never_exceed_the_ceiling_and_ceilings_grow_to_the_cap(retry in 1u32..100, unit in 0f64..1.0) {
-        let p = policy();
+    fn delays_stay_within_the_jitter_band_and_ceilings_grow_to_the_cap(retry in 1u32..100, unit in 0f64..1.0, jitter in 0f64..=1.0) {
+        let p = RetryPolicy { jitter, ..policy() };
         let d = p.delay(retry, unit);
         prop_assert!(d <= p.ceiling(retry));
+        prop_assert!(d.as_secs_f64() >= p.ceiling(retry).as_secs_f64() * (1.0 - jitter) - 1e-9);
         prop_assert!(p.ceiling(retry) <= p.max_delay);
         prop_assert!(p.ceiling(retry) <= p.ceiling(retry + 1));
     }

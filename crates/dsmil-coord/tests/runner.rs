@@ -199,6 +199,25 @@ fn registries_come_from_the_daemon_configuration() {
     assert_eq!(cat.breaker.settings().window, Window::Count(2));
     assert_eq!(cat.breaker.settings().open_duration, Duration::from_secs(5));
 
+    let windowed = DaemonConfig::parse_toml(
+        r#"
+        [[agents]]
+        id = "w"
+        kind = "builtin"
+        builtin = "echo"
+        circuit_breaker = { window_seconds = 30.0, failure_rate_threshold = 0.5, minimum_calls = 20, slow_call_ms = 2000, slow_call_rate_threshold = 0.8, probe_timeout_seconds = 15.0 }
+        retry = { jitter = 0.5 }
+        "#,
+    )
+    .unwrap();
+    let reg = AgentRegistry::from_config(&windowed.agents, None).unwrap();
+    let s = reg.get(&id("w")).unwrap().breaker.settings().clone();
+    assert_eq!(s.window, Window::Time(Duration::from_secs(30)));
+    assert_eq!((s.failure_rate_threshold, s.minimum_calls), (0.5, 20));
+    assert_eq!(s.slow_call_duration, Duration::from_secs(2));
+    assert_eq!(s.probe_timeout, Duration::from_secs(15));
+    assert_eq!(reg.get(&id("w")).unwrap().retry.jitter, 0.5);
+
     let odd: Vec<AgentConfig> = DaemonConfig::parse_toml(
         "[[agents]]\nid = \"x\"\nkind = \"builtin\"\nbuiltin = \"teleport\"\n",
     )

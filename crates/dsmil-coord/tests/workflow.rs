@@ -369,11 +369,24 @@ async fn agents_are_checked_auto_is_resolved_and_outcomes_are_reported() {
     assert_eq!(records[0].agent_id, id("echo"));
     assert_eq!(records[0].success_rate, 1.0);
     let mut details = Vec::new();
+    let mut activities = Vec::new();
     while let Ok(Some(p)) = events.try_recv() {
-        if let dsmil_core::Event::Workflow(w) = &*p.event {
-            details.push(w.detail.clone());
+        match &*p.event {
+            dsmil_core::Event::Workflow(w) => details.push(w.detail.clone()),
+            dsmil_core::Event::AgentActivity(a) => {
+                activities.push((a.agent_id.clone(), a.activity_type, a.success))
+            }
+            _ => {}
         }
     }
+    use dsmil_core::monitoring::ActivityType;
+    assert_eq!(
+        activities,
+        vec![
+            (id("echo"), ActivityType::TaskStart, false),
+            (id("echo"), ActivityType::TaskComplete, true)
+        ]
+    );
     assert!(
         details.first().unwrap().starts_with("workflow started"),
         "{details:?}"

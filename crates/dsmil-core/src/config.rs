@@ -147,7 +147,9 @@ pub enum AgentKind {
     Builtin,
 }
 
-/// Circuit breaker settings (seed `CircuitBreaker` defaults).
+/// Circuit breaker settings. The seed's three fields alone give its behaviour (open after
+/// `failure_threshold` consecutive failures); the optional ones switch to a sliding window with a
+/// failure-rate and slow-call judgement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CircuitBreakerConfig {
@@ -155,8 +157,29 @@ pub struct CircuitBreakerConfig {
     pub failure_threshold: u32,
     /// Seconds the circuit stays open before a trial call. Default: 60.
     pub recovery_timeout_seconds: f64,
-    /// Successes in half-open state that close it again. Default: 3.
+    /// Successes in half-open state that close it again (the probe calls). Default: 3.
     pub success_threshold: u32,
+    /// Judge the last N calls. Default: `failure_threshold`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_calls: Option<u32>,
+    /// Judge the calls of the last N seconds instead of a count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_seconds: Option<f64>,
+    /// Failure share (0–1] of the window that opens the circuit. Default: 1.0 (all failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_rate_threshold: Option<f64>,
+    /// Calls the window must hold before it is judged. Default: `failure_threshold`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub minimum_calls: Option<u32>,
+    /// A successful call slower than this (ms) is slow. Default: 10000.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slow_call_ms: Option<u64>,
+    /// Slow-call share (0–1] of the window that opens the circuit. Default: 1.0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slow_call_rate_threshold: Option<f64>,
+    /// Seconds after which a probe that has not reported counts as failed. Default: 60.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe_timeout_seconds: Option<f64>,
 }
 
 impl Default for CircuitBreakerConfig {
@@ -165,6 +188,13 @@ impl Default for CircuitBreakerConfig {
             failure_threshold: 5,
             recovery_timeout_seconds: 60.0,
             success_threshold: 3,
+            window_calls: None,
+            window_seconds: None,
+            failure_rate_threshold: None,
+            minimum_calls: None,
+            slow_call_ms: None,
+            slow_call_rate_threshold: None,
+            probe_timeout_seconds: None,
         }
     }
 }
@@ -179,7 +209,8 @@ pub struct RetryConfig {
     pub max_delay_ms: u64,
     /// Growth factor per attempt. Default: 2.0.
     pub multiplier: f64,
-    /// Random spread applied to each delay, as a fraction (0–1). Default: 0.2.
+    /// Random spread of each delay, as a fraction (0–1): a delay is drawn uniformly from
+    /// `[(1 − jitter) · d, d]` for the exponential delay `d`. Default: 1.0 ("full jitter").
     pub jitter: f64,
 }
 
@@ -189,7 +220,7 @@ impl Default for RetryConfig {
             base_delay_ms: 100,
             max_delay_ms: 10_000,
             multiplier: 2.0,
-            jitter: 0.2,
+            jitter: 1.0,
         }
     }
 }
@@ -338,6 +369,50 @@ impl AgentConfig {
                     "is {}; expected a positive number",
                     cb.recovery_timeout_seconds
                 ),
+            ));
+        }
+        if let Some(0) = cb.window_calls {
+            return Err(invalid(
+                f("circuit_breaker.window_calls"),
+                "must be at least 1",
+            ));
+        }
+        if cb.window_calls.is_some() && cb.window_seconds.is_some() {
+            return Err(invalid(
+                f("circuit_breaker.window_seconds"),
+                "cannot be combined with window_calls; choose a count or a time window",
+            ));
+        }
+        for (name, value) in [
+            ("window_seconds", cb.window_seconds),
+            ("probe_timeout_seconds", cb.probe_timeout_seconds),
+        ] {
+            if let Some(v) = value
+                && (!v.is_finite() || v <= 0.0)
+            {
+                return Err(invalid(
+                    f(&format!("circuit_breaker.{name}")),
+                    format!("is {v}; expected a positive number"),
+                ));
+            }
+        }
+        for (name, value) in [
+            ("failure_rate_threshold", cb.failure_rate_threshold),
+            ("slow_call_rate_threshold", cb.slow_call_rate_threshold),
+        ] {
+            if let Some(v) = value
+                && !(v > 0.0 && v <= 1.0)
+            {
+                return Err(invalid(
+                    f(&format!("circuit_breaker.{name}")),
+                    format!("is {v}; expected a share above 0 and at most 1"),
+                ));
+            }
+        }
+        if let Some(0) = cb.minimum_calls {
+            return Err(invalid(
+                f("circuit_breaker.minimum_calls"),
+                "must be at least 1",
             ));
         }
         let r = &self.retry;
@@ -517,7 +592,9 @@ impl DaemonConfig {
              # args = [\"--json\"]\n\
              # max_concurrency = 4\n\
              # circuit_breaker = {{ failure_threshold = 5, recovery_timeout_seconds = 60.0, success_threshold = 3 }}\n\
-             # retry = {{ base_delay_ms = 100, max_delay_ms = 10000, multiplier = 2.0, jitter = 0.2 }}\n\n{body}"
+             # # or a sliding window: window_calls | window_seconds, failure_rate_threshold, minimum_calls,\n\
+             # #   slow_call_ms, slow_call_rate_threshold, probe_timeout_seconds\n\
+             # retry = {{ base_delay_ms = 100, max_delay_ms = 10000, multiplier = 2.0, jitter = 1.0 }}\n\n{body}"
         )
     }
 }
@@ -639,6 +716,14 @@ mod tests {
         check_invalid(
             "[[agents]]\nid = \"a\"\nkind = \"builtin\"\ncircuit_breaker = { failure_threshold = 0 }",
             "agents[0].circuit_breaker.failure_threshold",
+        );
+        check_invalid(
+            "[[agents]]\nid = \"a\"\nkind = \"builtin\"\ncircuit_breaker = { window_calls = 5, window_seconds = 3.0 }",
+            "agents[0].circuit_breaker.window_seconds",
+        );
+        check_invalid(
+            "[[agents]]\nid = \"a\"\nkind = \"builtin\"\ncircuit_breaker = { failure_rate_threshold = 1.5 }",
+            "agents[0].circuit_breaker.failure_rate_threshold",
         );
         check_invalid(
             "[[agents]]\nid = \"a\"\nkind = \"builtin\"\ntimeout = 3",

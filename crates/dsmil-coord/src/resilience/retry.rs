@@ -21,6 +21,9 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// Growth per retry. Default: 2.
     pub multiplier: f64,
+    /// Spread of each delay (0–1): drawn from `[(1 − jitter) · ceiling, ceiling]`. Default: 1.0,
+    /// "full jitter" (uniform in `[0, ceiling]`), which spreads retries of many clients best.
+    pub jitter: f64,
 }
 
 impl Default for RetryPolicy {
@@ -30,6 +33,7 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(10),
             multiplier: 2.0,
+            jitter: 1.0,
         }
     }
 }
@@ -50,10 +54,16 @@ impl RetryPolicy {
         })
     }
 
-    /// The backoff before retry number `retry` with full jitter: uniform in [0, ceiling], drawn
-    /// from `unit` (a number in [0, 1)).
+    /// The backoff before retry number `retry`, with `unit` (a number in [0, 1)) placing it
+    /// in `[(1 − jitter) · ceiling, ceiling]`.
     pub fn delay(&self, retry: u32, unit: f64) -> Duration {
-        self.ceiling(retry).mul_f64(unit.clamp(0.0, 1.0))
+        let jitter = if self.jitter.is_finite() {
+            self.jitter.clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        self.ceiling(retry)
+            .mul_f64(1.0 - jitter * (1.0 - unit.clamp(0.0, 1.0)))
     }
 }
 

@@ -27,7 +27,7 @@ use std::time::Duration;
 use chrono::Utc;
 use dsmil_core::events::WorkflowEvent;
 use dsmil_core::learning::AgentPerformance;
-use dsmil_core::monitoring::{AlertLevel, SecurityEvent};
+use dsmil_core::monitoring::{ActivityType, AgentActivity, AlertLevel, SecurityEvent};
 use dsmil_core::ports::{
     AdviceRequest, AgentAdvisor, AuditSink, PerformanceSink, PortError, Throttle,
 };
@@ -145,6 +145,25 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Ctx {
+    /// Publishes an agent's task start or end.
+    fn activity(&self, agent: &AgentId, activity: ActivityType, end: Option<(&AgentResult, u64)>) {
+        if let Some(bus) = &self.bus {
+            bus.publish(Event::AgentActivity(AgentActivity {
+                timestamp: Utc::now(),
+                agent_id: agent.clone(),
+                workflow_id: self.id,
+                activity_type: activity,
+                duration_ms: end.map(|(_, ms)| ms),
+                success: end.is_some_and(|(r, _)| r.success),
+                error_message: end.and_then(|(r, _)| r.error_message.clone()),
+                resource_usage: end
+                    .map(|(r, _)| r.resource_usage.clone())
+                    .unwrap_or_default(),
+                metadata: Metadata::new(),
+            }));
+        }
+    }
+
     /// Publishes a workflow event; `detail` is only formatted when there is a bus.
     fn event(
         &self,
@@ -239,6 +258,7 @@ impl Ctx {
             timeout: Duration::from_secs(u64::from(task.timeout_seconds)),
             retries: task.retry_count,
         };
+        self.activity(&agent, ActivityType::TaskStart, None);
         let outcome: TaskOutcome = run_task(rt, self.registry.budget(), &run).await;
         let mut metadata = Metadata::new();
         metadata.insert("attempts".into(), json!(outcome.attempts));
@@ -285,8 +305,8 @@ impl Ctx {
                 tracing::warn!(error = %e, task = %task.id, "could not record the task's performance");
             }
         }
-        self.push_result(AgentResult {
-            agent_id: agent,
+        let finished = AgentResult {
+            agent_id: agent.clone(),
             task_id: task.id.clone(),
             success,
             result_data: result.clone(),
@@ -294,8 +314,14 @@ impl Ctx {
             resource_usage: resources,
             error_message: error.map(|e| e.to_string()),
             metadata,
-        })
-        .await;
+        };
+        let kind = if success {
+            ActivityType::TaskComplete
+        } else {
+            ActivityType::TaskFail
+        };
+        self.activity(&agent, kind, Some((&finished, ms)));
+        self.push_result(finished).await;
         Done {
             success,
             result,
