@@ -156,6 +156,69 @@ fn main() {
         );
     }
 
+    // Hundreds of agents: 10,000 parallel tasks spread over 500 agents; and the status listing.
+    let many = {
+        let mut reg = AgentRegistry::new();
+        for a in 0..500 {
+            let id = AgentId::new(format!("agent-{a}")).unwrap();
+            reg.register(
+                Arc::new(BuiltinAgent::named(id, "noop").unwrap()),
+                AgentSettings::default(),
+                None,
+            )
+            .unwrap();
+        }
+        Arc::new(reg)
+    };
+    let tasks: Vec<Value> = (0..TASKS)
+        .map(|i| json!({"id": format!("t{i}"), "agent_id": format!("agent-{}", i % 500), "task_description": "nothing", "retry_count": 0}))
+        .collect();
+    let spread = WorkflowSpec::from_json_str(
+        &json!({"workflow_type": "bench", "execution_mode": "parallel", "tasks": tasks})
+            .to_string(),
+    )
+    .unwrap();
+    let coordinator = Coordinator::new(Arc::clone(&many));
+    let took = best_of(runs, || {
+        rt.block_on(async {
+            let start = Instant::now();
+            assert!(
+                coordinator
+                    .run(spread.clone(), CancelToken::never())
+                    .await
+                    .unwrap()
+                    .success
+            );
+            start.elapsed()
+        })
+    });
+    rows.add(
+        "coord_overhead_10k",
+        "parallel, 500 agents",
+        "dsmil-coordinator",
+        "µs",
+        per_task(took, TASKS),
+    );
+    rows.add(
+        "coord_overhead_10k",
+        "parallel, 500 agents",
+        "tokio-spawn-join",
+        "µs",
+        per_task(raw, TASKS),
+    );
+    let listing = best_of(runs, || {
+        let start = Instant::now();
+        assert_eq!(many.info().len(), 500);
+        start.elapsed()
+    });
+    rows.add(
+        "coord_registry_500",
+        "status listing",
+        "dsmil-registry",
+        "µs",
+        listing.as_secs_f64() * 1e6,
+    );
+
     // The journal: every task result committed to SQLite (fsync) before it is acknowledged.
     let dir = tempfile::tempdir().unwrap();
     let journaled_tasks = if quick { 200 } else { 1000 };

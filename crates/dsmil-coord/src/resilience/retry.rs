@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -75,6 +76,9 @@ pub struct RetryBudget {
     ratio: f64,
     floor_per_second: f64,
     cap: f64,
+    /// First attempts not yet credited: counted without a lock (every task makes one), turned
+    /// into tokens when a retry asks.
+    deposits: AtomicU64,
     state: Mutex<(f64, Instant)>,
 }
 
@@ -86,21 +90,21 @@ impl RetryBudget {
             ratio: ratio.max(0.0),
             floor_per_second: floor_per_second.max(0.0),
             cap: cap.max(1.0),
+            deposits: AtomicU64::new(0),
             state: Mutex::new((cap.max(1.0), Instant::now())),
         }
     }
 
     fn refill(&self, state: &mut (f64, Instant), now: Instant) {
         let elapsed = now.saturating_duration_since(state.1).as_secs_f64();
-        state.0 = (state.0 + elapsed * self.floor_per_second).min(self.cap);
+        let earned = self.deposits.swap(0, Ordering::AcqRel) as f64 * self.ratio;
+        state.0 = (state.0 + elapsed * self.floor_per_second + earned).min(self.cap);
         state.1 = now;
     }
 
     /// Notes a first attempt (earns `ratio` of a retry).
     pub fn deposit(&self) {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        self.refill(&mut s, Instant::now());
-        s.0 = (s.0 + self.ratio).min(self.cap);
+        self.deposits.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Takes one retry from the budget; `false` when it is spent.
