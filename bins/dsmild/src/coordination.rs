@@ -25,21 +25,32 @@ pub async fn start(
     bus: EventBus,
 ) -> Result<Arc<Coordinator>> {
     let breaker_bus = bus.clone();
-    // Breaker transitions are logged; an opening circuit is a security-relevant event.
+    // Every breaker transition goes to the log and the bus; an opening one as a warning.
     let listener: dsmil_coord::registry::TransitionListener = Arc::new(move |agent, t| {
-        tracing::warn!(%agent, from = ?t.from, to = ?t.to, reason = %t.reason, "circuit breaker");
-        if t.to == BreakerState::Open {
-            breaker_bus.publish(Event::Security(SecurityEvent {
-                timestamp: chrono::Utc::now(),
-                event_type: "circuit_breaker_open".into(),
-                severity: AlertLevel::Warning,
-                source_component: "coord".into(),
-                description: format!("circuit opened for agent {agent}: {}", t.reason),
-                tpm_signature: None,
-                affected_resources: vec![agent.to_string()],
-                response_actions: vec!["calls refused until the open duration elapses".into()],
-            }));
-        }
+        let state = match t.to {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        };
+        tracing::warn!(%agent, from = ?t.from, to = state, reason = %t.reason, "circuit breaker");
+        breaker_bus.publish(Event::Security(SecurityEvent {
+            timestamp: chrono::Utc::now(),
+            event_type: format!("circuit_breaker_{state}"),
+            severity: if t.to == BreakerState::Open {
+                AlertLevel::Warning
+            } else {
+                AlertLevel::Info
+            },
+            source_component: "coord".into(),
+            description: format!("circuit for agent {agent} is {state}: {}", t.reason),
+            tpm_signature: None,
+            affected_resources: vec![agent.to_string()],
+            response_actions: match t.to {
+                BreakerState::Open => vec!["calls refused until the open duration elapses".into()],
+                BreakerState::HalfOpen => vec!["probe calls admitted".into()],
+                BreakerState::Closed => Vec::new(),
+            },
+        }));
     });
     let registry = AgentRegistry::from_config(&config.agents, Some(listener))
         .context("cannot set up the configured agents")?;
