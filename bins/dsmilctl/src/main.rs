@@ -1,5 +1,6 @@
 //! `dsmilctl`, the command-line client of dsmild's API, and offline tools.
 
+mod audit;
 mod client;
 mod learn;
 mod output;
@@ -52,6 +53,11 @@ enum Command {
         /// The workflow spec.
         file: PathBuf,
     },
+    /// Check an audit log offline.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Performance history and agent predictions.
     Learn {
         #[command(subcommand)]
@@ -73,6 +79,15 @@ enum ConfigAction {
     },
     /// Print a configuration file with every default.
     Default,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditAction {
+    /// Verify chain, Merkle roots and signatures; exit 1 naming the first bad entry.
+    Verify {
+        /// The audit dir (`DATA_DIR/audit`) or its `audit.log`.
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,6 +129,12 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Status => {
             let status = Client::new(&cli.url, &cli.token_file)?.get("/api/status")?;
             output::print(cli.json, &status, output::status_text);
+        }
+        Command::Audit {
+            action: AuditAction::Verify { path },
+        } => {
+            let summary = audit::verify(path)?;
+            output::print(cli.json, &summary, audit::text);
         }
         Command::Run { file } => {
             let client = Client::new(&cli.url, &cli.token_file)?;

@@ -335,3 +335,60 @@ fn run_prints_progress_and_fails_when_the_workflow_fails() {
     let record: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(record["state"], "failed");
 }
+
+#[test]
+fn audit_verify_checks_the_daemons_log_offline_and_names_tampering() {
+    let Some(dsmild) = sibling_dsmild() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dsmil.toml");
+    std::fs::write(
+        &config,
+        "[[agents]]\nid = \"broken\"\nkind = \"builtin\"\nbuiltin = \"fail\"\ncircuit_breaker = { failure_threshold = 1 }\n",
+    )
+    .unwrap();
+    let (mut daemon, url, token) = start_daemon(dsmild, &config, dir.path());
+    let spec = dir.path().join("w.toml");
+    std::fs::write(
+        &spec,
+        "workflow_type = \"t\"\nexecution_mode = \"sequential\"\n[[tasks]]\nid = \"a\"\nagent_id = \"broken\"\ntask_description = \"fail\"\nretry_count = 0\n",
+    )
+    .unwrap();
+    let out = dsmilctl(&[
+        "--url",
+        &url,
+        "--token-file",
+        token.to_str().unwrap(),
+        "run",
+        spec.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success(), "the workflow fails");
+    // A clean stop signs the last batch: the circuit opening is in the log.
+    let pid = daemon.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    daemon.0.wait().unwrap();
+    let audit_dir = dir.path().join("data/audit");
+    let out = dsmilctl(&["--json", "audit", "verify", audit_dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(summary["entries"].as_u64().unwrap() >= 1, "{summary}");
+    assert_eq!(summary["entries"], summary["signed_entries"]);
+    let log = audit_dir.join("audit.log");
+    let original = std::fs::read_to_string(&log).unwrap();
+    assert!(original.contains("circuit_breaker_open"), "{original}");
+    std::fs::write(&log, original.replacen("broken", "healthy", 1)).unwrap();
+    let out = dsmilctl(&["audit", "verify", audit_dir.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("NOT intact") && err.contains("entry 0"),
+        "{err}"
+    );
+}

@@ -11,6 +11,7 @@ use dsmil_coord::registry::AgentRegistry;
 use dsmil_coord::resilience::BreakerState;
 use dsmil_coord::workflow::Coordinator;
 use dsmil_core::monitoring::{AlertLevel, SecurityEvent};
+use dsmil_core::ports::AuditSink;
 use dsmil_core::{DaemonConfig, Event, EventBus};
 use dsmil_learn::LearningEngine;
 
@@ -23,8 +24,10 @@ pub async fn start(
     data_dir: &Path,
     learning: Arc<LearningEngine>,
     bus: EventBus,
+    audit: Arc<dyn AuditSink>,
 ) -> Result<Arc<Coordinator>> {
     let breaker_bus = bus.clone();
+    let breaker_audit = Arc::clone(&audit);
     // Every breaker transition goes to the log and the bus; an opening one as a warning.
     let listener: dsmil_coord::registry::TransitionListener = Arc::new(move |agent, t| {
         let state = match t.to {
@@ -33,7 +36,7 @@ pub async fn start(
             BreakerState::HalfOpen => "half_open",
         };
         tracing::warn!(%agent, from = ?t.from, to = state, reason = %t.reason, "circuit breaker");
-        breaker_bus.publish(Event::Security(SecurityEvent {
+        let event = SecurityEvent {
             timestamp: chrono::Utc::now(),
             event_type: format!("circuit_breaker_{state}"),
             severity: if t.to == BreakerState::Open {
@@ -50,7 +53,19 @@ pub async fn start(
                 BreakerState::HalfOpen => vec!["probe calls admitted".into()],
                 BreakerState::Closed => Vec::new(),
             },
-        }));
+        };
+        breaker_bus.publish(Event::Security(event.clone()));
+        // An opening circuit is security-relevant: it goes to the audit log too.
+        if t.to == BreakerState::Open
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let audit = Arc::clone(&breaker_audit);
+            rt.spawn(async move {
+                if let Err(e) = audit.append(event).await {
+                    tracing::error!(error = %e, "cannot audit a circuit opening");
+                }
+            });
+        }
     });
     let registry = AgentRegistry::from_config(&config.agents, Some(listener))
         .context("cannot set up the configured agents")?;
@@ -65,7 +80,8 @@ pub async fn start(
             .with_journal(journal)
             .with_advisor(learning.clone())
             .with_sink(learning)
-            .with_bus(bus),
+            .with_bus(bus)
+            .with_audit(audit),
     );
     let resumed = coordinator
         .recover()

@@ -4,6 +4,7 @@
 mod api;
 mod api_learn;
 mod api_workflows;
+mod audit;
 mod cli;
 mod coordination;
 mod learning;
@@ -88,8 +89,15 @@ async fn run(config: DaemonConfig) -> Result<()> {
     );
 
     let learning = learning::start(&config, &data_dir, platform).await?;
-    let coordinator =
-        coordination::start(&config, &data_dir, Arc::clone(&learning), bus.clone()).await?;
+    let audit = audit::start(&data_dir).await?;
+    let coordinator = coordination::start(
+        &config,
+        &data_dir,
+        Arc::clone(&learning),
+        bus.clone(),
+        audit.clone(),
+    )
+    .await?;
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -149,6 +157,9 @@ async fn run(config: DaemonConfig) -> Result<()> {
             workflows = running,
             "workflows still running stop here and resume from the journal at the next start"
         );
+    }
+    if let Err(e) = audit.checkpoint().await {
+        tracing::error!(error = %e, "cannot sign the last audit batch");
     }
     // Let accelerator work in flight finish; joining threads blocks, so not on a runtime thread.
     engine.close();

@@ -1,0 +1,364 @@
+//! Appending to the audit log.
+//!
+//! Each event becomes one line: its body (sequence number, time, event) with the chain hash of
+//! its predecessor and its own `SHA-256(prev ‖ body)`, written and `fsync`ed before `append`
+//! returns. Every `batch_entries` entries, or `batch_interval` after the first unsigned one, a
+//! checkpoint line closes the batch: the Merkle root over all entries so far, signed through
+//! the `Signer` port (a signed tree head, as in transparency logs). Signing is per batch, not
+//! per event, because hardware TPMs sign a few times per second.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use dsmil_core::hex;
+use dsmil_core::monitoring::SecurityEvent;
+use dsmil_core::ports::{AuditReceipt, AuditSink, PortError, Signer};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::merkle::{Hash, inclusion_proof, root};
+use super::record::{
+    Checkpoint, Entry, EntryBody, Line, body_bytes, chain_hash, checkpoint_message, entry_leaf,
+};
+use super::verify::{Replay, VerifyError, replay_line};
+
+/// When batches close.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditConfig {
+    /// Entries per batch. Default: 256.
+    pub batch_entries: u64,
+    /// Longest time an entry stays unsigned. Default: 1 s.
+    pub batch_interval: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            batch_entries: 256,
+            batch_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What opening an existing log found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OpenReport {
+    /// Entries already in the log.
+    pub entries: u64,
+    /// Bytes of an incomplete last line that were cut off (a write torn by a crash).
+    pub torn_bytes: u64,
+}
+
+/// Why the log cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AuditError {
+    /// The file could not be read or written.
+    #[error("audit log {path}: {reason}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// The existing log is not intact; nothing will be appended to it.
+    #[error("audit log {path} is damaged: {error}")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// The first problem.
+        error: VerifyError,
+    },
+    /// Signing a checkpoint failed.
+    #[error("signing a checkpoint failed: {0}")]
+    Signing(String),
+}
+
+/// An inclusion proof of one entry in a signed tree head.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InclusionProof {
+    /// The entry.
+    pub seq: u64,
+    /// Size of the signed tree.
+    pub tree_size: u64,
+    /// Its root, hex.
+    pub root: String,
+    /// Sibling hashes, bottom up, hex.
+    pub proof: Vec<String>,
+}
+
+struct State {
+    file: File,
+    replay: Replay,
+    unsigned_since: Option<Instant>,
+}
+
+struct Inner {
+    path: PathBuf,
+    signer: Arc<dyn Signer>,
+    config: AuditConfig,
+    state: Mutex<State>,
+    /// One checkpoint at a time.
+    signing: tokio::sync::Mutex<()>,
+}
+
+/// The audit log.
+pub struct AuditLog {
+    inner: Arc<Inner>,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        self.ticker.abort();
+    }
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl AuditLog {
+    /// Opens (creating) the log at `path`. An incomplete last line is cut off and reported; a
+    /// log whose chain or roots do not check out is refused.
+    pub async fn open(
+        path: &Path,
+        signer: Arc<dyn Signer>,
+        config: AuditConfig,
+    ) -> Result<(Self, OpenReport), AuditError> {
+        let io = |reason: String| AuditError::Io {
+            path: path.to_owned(),
+            reason,
+        };
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io(e.to_string())),
+        };
+        let good_len = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let torn = (bytes.len() - good_len) as u64;
+        let text = String::from_utf8_lossy(&bytes[..good_len]);
+        let mut replay = Replay::default();
+        for (i, line) in text.lines().enumerate() {
+            replay_line(&mut replay, line, i + 1).map_err(|error| AuditError::Damaged {
+                path: path.to_owned(),
+                error,
+            })?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| io(e.to_string()))?;
+        if torn > 0 {
+            tracing::warn!(path = %path.display(), torn_bytes = torn, "audit log ended in a torn write; cutting it off");
+            file.set_len(good_len as u64)
+                .map_err(|e| io(e.to_string()))?;
+            file.sync_all().map_err(|e| io(e.to_string()))?;
+        }
+        let entries = replay.leaves.len() as u64;
+        let unsigned_since = (replay.signed < entries).then(Instant::now);
+        let inner = Arc::new(Inner {
+            path: path.to_owned(),
+            signer,
+            config,
+            state: Mutex::new(State {
+                file,
+                replay,
+                unsigned_since,
+            }),
+            signing: tokio::sync::Mutex::new(()),
+        });
+        let ticker = tokio::spawn(tick(Arc::downgrade(&inner)));
+        Ok((
+            Self { inner, ticker },
+            OpenReport {
+                entries,
+                torn_bytes: torn,
+            },
+        ))
+    }
+
+    /// The log file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Entries in the log.
+    pub fn len(&self) -> u64 {
+        lock(&self.inner.state).replay.leaves.len() as u64
+    }
+
+    /// Whether it holds no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Entries covered by the latest checkpoint.
+    pub fn signed(&self) -> u64 {
+        lock(&self.inner.state).replay.signed
+    }
+
+    /// Appends `event`; returns once it is on disk. Closes the batch when it is full.
+    pub async fn append_event(&self, event: SecurityEvent) -> Result<AuditReceipt, AuditError> {
+        let inner = Arc::clone(&self.inner);
+        let (receipt, full) = tokio::task::spawn_blocking(move || inner.write_entry(event))
+            .await
+            .map_err(|e| AuditError::Io {
+                path: self.inner.path.clone(),
+                reason: e.to_string(),
+            })??;
+        if full {
+            checkpoint(&self.inner).await?;
+        }
+        Ok(receipt)
+    }
+
+    /// Signs a checkpoint over every entry now (no-op when all are signed).
+    pub async fn checkpoint(&self) -> Result<(), AuditError> {
+        checkpoint(&self.inner).await
+    }
+
+    /// The inclusion proof of entry `seq` in the latest signed tree head (`None` until it is
+    /// signed).
+    pub fn prove(&self, seq: u64) -> Option<InclusionProof> {
+        let state = lock(&self.inner.state);
+        let size = state.replay.signed;
+        if seq >= size {
+            return None;
+        }
+        let leaves = &state.replay.leaves[..size as usize];
+        Some(InclusionProof {
+            seq,
+            tree_size: size,
+            root: hex::encode(&root(leaves)),
+            proof: inclusion_proof(leaves, seq as usize)?
+                .iter()
+                .map(|h| hex::encode(h))
+                .collect(),
+        })
+    }
+}
+
+impl Inner {
+    fn write_line(&self, state: &mut State, line: &Line) -> Result<(), AuditError> {
+        let io = |e: std::io::Error| AuditError::Io {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        };
+        let mut text = serde_json::to_vec(line).map_err(|e| AuditError::Io {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
+        text.push(b'\n');
+        state.file.write_all(&text).map_err(io)?;
+        state.file.sync_data().map_err(io)
+    }
+
+    /// Writes one entry; returns its receipt and whether the batch is full.
+    fn write_entry(&self, event: SecurityEvent) -> Result<(AuditReceipt, bool), AuditError> {
+        let mut state = lock(&self.state);
+        let seq = state.replay.leaves.len() as u64;
+        let body = EntryBody {
+            seq,
+            time: Utc::now(),
+            event,
+        };
+        let bytes = body_bytes(&body);
+        let prev = state.replay.prev;
+        let hash: Hash = chain_hash(&prev, &bytes);
+        let line = Line::Entry(Entry {
+            body,
+            prev: hex::encode(&prev),
+            hash: hex::encode(&hash),
+        });
+        self.write_line(&mut state, &line)?;
+        state.replay.prev = hash;
+        state.replay.leaves.push(entry_leaf(&bytes));
+        state.unsigned_since.get_or_insert_with(Instant::now);
+        let full = state.replay.leaves.len() as u64 - state.replay.signed
+            >= self.config.batch_entries.max(1);
+        Ok((
+            AuditReceipt {
+                sequence: seq,
+                entry_hash: hex::encode(&hash),
+            },
+            full,
+        ))
+    }
+}
+
+async fn checkpoint(inner: &Arc<Inner>) -> Result<(), AuditError> {
+    let _one = inner.signing.lock().await;
+    let (size, root_hash) = {
+        let state = lock(&inner.state);
+        let size = state.replay.leaves.len();
+        if size as u64 == state.replay.signed {
+            return Ok(());
+        }
+        (size as u64, root(&state.replay.leaves))
+    };
+    let time = Utc::now();
+    let signature = inner
+        .signer
+        .sign(&checkpoint_message(size, &root_hash, &time))
+        .await
+        .map_err(|e| AuditError::Signing(e.to_string()))?;
+    let line = Line::Checkpoint(Checkpoint {
+        tree_size: size,
+        root: hex::encode(&root_hash),
+        time,
+        signature,
+    });
+    let this = Arc::clone(inner);
+    tokio::task::spawn_blocking(move || {
+        let mut state = lock(&this.state);
+        this.write_line(&mut state, &line)?;
+        state.replay.signed = size;
+        state.replay.checkpoints += 1;
+        state.unsigned_since = (size < state.replay.leaves.len() as u64).then(Instant::now);
+        Ok::<(), AuditError>(())
+    })
+    .await
+    .map_err(|e| AuditError::Io {
+        path: inner.path.clone(),
+        reason: e.to_string(),
+    })?
+}
+
+/// Closes batches that waited `batch_interval`.
+async fn tick(inner: std::sync::Weak<Inner>) {
+    loop {
+        let Some(this) = inner.upgrade() else { return };
+        let period = (this.config.batch_interval / 4).max(Duration::from_millis(10));
+        let due = lock(&this.state)
+            .unsigned_since
+            .is_some_and(|t| t.elapsed() >= this.config.batch_interval);
+        if due && let Err(e) = checkpoint(&this).await {
+            tracing::error!(error = %e, "closing an audit batch failed; will retry");
+        }
+        drop(this);
+        tokio::time::sleep(period).await;
+    }
+}
+
+#[async_trait]
+impl AuditSink for AuditLog {
+    async fn append(&self, event: SecurityEvent) -> Result<AuditReceipt, PortError> {
+        self.append_event(event)
+            .await
+            .map_err(|e| PortError::Backend(e.to_string()))
+    }
+}

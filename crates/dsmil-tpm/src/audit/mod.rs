@@ -1,0 +1,10 @@
+//! The tamper-evident audit log: an append-only file of hash-chained entries, grouped into
+//! Merkle batches closed by signed tree heads, with inclusion proofs and an offline verifier.
+
+mod log;
+pub mod merkle;
+pub mod record;
+mod verify;
+
+pub use log::{AuditConfig, AuditError, AuditLog, InclusionProof, OpenReport};
+pub use verify::{VerifyError, VerifySummary, verify_file};

@@ -1,0 +1,93 @@
+//! The lines of an audit log file and what is hashed and signed.
+
+use chrono::{DateTime, Utc};
+use dsmil_core::monitoring::SecurityEvent;
+use dsmil_core::tpm::Signature;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::merkle::{Hash, leaf_hash};
+
+/// One line of the log file (NDJSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Line {
+    /// An audited event.
+    Entry(Entry),
+    /// A signed tree head over the first `tree_size` entries.
+    Checkpoint(Checkpoint),
+}
+
+/// The hashed part of an entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntryBody {
+    /// Position, from 0.
+    pub seq: u64,
+    /// When it was appended.
+    pub time: DateTime<Utc>,
+    /// The event.
+    pub event: SecurityEvent,
+}
+
+/// An entry with its chain links.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// The hashed content.
+    #[serde(flatten)]
+    pub body: EntryBody,
+    /// Hex chain hash of the previous entry (64 zeros for the first).
+    pub prev: String,
+    /// Hex `SHA-256(prev ‖ body)`.
+    pub hash: String,
+}
+
+/// A signed tree head.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    /// Entries covered (the first `tree_size`).
+    pub tree_size: u64,
+    /// Hex Merkle root over their leaves.
+    pub root: String,
+    /// When it was signed.
+    pub time: DateTime<Utc>,
+    /// The signature over [`checkpoint_message`].
+    pub signature: Signature,
+}
+
+/// The bytes an entry's body contributes: its compact JSON.
+pub fn body_bytes(body: &EntryBody) -> Vec<u8> {
+    serde_json::to_vec(body).unwrap_or_default()
+}
+
+/// `SHA-256(prev ‖ body)`.
+pub fn chain_hash(prev: &Hash, body: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(body);
+    h.finalize().into()
+}
+
+/// The Merkle leaf of an entry.
+pub fn entry_leaf(body: &[u8]) -> Hash {
+    leaf_hash(body)
+}
+
+/// What a checkpoint's signature covers.
+pub fn checkpoint_message(tree_size: u64, root: &Hash, time: &DateTime<Utc>) -> Vec<u8> {
+    let mut m = b"dsmil-audit-checkpoint/v1\n".to_vec();
+    m.extend_from_slice(&tree_size.to_be_bytes());
+    m.extend_from_slice(root);
+    m.extend_from_slice(
+        time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            .as_bytes(),
+    );
+    m
+}
+
+/// Parses 64 hex digits.
+pub fn parse_hash(text: &str) -> Option<Hash> {
+    dsmil_core::hex::decode(text).ok()?.try_into().ok()
+}

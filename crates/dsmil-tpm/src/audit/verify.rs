@@ -1,0 +1,175 @@
+//! Offline verification of an audit log file: chain, sequence, Merkle roots and signatures.
+
+use std::path::Path;
+
+use dsmil_core::ports::Verifier;
+use serde::Serialize;
+use thiserror::Error;
+
+use super::merkle::{Hash, root};
+use super::record::{Line, body_bytes, chain_hash, checkpoint_message, entry_leaf, parse_hash};
+
+/// The first problem found, with where.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[error("line {line}{}: {reason}", .entry.map(|e| format!(" (entry {e})")).unwrap_or_default())]
+pub struct VerifyError {
+    /// Line number in the file, from 1.
+    pub line: usize,
+    /// The entry's sequence number, when the line is (or should be) an entry.
+    pub entry: Option<u64>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// What an intact log holds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerifySummary {
+    /// Entries.
+    pub entries: u64,
+    /// Checkpoints.
+    pub checkpoints: u64,
+    /// Entries covered by the last checkpoint's signature.
+    pub signed_entries: u64,
+    /// Key named by the last checkpoint.
+    pub key_name: Option<String>,
+}
+
+/// State rebuilt while reading a log (also used to reopen one for appending).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Replay {
+    pub leaves: Vec<Hash>,
+    pub prev: Hash,
+    pub checkpoints: u64,
+    pub signed: u64,
+    pub key_name: Option<String>,
+}
+
+/// Checks one line against the state so far; signatures are checked by the caller.
+pub(crate) fn replay_line(
+    state: &mut Replay,
+    text: &str,
+    line: usize,
+) -> Result<Option<super::record::Checkpoint>, VerifyError> {
+    let next = state.leaves.len() as u64;
+    let fail = |entry: Option<u64>, reason: String| VerifyError {
+        line,
+        entry,
+        reason,
+    };
+    let parsed: Line = serde_json::from_str(text)
+        .map_err(|e| fail(Some(next), format!("not a log record: {e}")))?;
+    match parsed {
+        Line::Entry(e) => {
+            if e.body.seq != next {
+                return Err(fail(
+                    Some(next),
+                    format!(
+                        "sequence number is {}, expected {next} (entries removed or reordered)",
+                        e.body.seq
+                    ),
+                ));
+            }
+            if parse_hash(&e.prev) != Some(state.prev) {
+                return Err(fail(
+                    Some(next),
+                    "does not link to the previous entry (the chain is broken)".into(),
+                ));
+            }
+            let body = body_bytes(&e.body);
+            let hash = chain_hash(&state.prev, &body);
+            if parse_hash(&e.hash) != Some(hash) {
+                return Err(fail(
+                    Some(next),
+                    "content does not match its hash (the entry was changed)".into(),
+                ));
+            }
+            state.prev = hash;
+            state.leaves.push(entry_leaf(&body));
+            Ok(None)
+        }
+        Line::Checkpoint(c) => {
+            if c.tree_size > next {
+                return Err(fail(
+                    None,
+                    format!(
+                        "checkpoint covers {} entries but only {next} precede it (entries removed)",
+                        c.tree_size
+                    ),
+                ));
+            }
+            if c.tree_size < state.signed {
+                return Err(fail(
+                    None,
+                    format!(
+                        "checkpoint covers {} entries, fewer than the previous one ({})",
+                        c.tree_size, state.signed
+                    ),
+                ));
+            }
+            let expected = root(&state.leaves[..c.tree_size as usize]);
+            if parse_hash(&c.root) != Some(expected) {
+                return Err(fail(
+                    None,
+                    format!(
+                        "Merkle root over {} entries does not match (an entry was changed)",
+                        c.tree_size
+                    ),
+                ));
+            }
+            state.checkpoints += 1;
+            state.signed = c.tree_size;
+            state.key_name = Some(c.signature.key_name.clone());
+            Ok(Some(c))
+        }
+    }
+}
+
+/// Verifies the log at `path` with `verifier` (the signer's public key). Any change,
+/// reordering, or truncation inside the signed part names the first bad line; a torn last line
+/// is reported as such.
+pub async fn verify_file(
+    path: &Path,
+    verifier: &dyn Verifier,
+) -> Result<VerifySummary, VerifyError> {
+    let text = std::fs::read_to_string(path).map_err(|e| VerifyError {
+        line: 0,
+        entry: None,
+        reason: format!("cannot read {}: {e}", path.display()),
+    })?;
+    let mut state = Replay::default();
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    for (i, raw) in lines.iter().enumerate() {
+        let line = i + 1;
+        if !raw.ends_with('\n') {
+            return Err(VerifyError {
+                line,
+                entry: Some(state.leaves.len() as u64),
+                reason: "the last line is incomplete (a torn write, or the file was cut)".into(),
+            });
+        }
+        if let Some(c) = replay_line(&mut state, raw.trim_end(), line)? {
+            let root_hash = parse_hash(&c.root).unwrap_or_default();
+            let message = checkpoint_message(c.tree_size, &root_hash, &c.time);
+            let ok = verifier
+                .verify(&message, &c.signature)
+                .await
+                .unwrap_or(false);
+            if !ok {
+                return Err(VerifyError {
+                    line,
+                    entry: None,
+                    reason: format!(
+                        "checkpoint signature by {} does not verify",
+                        c.signature.key_name
+                    ),
+                });
+            }
+        }
+    }
+    Ok(VerifySummary {
+        entries: state.leaves.len() as u64,
+        checkpoints: state.checkpoints,
+        signed_entries: state.signed,
+        key_name: state.key_name,
+    })
+}

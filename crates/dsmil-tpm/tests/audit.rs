@@ -1,0 +1,198 @@
+//! The audit log: batches, checkpoints, inclusion proofs, and that every kind of tampering is
+//! caught and named.
+
+#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use dsmil_core::monitoring::{AlertLevel, SecurityEvent};
+use dsmil_tpm::audit::merkle::verify_inclusion;
+use dsmil_tpm::audit::record::{Line, body_bytes, entry_leaf, parse_hash};
+use dsmil_tpm::audit::{AuditConfig, AuditError, AuditLog, verify_file};
+use dsmil_tpm::soft_key::{P256Verifier, SoftEcdsaKey};
+
+fn event(n: usize) -> SecurityEvent {
+    SecurityEvent {
+        timestamp: Utc::now(),
+        event_type: "test".into(),
+        severity: AlertLevel::Info,
+        source_component: "tests".into(),
+        description: format!("event number {n}"),
+        tpm_signature: None,
+        affected_resources: vec![],
+        response_actions: vec![],
+    }
+}
+
+async fn filled(dir: &Path, n: usize, batch: u64) -> (AuditLog, Arc<SoftEcdsaKey>) {
+    let key = Arc::new(SoftEcdsaKey::load_or_create(&dir.join("key.p8")).unwrap());
+    let config = AuditConfig {
+        batch_entries: batch,
+        batch_interval: Duration::from_secs(3600),
+    };
+    let (log, report) = AuditLog::open(&dir.join("audit.log"), key.clone(), config)
+        .await
+        .unwrap();
+    assert_eq!(report.torn_bytes, 0);
+    for i in 0..n {
+        let r = log.append_event(event(i)).await.unwrap();
+        assert_eq!(r.sequence, i as u64);
+    }
+    (log, key)
+}
+
+fn verifier(key: &SoftEcdsaKey) -> P256Verifier {
+    P256Verifier::new(key.public_key())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_close_with_signed_tree_heads_and_entries_prove_inclusion() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, key) = filled(dir.path(), 10, 4).await;
+    assert_eq!(log.signed(), 8, "two full batches are signed");
+    log.checkpoint().await.unwrap();
+    assert_eq!(log.signed(), 10);
+    let summary = verify_file(log.path(), &verifier(&key)).await.unwrap();
+    assert_eq!(
+        (summary.entries, summary.checkpoints, summary.signed_entries),
+        (10, 3, 10)
+    );
+
+    // Inclusion proofs check out against the signed root.
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    let entry_line = text.lines().find(|l| l.contains("event number 6")).unwrap();
+    let Line::Entry(entry) = serde_json::from_str::<Line>(entry_line).unwrap() else {
+        panic!("not an entry")
+    };
+    let leaf = entry_leaf(&body_bytes(&entry.body));
+    let proof = log.prove(6).unwrap();
+    let path: Vec<_> = proof.proof.iter().map(|h| parse_hash(h).unwrap()).collect();
+    assert!(verify_inclusion(
+        &leaf,
+        6,
+        proof.tree_size,
+        &path,
+        &parse_hash(&proof.root).unwrap()
+    ));
+    assert!(!verify_inclusion(
+        &leaf,
+        5,
+        proof.tree_size,
+        &path,
+        &parse_hash(&proof.root).unwrap()
+    ));
+    assert!(log.prove(10).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_change_reordering_or_truncation_names_the_first_bad_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, key) = filled(dir.path(), 12, 4).await;
+    log.checkpoint().await.unwrap();
+    let path = log.path().to_owned();
+    drop(log);
+    let original = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = original.lines().collect();
+    let v = verifier(&key);
+    let check = |text: String, expect: &'static str| {
+        let path = path.clone();
+        let v = v.clone();
+        async move {
+            std::fs::write(&path, text).unwrap();
+            let err = verify_file(&path, &v).await.unwrap_err();
+            assert!(
+                err.to_string().contains(expect),
+                "expected {expect:?} in: {err}"
+            );
+            err
+        }
+    };
+    // A changed event (line 3 is entry 2).
+    let changed = original.replacen("event number 2", "event number 9", 1);
+    let err = check(changed, "was changed").await;
+    assert_eq!((err.line, err.entry), (3, Some(2)));
+    // Two entries swapped.
+    let mut swapped = lines.clone();
+    swapped.swap(0, 1);
+    check(swapped.join("\n") + "\n", "sequence number").await;
+    // An entry removed.
+    let mut removed = lines.clone();
+    removed.remove(6);
+    check(removed.join("\n") + "\n", "expected").await;
+    // Cut in the middle of the last line.
+    check(original[..original.len() - 10].to_string(), "incomplete").await;
+    // Entries cut off behind a checkpoint that covers them (the checkpoint kept).
+    let mut cut: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| !l.contains("event number 11"))
+        .collect();
+    cut.retain(|l| !l.contains("event number 10"));
+    check(cut.join("\n") + "\n", "entries removed").await;
+    // A log signed by someone else.
+    std::fs::write(&path, &original).unwrap();
+    let other = SoftEcdsaKey::load_or_create(&dir.path().join("other.p8")).unwrap();
+    let err = verify_file(&path, &verifier(&other)).await.unwrap_err();
+    assert!(err.to_string().contains("does not verify"), "{err}");
+    assert!(verify_file(&path, &v).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_tail_is_cut_and_reported_and_a_damaged_log_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, key) = filled(dir.path(), 5, 100).await;
+    log.checkpoint().await.unwrap();
+    let path = log.path().to_owned();
+    drop(log);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(r#"{"type":"entry","seq":5,"ti"#);
+    std::fs::write(&path, &text).unwrap();
+    let (log, report) = AuditLog::open(&path, key.clone(), AuditConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(report.entries, 5);
+    assert!(report.torn_bytes > 0);
+    log.append_event(event(5)).await.unwrap();
+    log.checkpoint().await.unwrap();
+    let summary = verify_file(&path, &verifier(&key)).await.unwrap();
+    assert_eq!(summary.entries, 6);
+    drop(log);
+
+    let tampered =
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .replacen("event number 1", "event number 7", 1);
+    std::fs::write(&path, tampered).unwrap();
+    let err = AuditLog::open(&path, key, AuditConfig::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AuditError::Damaged { error, .. } if error.line == 2),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_batch_is_signed_after_its_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Arc::new(SoftEcdsaKey::load_or_create(&dir.path().join("key.p8")).unwrap());
+    let config = AuditConfig {
+        batch_entries: 1000,
+        batch_interval: Duration::from_millis(50),
+    };
+    let (log, _) = AuditLog::open(&dir.path().join("audit.log"), key, config)
+        .await
+        .unwrap();
+    log.append_event(event(0)).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while log.signed() < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batch was never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
