@@ -21,6 +21,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/workflows", post(submit))
         .route("/api/workflows/{id}", get(read))
+        .route("/api/workflows/{id}/cancel", post(cancel))
 }
 
 fn coordinator(state: &AppState) -> Result<&Arc<Coordinator>, ApiError> {
@@ -102,6 +103,39 @@ async fn submit(
         )
     })?;
     Ok(Json(json!(result)).into_response())
+}
+
+fn parse_id(id: &str) -> Result<WorkflowId, ApiError> {
+    WorkflowId::from_str(id).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_workflow_id",
+            format!("{id:?} is not a workflow id: {e}"),
+        )
+    })
+}
+
+/// `POST /api/workflows/{id}/cancel`: stops a running workflow (its processes are killed; it
+/// ends `cancelled`). 202, or 404 when it is not running.
+async fn cancel(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let coordinator = coordinator(&state)?;
+    let id = parse_id(&id)?;
+    if coordinator.cancel(id) {
+        Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"workflow_id": id, "cancelling": true})),
+        )
+            .into_response())
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_running",
+            format!("workflow {id} is not running"),
+        ))
+    }
 }
 
 /// `GET /api/workflows/{id}`: state, results so far and history.

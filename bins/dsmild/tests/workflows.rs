@@ -125,6 +125,31 @@ fn example_workflows_run_on_real_agents_and_read_back() {
         Some(token),
     );
     assert_eq!(status, 404);
+    // Cancelled from outside: the long task's process is killed and the workflow ends cancelled.
+    let long = json!({"workflow_type": "t", "execution_mode": "parallel", "tasks": [
+        {"id": "nap", "agent_id": "sleepy", "task_description": "nap", "input_data": {"seconds": 60}}]});
+    let (status, accepted) = post_raw(
+        &daemon,
+        "/api/workflows?wait=false",
+        token,
+        &long.to_string(),
+        "application/json",
+    );
+    assert_eq!(status, 202);
+    let wid = accepted["workflow_id"].as_str().unwrap().to_owned();
+    let (status, _) = daemon.post(&format!("/api/workflows/{wid}/cancel"), token, "");
+    assert_eq!(status, 202);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (_, rec) = daemon.get(&format!("/api/workflows/{wid}"), Some(token));
+        if rec["state"] == "cancelled" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never cancelled: {rec}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, _) = daemon.post(&format!("/api/workflows/{wid}/cancel"), token, "");
+    assert_eq!(status, 404, "no longer running");
     let (status, st) = daemon.get("/api/status", Some(token));
     assert_eq!(status, 200);
     assert_eq!(st["agents"].as_array().unwrap().len(), 5);
