@@ -4,8 +4,9 @@
 //! grouped into Merkle batches (RFC 9162 trees) whose signed tree heads are made through core's
 //! `Signer` port, with inclusion proofs, torn-write recovery and an offline verifier — and
 //! [`soft_key`], a software ECDSA P-256 key (not hardware-rooted) that signs them until the TPM
-//! backends land. TPM 2.0 operations (software and `tss-esapi` backends) and the DSMIL device
-//! bridge are to come.
+//! backends land; and the [`perf`] monitor (counters by result, per-operation latency
+//! histograms) that the backends will report to. TPM 2.0 operations (software and `tss-esapi`
+//! backends) and the DSMIL device bridge are to come.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -37,4 +38,5 @@
 //! ```
 
 pub mod audit;
+pub mod perf;
 pub mod soft_key;
