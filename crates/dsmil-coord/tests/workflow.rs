@@ -213,6 +213,22 @@ async fn consensus_needs_a_quorum_of_equal_results() {
     assert!(!r.success);
     assert_eq!(r.metadata["votes"][0]["count"], 2);
     assert_eq!(r.metadata["votes"][1]["value"], 7);
+    // Results without the compared field cast no vote.
+    let r = run(spec(
+        "consensus",
+        vec![
+            task("v1", "echo", json!({"other": 1}), &[]),
+            task("v2", "echo", json!({"other": 2}), &[]),
+            task("v3", "echo", json!({"answer": 7}), &[]),
+        ],
+        json!({"consensus_field": "answer", "quorum": 2}),
+    ))
+    .await;
+    assert!(
+        !r.success,
+        "two missing fields are not an agreement: {:?}",
+        r.metadata
+    );
     // Whole results differ (the `by` field): no two agree.
     let r = run(spec("consensus", voters(), json!({}))).await;
     assert!(!r.success);
@@ -446,9 +462,19 @@ async fn throttle_pauses_non_critical_work_and_an_emergency_stop_cancels_everyth
     );
     let (_, running) = c.submit(long).await.unwrap();
     tokio::time::sleep(Duration::from_millis(10)).await;
+    // A workflow run in place (not submitted) is stopped too.
+    let c2 = Arc::clone(&c);
+    let long2 = spec(
+        "parallel",
+        vec![task("z", "sleep", json!({"ms": 60_000}), &[])],
+        json!({}),
+    );
+    let inline = tokio::spawn(async move { c2.run(long2, CancelToken::never()).await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(10)).await;
     c.emergency_stop("thermal emergency");
     let r = running.await.unwrap();
     assert_eq!(r.state, WorkflowState::Cancelled);
+    assert_eq!(inline.await.unwrap().state, WorkflowState::Cancelled);
     let err = c.submit(plain.clone()).await.unwrap_err();
     assert!(matches!(err, WorkflowError::Emergency(_)), "{err}");
     tokio::task::yield_now().await;

@@ -431,10 +431,24 @@ impl Coordinator {
         self.refuse_during_emergency()?;
         let agents = self.prepare(&spec).await?;
         let id = WorkflowId::new_random();
-        if let Some(j) = &self.journal {
-            j.create(id, &spec, WorkflowState::Running).await?;
+        let token = self.register(id)?;
+        if let Some(j) = &self.journal
+            && let Err(e) = j.create(id, &spec, WorkflowState::Running).await
+        {
+            lock(&self.active).remove(&id);
+            return Err(e.into());
         }
-        Ok((id, self.spawn(id, spec, agents, BTreeMap::new())))
+        Ok((id, self.spawn(id, spec, agents, BTreeMap::new(), token)))
+    }
+
+    /// Registers `id` as running — refused during an emergency stop. The check happens under
+    /// the same lock `cancel_all` takes, so a workflow is either refused or cancelled by it.
+    fn register(&self, id: WorkflowId) -> Result<CancelToken, WorkflowError> {
+        let mut active = lock(&self.active);
+        self.refuse_during_emergency()?;
+        let (handle, token) = cancel_pair();
+        active.insert(id, handle);
+        Ok(token)
     }
 
     fn spawn(
@@ -443,13 +457,12 @@ impl Coordinator {
         spec: WorkflowSpec,
         agents: Vec<Arc<AgentRuntime>>,
         previous: BTreeMap<usize, AgentResult>,
+        token: CancelToken,
     ) -> tokio::task::JoinHandle<WorkflowResult> {
-        let (handle, token) = cancel_pair();
-        lock(&self.active).insert(id, handle);
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let result = this
-                .execute_prepared(id, spec, agents, token, previous)
+                .execute_prepared(id, spec, agents, CancelToken::never(), token, previous)
                 .await;
             lock(&this.active).remove(&id);
             result
@@ -465,6 +478,7 @@ impl Coordinator {
         let Some(journal) = &self.journal else {
             return Ok(Vec::new());
         };
+        self.refuse_during_emergency()?;
         let mut resumed = Vec::new();
         for record in journal.unfinished().await? {
             let id = record.workflow_id;
@@ -497,7 +511,8 @@ impl Coordinator {
                     &format!("{} finished tasks kept", previous.len()),
                 )
                 .await?;
-            resumed.push((id, self.spawn(id, record.spec, agents, previous)));
+            let token = self.register(id)?;
+            resumed.push((id, self.spawn(id, record.spec, agents, previous, token)));
         }
         Ok(resumed)
     }
@@ -595,12 +610,18 @@ impl Coordinator {
         self.refuse_during_emergency()?;
         let agents = self.prepare(&spec).await?;
         let id = WorkflowId::new_random();
-        if let Some(j) = &self.journal {
-            j.create(id, &spec, WorkflowState::Running).await?;
+        let token = self.register(id)?;
+        if let Some(j) = &self.journal
+            && let Err(e) = j.create(id, &spec, WorkflowState::Running).await
+        {
+            lock(&self.active).remove(&id);
+            return Err(e.into());
         }
-        Ok(self
-            .execute_prepared(id, spec, agents, cancel, BTreeMap::new())
-            .await)
+        let result = self
+            .execute_prepared(id, spec, agents, cancel, token, BTreeMap::new())
+            .await;
+        lock(&self.active).remove(&id);
+        Ok(result)
     }
 
     async fn execute_prepared(
@@ -609,6 +630,7 @@ impl Coordinator {
         spec: WorkflowSpec,
         agents: Vec<Arc<AgentRuntime>>,
         mut cancel: CancelToken,
+        mut stop: CancelToken,
         previous: BTreeMap<usize, AgentResult>,
     ) -> WorkflowResult {
         let started = Instant::now();
@@ -642,7 +664,7 @@ impl Coordinator {
                 m.insert("error".into(), json!(format!("global timeout of {} s reached", deadline.as_secs())));
                 (WorkflowState::Failed, false, m)
             }
-            _ = cancel.cancelled() => {
+            _ = async { tokio::select! { _ = cancel.cancelled() => {}, _ = stop.cancelled() => {} } } => {
                 let mut m = Metadata::new();
                 m.insert("error".into(), json!("cancelled"));
                 (WorkflowState::Cancelled, false, m)
@@ -895,8 +917,12 @@ async fn consensus(ctx: Arc<Ctx>) -> (bool, Metadata) {
         if !done.success {
             continue;
         }
+        // A result without the compared field casts no vote.
         let value = match &ctx.spec.consensus_field {
-            Some(f) => done.result.get(f).cloned().unwrap_or(Value::Null),
+            Some(f) => match done.result.get(f) {
+                Some(v) => v.clone(),
+                None => continue,
+            },
             None => done.result,
         };
         let agent = ctx.agents[i].agent.id().as_str().to_owned();
