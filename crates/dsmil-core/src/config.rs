@@ -263,6 +263,9 @@ pub struct AgentConfig {
     pub retry: RetryConfig,
 }
 
+/// Longest circuit-breaker duration accepted, in seconds (a year).
+pub const MAX_BREAKER_SECONDS: f64 = 31_536_000.0;
+
 /// Most agents one daemon may declare.
 pub const MAX_AGENTS: usize = 1024;
 /// Highest per-agent concurrency.
@@ -362,11 +365,14 @@ impl AgentConfig {
                 "must be at least 1",
             ));
         }
-        if !cb.recovery_timeout_seconds.is_finite() || cb.recovery_timeout_seconds <= 0.0 {
+        if !cb.recovery_timeout_seconds.is_finite()
+            || cb.recovery_timeout_seconds <= 0.0
+            || cb.recovery_timeout_seconds > MAX_BREAKER_SECONDS
+        {
             return Err(invalid(
                 f("circuit_breaker.recovery_timeout_seconds"),
                 format!(
-                    "is {}; expected a positive number",
+                    "is {}; expected a positive number of seconds up to {MAX_BREAKER_SECONDS} (a year)",
                     cb.recovery_timeout_seconds
                 ),
             ));
@@ -388,11 +394,13 @@ impl AgentConfig {
             ("probe_timeout_seconds", cb.probe_timeout_seconds),
         ] {
             if let Some(v) = value
-                && (!v.is_finite() || v <= 0.0)
+                && (!v.is_finite() || v <= 0.0 || v > MAX_BREAKER_SECONDS)
             {
                 return Err(invalid(
                     f(&format!("circuit_breaker.{name}")),
-                    format!("is {v}; expected a positive number"),
+                    format!(
+                        "is {v}; expected a positive number of seconds up to {MAX_BREAKER_SECONDS} (a year)"
+                    ),
                 ));
             }
         }

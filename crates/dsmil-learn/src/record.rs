@@ -96,6 +96,18 @@ impl StoredRecord {
                 ),
             ));
         }
+        for (field, text) in [
+            ("task_type", Some(record.task_type.as_str())),
+            ("task_description", Some(record.task_description.as_str())),
+            ("error_details", record.error_details.as_deref()),
+        ] {
+            if text.is_some_and(|t| t.contains('\0')) {
+                return Err(invalid(
+                    field,
+                    "contains a NUL character, which cannot be stored".into(),
+                ));
+            }
+        }
         if i64::try_from(record.execution_time_ms).is_err() {
             return Err(invalid(
                 "execution_time_ms",
@@ -280,6 +292,10 @@ mod tests {
             matches!(&err, LearnError::InvalidRecord { index: 7, field, .. } if field == "task_description"),
             "{err}"
         );
+        let mut nul = rec.clone();
+        nul.task_description = "a\0b".into();
+        let err = StoredRecord::prepare(nul, &enc, now, 2).unwrap_err();
+        assert!(err.to_string().contains("NUL"), "{err}");
         let mut rate = rec;
         rate.success_rate = 1.5;
         let err = StoredRecord::prepare(rate, &enc, now, 3).unwrap_err();

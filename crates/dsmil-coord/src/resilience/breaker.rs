@@ -91,6 +91,29 @@ impl BreakerSettings {
         if self.minimum_calls == 0 {
             return Err("minimum_calls must be at least 1".into());
         }
+        if let Window::Count(n) = self.window
+            && self.minimum_calls > n
+        {
+            return Err(format!(
+                "minimum_calls is {}, more than the window of {n} calls can hold: the circuit could never open",
+                self.minimum_calls
+            ));
+        }
+        const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
+        for (name, d) in [
+            ("open_duration", self.open_duration),
+            ("probe_timeout", self.probe_timeout),
+            ("slow_call_duration", self.slow_call_duration),
+        ] {
+            if d > LONGEST {
+                return Err(format!("{name} is longer than a year"));
+            }
+        }
+        if let Window::Time(d) = self.window
+            && d > LONGEST
+        {
+            return Err("window is longer than a year".into());
+        }
         if self.half_open_permits == 0 {
             return Err("half_open_permits must be at least 1".into());
         }

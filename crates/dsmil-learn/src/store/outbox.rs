@@ -53,15 +53,22 @@ impl Outbox {
             .connect_with(options)
             .await
             .map_err(|e| LearnError::Storage(format!("cannot open {}: {e}", path.display())))?;
-        sqlx::query(
+        for ddl in [
             "CREATE TABLE IF NOT EXISTS outbox (
                  seq INTEGER PRIMARY KEY AUTOINCREMENT,
                  record TEXT NOT NULL
              )",
-        )
-        .execute(&pool)
-        .await
-        .map_err(LearnError::from_sqlx)?;
+            "CREATE TABLE IF NOT EXISTS outbox_dead (
+                 seq INTEGER PRIMARY KEY,
+                 record TEXT NOT NULL,
+                 error TEXT NOT NULL
+             )",
+        ] {
+            sqlx::query(ddl)
+                .execute(&pool)
+                .await
+                .map_err(LearnError::from_sqlx)?;
+        }
         Ok(Self { pool })
     }
 
@@ -118,6 +125,40 @@ impl Outbox {
                 let record = serde_json::from_str(&text)
                     .map_err(|e| LearnError::Corrupt(format!("outbox record {seq}: {e}")))?;
                 Ok((seq, record))
+            })
+            .collect()
+    }
+
+    /// Sets record `seq` aside with the primary's reason for refusing it (kept for an operator;
+    /// never replayed).
+    async fn bury(&self, seq: i64, record: &StoredRecord, error: &str) -> Result<(), LearnError> {
+        sqlx::query("INSERT OR REPLACE INTO outbox_dead (seq, record, error) VALUES (?, ?, ?)")
+            .bind(seq)
+            .bind(serde_json::to_string(record).map_err(|e| LearnError::Storage(e.to_string()))?)
+            .bind(error)
+            .execute(&self.pool)
+            .await
+            .map_err(LearnError::from_sqlx)?;
+        Ok(())
+    }
+
+    /// Records the primary refused for good, with the reason.
+    pub async fn dead_letters(&self) -> Result<Vec<(StoredRecord, String)>, LearnError> {
+        let rows = sqlx::query("SELECT record, error FROM outbox_dead ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(LearnError::from_sqlx)?;
+        rows.iter()
+            .map(|row| {
+                let text: String = row
+                    .try_get(0)
+                    .map_err(|e| LearnError::Corrupt(e.to_string()))?;
+                let error: String = row
+                    .try_get(1)
+                    .map_err(|e| LearnError::Corrupt(e.to_string()))?;
+                let record =
+                    serde_json::from_str(&text).map_err(|e| LearnError::Corrupt(e.to_string()))?;
+                Ok((record, error))
             })
             .collect()
     }
@@ -185,6 +226,11 @@ impl ResilientStore {
         Ok(Self { inner, replayer })
     }
 
+    /// Records the primary refused for good while replaying (never lost: kept aside).
+    pub async fn dead_letters(&self) -> Result<Vec<(StoredRecord, String)>, LearnError> {
+        self.inner.outbox.dead_letters().await
+    }
+
     /// Records replayed from the outbox since this store was opened.
     pub fn replayed(&self) -> u64 {
         self.inner.replayed.load(Ordering::Relaxed)
@@ -218,6 +264,14 @@ async fn replay_loop(inner: Weak<Inner>) {
         if this.pending.load(Ordering::Acquire) == 0 {
             // Re-check periodically; the store aborts this task when it is dropped.
             let _ = tokio::time::timeout(Duration::from_secs(1), this.wake.notified()).await;
+            // Records a cancelled caller committed without counting: pick them up.
+            if let Ok(left) = this.outbox.len().await
+                && left > 0
+            {
+                let _ = this
+                    .pending
+                    .compare_exchange(0, left, Ordering::AcqRel, Ordering::Acquire);
+            }
             continue;
         }
         match replay_batch(&this).await {
@@ -239,8 +293,27 @@ async fn replay_loop(inner: Weak<Inner>) {
 async fn replay_batch(this: &Inner) -> Result<(), LearnError> {
     let batch = this.outbox.peek(REPLAY_BATCH).await?;
     if let Some(&(last, _)) = batch.last() {
-        let records: Vec<StoredRecord> = batch.into_iter().map(|(_, r)| r).collect();
-        this.primary.insert(&records).await?;
+        let records: Vec<StoredRecord> = batch.iter().map(|(_, r)| r.clone()).collect();
+        match this.primary.insert(&records).await {
+            Ok(_) => {}
+            Err(e) if e.is_unavailable() => return Err(e),
+            Err(e) => {
+                // The primary refuses something in the batch for good (a value it cannot
+                // store): find it record by record, keep the rest, set the refused aside.
+                tracing::error!(error = %e, "the primary refused an outbox batch; checking it record by record");
+                for (seq, record) in &batch {
+                    match this.primary.insert(std::slice::from_ref(record)).await {
+                        Ok(_) => {}
+                        Err(e) if e.is_unavailable() => return Err(e),
+                        Err(e) => {
+                            tracing::error!(seq, record_id = %record.record_id, error = %e,
+                                "record refused by the primary; moved to the outbox's dead letters");
+                            this.outbox.bury(*seq, record, &e.to_string()).await?;
+                        }
+                    }
+                }
+            }
+        }
         this.outbox.remove_through(last).await?;
         this.replayed
             .fetch_add(records.len() as u64, Ordering::Relaxed);
@@ -282,11 +355,16 @@ impl PerformanceStore for ResilientStore {
                 Err(e) => return Err(e),
             }
         }
-        this.outbox.append(records).await?;
-        this.pending
-            .fetch_add(records.len() as u64, Ordering::AcqRel);
+        // Counted before the append: if this call is dropped after the commit, the replayer
+        // still knows there is something to replay (an over-count is corrected by it).
+        let n = records.len() as u64;
+        this.pending.fetch_add(n, Ordering::AcqRel);
+        if let Err(e) = this.outbox.append(records).await {
+            this.pending.fetch_sub(n, Ordering::AcqRel);
+            return Err(e);
+        }
         this.wake.notify_one();
-        Ok(records.len() as u64)
+        Ok(n)
     }
 
     async fn count(&self) -> Result<u64, LearnError> {

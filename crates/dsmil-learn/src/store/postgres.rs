@@ -36,6 +36,9 @@ use super::copy::COLUMNS;
 const SUMMARY_COLUMNS: &str = "record_id, agent_id, task_type, task_description, \
      execution_time_ms, success_rate, resource_usage, timestamp";
 
+/// Largest `hnsw.ef_search` pgvector accepts.
+const MAX_EF_SEARCH: usize = 1000;
+
 /// The HNSW index (cosine), created when missing.
 const CREATE_INDEX: &str = "CREATE INDEX IF NOT EXISTS agent_performance_metrics_embedding \
      ON agent_performance_metrics USING hnsw (vector_embedding vector_cosine_ops)";
@@ -155,15 +158,16 @@ impl PgStore {
 
     /// Builds the HNSW index if it is missing.
     async fn ensure_index(&self) -> Result<(), LearnError> {
-        let mut conn = self.pool.acquire().await.map_err(LearnError::from_sqlx)?;
         let memory = self.config.index_build_memory.replace('\'', "");
-        conn.execute(format!("SET maintenance_work_mem = '{memory}'").as_str())
+        // SET LOCAL: the setting ends with the transaction, whatever happens to the build.
+        let mut tx = self.pool.begin().await.map_err(LearnError::from_sqlx)?;
+        tx.execute(format!("SET LOCAL maintenance_work_mem = '{memory}'").as_str())
             .await
             .map_err(LearnError::from_sqlx)?;
-        conn.execute(format!("{CREATE_INDEX}; RESET maintenance_work_mem").as_str())
+        tx.execute(CREATE_INDEX)
             .await
             .map_err(LearnError::from_sqlx)?;
-        Ok(())
+        tx.commit().await.map_err(LearnError::from_sqlx)
     }
 
     /// One COPY of `records` into `table` (with `ord` for the staging table) inside `tx`.
@@ -380,6 +384,12 @@ impl PerformanceStore for PgStore {
         let mut tx = self.pool.begin().await.map_err(LearnError::from_sqlx)?;
         match mode {
             SearchMode::Exact => {
+                tx.execute("SET LOCAL enable_indexscan = off")
+                    .await
+                    .map_err(LearnError::from_sqlx)?;
+            }
+            // pgvector caps ef_search at 1000: larger answers come from an exact scan.
+            SearchMode::Default if limit > MAX_EF_SEARCH => {
                 tx.execute("SET LOCAL enable_indexscan = off")
                     .await
                     .map_err(LearnError::from_sqlx)?;
