@@ -104,6 +104,38 @@ async fn failures_are_typed() {
 }
 
 #[tokio::test]
+async fn a_background_grandchild_neither_stalls_the_result_nor_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    // The grandchild inherits stdout and would hold it open for 1000 s.
+    let body = format!(
+        "sleep 1000 & echo $! > {}; echo '{{\"result\": 5}}'",
+        pid_file.display()
+    );
+    let leaky = agent(script(dir.path(), "leaky", &body));
+    let out = tokio::time::timeout(Duration::from_secs(20), leaky.run(&input())).await;
+    assert_eq!(
+        out.expect("the result came back without waiting for the grandchild")
+            .unwrap()
+            .result,
+        json!(5)
+    );
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while alive(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the grandchild survived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
 async fn huge_stderr_is_drained_and_quoted_briefly_and_huge_stdout_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     // 10 MB of stderr would block a child whose pipe is not drained.

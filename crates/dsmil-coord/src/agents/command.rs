@@ -1,9 +1,9 @@
 //! Command agents: a program per attempt, the task as JSON on stdin, the result as JSON on
 //! stdout.
 //!
-//! The program runs in its own process group; when the attempt ends — finished, timed out or
-//! cancelled (its future dropped) — the whole group is killed, so no grandchild outlives its
-//! task. stdout is capped at [`MAX_STDOUT_BYTES`]; stderr is drained completely but only its
+//! The program runs in its own process group; when the attempt ends — the program exited, or
+//! the attempt timed out or was cancelled (its future dropped) — the whole group is killed, so no
+//! grandchild outlives its task or holds its output open. stdout is capped at [`MAX_STDOUT_BYTES`]; stderr is drained completely but only its
 //! first [`ERROR_QUOTE_BYTES`](crate::agent::ERROR_QUOTE_BYTES) are kept for errors.
 
 use std::path::PathBuf;
@@ -33,6 +33,30 @@ pub struct CommandAgent {
 }
 
 impl CommandAgent {
+    /// Starts the program in its own process group. A program file that is still open for
+    /// writing somewhere (just installed, or inherited by a process another thread was forking)
+    /// fails with "text file busy" for a moment: that is retried briefly.
+    async fn spawn(&self) -> std::io::Result<tokio::process::Child> {
+        let mut tries = 0;
+        loop {
+            let result = Command::new(&self.program)
+                .args(&self.args)
+                .process_group(0)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn();
+            match result {
+                Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) && tries < 20 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// An agent `id` running `program` with `args`.
     pub fn new(id: AgentId, program: impl Into<PathBuf>, args: Vec<String>) -> Self {
         Self {
@@ -91,21 +115,12 @@ impl Agent for CommandAgent {
             program: self.program.display().to_string(),
             reason,
         };
-        let mut child = Command::new(&self.program)
-            .args(&self.args)
-            .process_group(0)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| spawn_error(e.to_string()))?;
-        let _group = GroupGuard(
-            child
-                .id()
-                .and_then(|id| i32::try_from(id).ok())
-                .map(Pid::from_raw),
-        );
+        let mut child = self.spawn().await.map_err(|e| spawn_error(e.to_string()))?;
+        let pgid = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(Pid::from_raw);
+        let _group = GroupGuard(pgid);
         let payload = serde_json::to_vec(input).map_err(|e| spawn_error(e.to_string()))?;
         let mut stdin = child
             .stdin
@@ -124,11 +139,20 @@ impl Agent for CommandAgent {
             let _ = stdin.write_all(&payload).await;
             let _ = stdin.shutdown().await;
         };
+        // When the program exits, whatever it left in its group is killed, so a background
+        // grandchild holding stdout open cannot stall the result.
+        let wait = async {
+            let status = child.wait().await;
+            if let Some(pgid) = pgid {
+                let _ = killpg(pgid, Signal::SIGKILL);
+            }
+            status
+        };
         let (_, out, err, status) = tokio::join!(
             write,
             read_capped(stdout, MAX_STDOUT_BYTES + 1),
             read_capped(stderr, ERROR_QUOTE_BYTES),
-            child.wait()
+            wait
         );
         let status =
             status.map_err(|e| AgentError::Transport(format!("waiting for the program: {e}")))?;
