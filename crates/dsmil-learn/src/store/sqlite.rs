@@ -370,9 +370,11 @@ impl PerformanceStore for SqliteStore {
                     .write_rows(records, true)
                     .await
                     .map_err(LearnError::from_sqlx)?;
+                // `remove`: a batch naming one id twice stored it once, and indexes it once.
+                let mut inserted = inserted;
                 records
                     .iter()
-                    .filter(|r| inserted.contains(r.record_id.as_bytes().as_slice()))
+                    .filter(|r| inserted.remove(r.record_id.as_bytes().as_slice()))
                     .collect()
             }
             Err(e) => return Err(LearnError::from_sqlx(e)),

@@ -220,8 +220,10 @@ impl AuditLog {
                 path: self.inner.path.clone(),
                 reason: e.to_string(),
             })??;
-        if full {
-            checkpoint(&self.inner).await?;
+        // The entry is on disk: a signing failure must not make the caller append it again.
+        // The batch stays open and the ticker retries the checkpoint.
+        if full && let Err(e) = checkpoint(&self.inner).await {
+            tracing::error!(error = %e, "closing a full audit batch failed; will retry");
         }
         Ok(receipt)
     }
@@ -286,7 +288,9 @@ impl Inner {
         });
         self.write_line(&mut state, &line)?;
         state.replay.prev = hash;
-        state.replay.leaves.push(entry_leaf(&bytes));
+        let leaf = entry_leaf(&bytes);
+        state.replay.leaves.push(leaf);
+        state.replay.frontier.push(leaf);
         state.unsigned_since.get_or_insert_with(Instant::now);
         let full = state.replay.leaves.len() as u64 - state.replay.signed
             >= self.config.batch_entries.max(1);
@@ -308,7 +312,7 @@ async fn checkpoint(inner: &Arc<Inner>) -> Result<(), AuditError> {
         if size as u64 == state.replay.signed {
             return Ok(());
         }
-        (size as u64, root(&state.replay.leaves))
+        (size as u64, state.replay.frontier.root())
     };
     let time = Utc::now();
     let signature = inner

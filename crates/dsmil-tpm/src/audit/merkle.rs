@@ -50,6 +50,48 @@ pub fn root(leaves: &[Hash]) -> Hash {
     }
 }
 
+/// The roots of the perfect subtrees that make up a growing tree (a "compact range"): the
+/// root of the whole tree in O(log n) after every append, without keeping interior nodes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Frontier {
+    /// (height, root) of each perfect subtree, left to right, heights strictly decreasing.
+    stack: Vec<(u32, Hash)>,
+    size: u64,
+}
+
+impl Frontier {
+    /// Appends a leaf hash.
+    pub fn push(&mut self, leaf: Hash) {
+        let mut node = (0u32, leaf);
+        while let Some(&(h, left)) = self.stack.last() {
+            if h != node.0 {
+                break;
+            }
+            self.stack.pop();
+            node = (h + 1, node_hash(&left, &node.1));
+        }
+        self.stack.push(node);
+        self.size += 1;
+    }
+
+    /// Leaves so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The root over every leaf so far (equal to [`root`] of them).
+    pub fn root(&self) -> Hash {
+        let mut iter = self.stack.iter().rev();
+        let Some(&(_, mut acc)) = iter.next() else {
+            return empty_root();
+        };
+        for (_, left) in iter {
+            acc = node_hash(left, &acc);
+        }
+        acc
+    }
+}
+
 /// The inclusion proof of leaf `index` in the tree over `leaves` (sibling hashes, bottom up);
 /// `None` when `index` is out of range.
 pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Option<Vec<Hash>> {
@@ -124,6 +166,18 @@ mod tests {
         assert_eq!(root(&l), node_hash(&node_hash(&l[0], &l[1]), &l[2]));
         // The empty-tree hash is SHA-256("").
         assert_eq!(empty_root()[..4], [0xe3, 0xb0, 0xc4, 0x42],);
+    }
+
+    #[test]
+    fn the_frontier_tracks_the_root_of_every_size() {
+        let l = leaves(70);
+        let mut f = Frontier::default();
+        assert_eq!(f.root(), empty_root());
+        for (i, leaf) in l.iter().enumerate() {
+            f.push(*leaf);
+            assert_eq!(f.root(), root(&l[..=i]), "size {}", i + 1);
+        }
+        assert_eq!(f.size(), 70);
     }
 
     #[test]

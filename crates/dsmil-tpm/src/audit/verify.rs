@@ -6,7 +6,7 @@ use dsmil_core::ports::Verifier;
 use serde::Serialize;
 use thiserror::Error;
 
-use super::merkle::{Hash, root};
+use super::merkle::{Frontier, Hash, root};
 use super::record::{Line, body_bytes, chain_hash, checkpoint_message, entry_leaf, parse_hash};
 
 /// The first problem found, with where.
@@ -38,6 +38,8 @@ pub struct VerifySummary {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Replay {
     pub leaves: Vec<Hash>,
+    /// Root tracker over `leaves`.
+    pub frontier: Frontier,
     pub prev: Hash,
     pub checkpoints: u64,
     pub signed: u64,
@@ -84,7 +86,9 @@ pub(crate) fn replay_line(
                 ));
             }
             state.prev = hash;
-            state.leaves.push(entry_leaf(&body));
+            let leaf = entry_leaf(&body);
+            state.leaves.push(leaf);
+            state.frontier.push(leaf);
             Ok(None)
         }
         Line::Checkpoint(c) => {
@@ -106,7 +110,12 @@ pub(crate) fn replay_line(
                     ),
                 ));
             }
-            let expected = root(&state.leaves[..c.tree_size as usize]);
+            // Checkpoints normally cover every entry before them: O(log n) from the frontier.
+            let expected = if c.tree_size == next {
+                state.frontier.root()
+            } else {
+                root(&state.leaves[..c.tree_size as usize])
+            };
             if parse_hash(&c.root) != Some(expected) {
                 return Err(fail(
                     None,
