@@ -323,6 +323,24 @@ impl WorkflowSpec {
         if self.comparator.is_some() && mode != ExecutionMode::Competitive {
             return Err(only_for("comparator", ExecutionMode::Competitive));
         }
+        if matches!(
+            mode,
+            ExecutionMode::Pipeline | ExecutionMode::Consensus | ExecutionMode::Competitive
+        ) && let Some(i) = self.tasks.iter().position(|t| !t.dependencies.is_empty())
+        {
+            return Err(invalid(
+                format!("tasks[{i}].dependencies"),
+                format!(
+                    "are only used by sequential, parallel and redundant modes; {} mode runs its tasks {}",
+                    mode_name(mode),
+                    if mode == ExecutionMode::Pipeline {
+                        "in the order given"
+                    } else {
+                        "all at once"
+                    }
+                ),
+            ));
+        }
         if self.hedge_delay_ms.is_some() && mode != ExecutionMode::Redundant {
             return Err(only_for("hedge_delay_ms", ExecutionMode::Redundant));
         }
@@ -586,6 +604,10 @@ mod tests {
         check(
             format!("replicas = 0\n{}", spec(&task("a", &[]), "redundant")),
             "replicas: is 0",
+        );
+        check(
+            spec(&(task("a", &[]) + &task("b", &["a"])), "pipeline"),
+            "tasks[1].dependencies: are only used by",
         );
         check(
             format!("hedge_delay_ms = 5\n{}", spec(&task("a", &[]), "parallel")),
