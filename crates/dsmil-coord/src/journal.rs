@@ -85,6 +85,25 @@ fn parse_state(s: &str) -> Result<WorkflowState, JournalError> {
     serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(corrupt)
 }
 
+/// Appends one transition inside `tx`.
+async fn insert_transition(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    id: &str,
+    at_us: i64,
+    state: String,
+    detail: &str,
+) -> Result<(), JournalError> {
+    sqlx::query("INSERT INTO transitions (workflow_id, at_us, state, detail) VALUES (?, ?, ?, ?)")
+        .bind(id)
+        .bind(at_us)
+        .bind(state)
+        .bind(detail)
+        .execute(&mut **tx)
+        .await
+        .map_err(storage)?;
+    Ok(())
+}
+
 fn now_us() -> i64 {
     Utc::now().timestamp_micros()
 }
@@ -137,16 +156,7 @@ impl Journal {
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
-        sqlx::query(
-            "INSERT INTO transitions (workflow_id, at_us, state, detail) VALUES (?, ?, ?, ?)",
-        )
-        .bind(id.to_string())
-        .bind(now)
-        .bind(state_name(state))
-        .bind("accepted")
-        .execute(&mut *tx)
-        .await
-        .map_err(storage)?;
+        insert_transition(&mut tx, &id.to_string(), now, state_name(state), "accepted").await?;
         tx.commit().await.map_err(storage)
     }
 
@@ -166,16 +176,7 @@ impl Journal {
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
-        sqlx::query(
-            "INSERT INTO transitions (workflow_id, at_us, state, detail) VALUES (?, ?, ?, ?)",
-        )
-        .bind(id.to_string())
-        .bind(now)
-        .bind(state_name(state))
-        .bind(detail)
-        .execute(&mut *tx)
-        .await
-        .map_err(storage)?;
+        insert_transition(&mut tx, &id.to_string(), now, state_name(state), detail).await?;
         tx.commit().await.map_err(storage)
     }
 
@@ -207,20 +208,18 @@ impl Journal {
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
-        sqlx::query(
-            "INSERT INTO transitions (workflow_id, at_us, state, detail) VALUES (?, ?, ?, ?)",
+        insert_transition(
+            &mut tx,
+            &result.workflow_id.to_string(),
+            now,
+            state_name(result.state),
+            if result.success {
+                "finished successfully"
+            } else {
+                "finished unsuccessfully"
+            },
         )
-        .bind(result.workflow_id.to_string())
-        .bind(now)
-        .bind(state_name(result.state))
-        .bind(if result.success {
-            "finished successfully"
-        } else {
-            "finished unsuccessfully"
-        })
-        .execute(&mut *tx)
-        .await
-        .map_err(storage)?;
+        .await?;
         tx.commit().await.map_err(storage)
     }
 

@@ -428,17 +428,27 @@ impl Coordinator {
         self: &Arc<Self>,
         spec: WorkflowSpec,
     ) -> Result<(WorkflowId, tokio::task::JoinHandle<WorkflowResult>), WorkflowError> {
+        let (id, agents, token) = self.begin(&spec).await?;
+        Ok((id, self.spawn(id, spec, agents, BTreeMap::new(), token)))
+    }
+
+    /// What starting a new workflow takes: checks (no emergency, agents known), an id,
+    /// registration as running, and the journal's record of it.
+    async fn begin(
+        &self,
+        spec: &WorkflowSpec,
+    ) -> Result<(WorkflowId, Vec<Arc<AgentRuntime>>, CancelToken), WorkflowError> {
         self.refuse_during_emergency()?;
-        let agents = self.prepare(&spec).await?;
+        let agents = self.prepare(spec).await?;
         let id = WorkflowId::new_random();
         let token = self.register(id)?;
         if let Some(j) = &self.journal
-            && let Err(e) = j.create(id, &spec, WorkflowState::Running).await
+            && let Err(e) = j.create(id, spec, WorkflowState::Running).await
         {
             lock(&self.active).remove(&id);
             return Err(e.into());
         }
-        Ok((id, self.spawn(id, spec, agents, BTreeMap::new(), token)))
+        Ok((id, agents, token))
     }
 
     /// Registers `id` as running — refused during an emergency stop. The check happens under
@@ -607,16 +617,7 @@ impl Coordinator {
         spec: WorkflowSpec,
         cancel: CancelToken,
     ) -> Result<WorkflowResult, WorkflowError> {
-        self.refuse_during_emergency()?;
-        let agents = self.prepare(&spec).await?;
-        let id = WorkflowId::new_random();
-        let token = self.register(id)?;
-        if let Some(j) = &self.journal
-            && let Err(e) = j.create(id, &spec, WorkflowState::Running).await
-        {
-            lock(&self.active).remove(&id);
-            return Err(e.into());
-        }
+        let (id, agents, token) = self.begin(&spec).await?;
         let result = self
             .execute_prepared(id, spec, agents, cancel, token, BTreeMap::new())
             .await;

@@ -123,6 +123,29 @@ pub trait PerformanceStore: Send + Sync {
     }
 }
 
+/// Opens (creating) a SQLite file for durable writes: WAL, `synchronous = FULL`, a 10 s busy
+/// timeout, 64 MiB of page cache per connection.
+pub(crate) async fn open_sqlite(
+    path: &std::path::Path,
+    max_connections: u32,
+) -> Result<sqlx::SqlitePool, LearnError> {
+    use std::str::FromStr;
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str("sqlite:")
+        .map_err(LearnError::from_sqlx)?
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+        .busy_timeout(std::time::Duration::from_secs(10))
+        .pragma("cache_size", "-65536")
+        .pragma("temp_store", "memory");
+    sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(max_connections)
+        .connect_with(options)
+        .await
+        .map_err(|e| LearnError::Unavailable(format!("cannot open {}: {e}", path.display())))
+}
+
 /// Population standard deviation from a count, a sum and a sum of squares (never NaN).
 pub(crate) fn std_dev(n: f64, sum: f64, sum_sq: f64) -> f64 {
     if n <= 0.0 {

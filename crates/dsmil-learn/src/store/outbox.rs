@@ -8,7 +8,6 @@
 //! has, so a batch whose commit was uncertain is stored exactly once.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -16,9 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dsmil_core::learning::Embedding;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::SqlitePool;
 use sqlx::{QueryBuilder, Row, Sqlite};
 use tokio::sync::{Mutex, Notify};
 use uuid::Uuid;
@@ -41,18 +38,7 @@ pub struct Outbox {
 impl Outbox {
     /// Opens (creating) the outbox at `path`.
     pub async fn open(path: &Path) -> Result<Self, LearnError> {
-        let options = SqliteConnectOptions::from_str("sqlite:")
-            .map_err(LearnError::from_sqlx)?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(options)
-            .await
-            .map_err(|e| LearnError::Storage(format!("cannot open {}: {e}", path.display())))?;
+        let pool = super::open_sqlite(path, 2).await?;
         for ddl in [
             "CREATE TABLE IF NOT EXISTS outbox (
                  seq INTEGER PRIMARY KEY AUTOINCREMENT,

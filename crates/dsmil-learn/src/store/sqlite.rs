@@ -6,19 +6,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dsmil_core::AgentId;
 use dsmil_core::learning::{EMBEDDING_DIM, Embedding};
 use dsmil_core::ports::{Similarity, VectorIndex};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
+use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
@@ -104,22 +99,9 @@ impl SqliteStore {
                 index.len()
             )));
         }
-        let options = SqliteConnectOptions::from_str("sqlite:")
-            .map_err(LearnError::from_sqlx)?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            // 64 MiB of page cache per connection: the record-id index of 100,000 records
-            // stays in memory during bulk inserts.
-            .pragma("cache_size", "-65536")
-            .pragma("temp_store", "memory");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(|e| LearnError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+        // 64 MiB of page cache per connection keeps the record-id index of 100,000 records in
+        // memory during bulk inserts.
+        let pool = super::open_sqlite(path, 4).await?;
         super::migrations::sqlite()
             .run(&pool)
             .await
