@@ -291,13 +291,7 @@ async fn postgres_bulk_loads_rebuild_the_index_and_replays_store_once() {
     assert_eq!(pg.insert(&records[50..]).await.unwrap(), 300);
     assert_eq!(pg.count().await.unwrap(), 400);
     let pool = sqlx::postgres::PgPool::connect(&url).await.unwrap();
-    let indexes: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = 'agent_performance_metrics_embedding'",
-    )
-    .bind(&config.schema)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let indexes = hnsw_indexes(&pool, &config.schema).await;
     assert_eq!(indexes, 1, "the HNSW index is back after a bulk load");
     // A missing index (a crash mid-rebuild) is rebuilt on connect.
     sqlx::query(&format!(
@@ -308,13 +302,7 @@ async fn postgres_bulk_loads_rebuild_the_index_and_replays_store_once() {
     .await
     .unwrap();
     let again = PgStore::connect(config.clone()).await.unwrap();
-    let indexes: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = 'agent_performance_metrics_embedding'",
-    )
-    .bind(&config.schema)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let indexes = hnsw_indexes(&pool, &config.schema).await;
     assert_eq!(indexes, 1);
     let hit = again
         .find_similar(&records[300].embedding, 0.0, 1, SearchMode::Default)
@@ -322,4 +310,15 @@ async fn postgres_bulk_loads_rebuild_the_index_and_replays_store_once() {
         .unwrap();
     assert_eq!(hit[0].task.record_id, records[300].record_id);
     again.drop_schema().await.unwrap();
+}
+
+/// How many HNSW indexes the store's table has in `schema` (0 or 1).
+async fn hnsw_indexes(pool: &sqlx::PgPool, schema: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = 'agent_performance_metrics_embedding'",
+    )
+    .bind(schema)
+    .fetch_one(pool)
+    .await
+    .unwrap()
 }

@@ -303,28 +303,51 @@ fn time_ms(value: i64) -> Result<u64, LearnError> {
     u64::try_from(value).map_err(|_| LearnError::Corrupt(format!("execution_time_ms {value}")))
 }
 
-fn decode_summary(row: &PgRow) -> Result<TaskSummary, LearnError> {
-    Ok(TaskSummary {
+/// The first six columns, shared by [`COLUMNS`] and [`SUMMARY_COLUMNS`].
+struct Head {
+    record_id: uuid::Uuid,
+    agent_id: AgentId,
+    task_type: String,
+    task_description: String,
+    execution_time_ms: u64,
+    success_rate: f64,
+}
+
+fn decode_head(row: &PgRow) -> Result<Head, LearnError> {
+    Ok(Head {
         record_id: row.try_get(0).map_err(corrupt)?,
         agent_id: agent(row.try_get(1).map_err(corrupt)?)?,
         task_type: row.try_get(2).map_err(corrupt)?,
         task_description: row.try_get(3).map_err(corrupt)?,
         execution_time_ms: time_ms(row.try_get(4).map_err(corrupt)?)?,
         success_rate: row.try_get(5).map_err(corrupt)?,
+    })
+}
+
+fn decode_summary(row: &PgRow) -> Result<TaskSummary, LearnError> {
+    let h = decode_head(row)?;
+    Ok(TaskSummary {
+        record_id: h.record_id,
+        agent_id: h.agent_id,
+        task_type: h.task_type,
+        task_description: h.task_description,
+        execution_time_ms: h.execution_time_ms,
+        success_rate: h.success_rate,
         resource_usage: row.try_get::<Json<_>, _>(6).map_err(corrupt)?.0,
         timestamp: row.try_get(7).map_err(corrupt)?,
     })
 }
 
 fn decode(row: &PgRow) -> Result<StoredRecord, LearnError> {
+    let h = decode_head(row)?;
     let vector: Vector = row.try_get(9).map_err(corrupt)?;
     Ok(StoredRecord {
-        record_id: row.try_get(0).map_err(corrupt)?,
-        agent_id: agent(row.try_get(1).map_err(corrupt)?)?,
-        task_type: row.try_get(2).map_err(corrupt)?,
-        task_description: row.try_get(3).map_err(corrupt)?,
-        execution_time_ms: time_ms(row.try_get(4).map_err(corrupt)?)?,
-        success_rate: row.try_get(5).map_err(corrupt)?,
+        record_id: h.record_id,
+        agent_id: h.agent_id,
+        task_type: h.task_type,
+        task_description: h.task_description,
+        execution_time_ms: h.execution_time_ms,
+        success_rate: h.success_rate,
         resource_usage: row.try_get::<Json<_>, _>(6).map_err(corrupt)?.0,
         error_details: row.try_get(7).map_err(corrupt)?,
         context_factors: row.try_get::<Json<_>, _>(8).map_err(corrupt)?.0,
