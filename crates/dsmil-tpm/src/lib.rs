@@ -38,5 +38,23 @@
 //! ```
 
 pub mod audit;
+pub mod backend;
+pub mod der;
+pub mod error;
+pub mod keystore;
 pub mod perf;
+pub mod quote;
+pub mod soft;
 pub mod soft_key;
+pub mod swtpm;
+#[cfg(feature = "tss")]
+pub mod tss;
+pub mod tpm;
+pub mod types;
+pub mod wire;
+
+pub use backend::{BackendResult, TpmBackend};
+pub use error::{BackendError, TpmError};
+pub use quote::{Quote, QuoteError};
+pub use tpm::{Completed, Tpm, TpmOptions};
+pub use types::{Capabilities, KeyBlob, KeyInfo, KeyPublic, NvSpec, SealPolicy, SealedBlob};

@@ -1,0 +1,239 @@
+//! The little DER and PEM DSMIL writes and reads: `SubjectPublicKeyInfo` for P-256 and RSA
+//! public keys, and ECDSA signatures between DER and the TPM's fixed `r`, `s`.
+
+const EC_PUBLIC_KEY_OID: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const P256_OID: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const RSA_OID: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+
+fn len(out: &mut Vec<u8>, n: usize) {
+    if n < 0x80 {
+        out.push(n as u8);
+    } else if n < 0x100 {
+        out.extend_from_slice(&[0x81, n as u8]);
+    } else {
+        out.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]);
+    }
+}
+
+fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    len(&mut out, body.len());
+    out.extend_from_slice(body);
+    out
+}
+
+/// A DER INTEGER from unsigned big-endian bytes.
+fn uint(bytes: &[u8]) -> Vec<u8> {
+    let trimmed: &[u8] = {
+        let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+        &bytes[first..]
+    };
+    let mut body = Vec::with_capacity(trimmed.len() + 1);
+    if trimmed.is_empty() || trimmed[0] & 0x80 != 0 {
+        body.push(0);
+    }
+    body.extend_from_slice(trimmed);
+    tlv(0x02, &body)
+}
+
+/// SPKI of a P-256 point.
+pub fn ecc_p256_spki(point: &[u8]) -> Vec<u8> {
+    let alg = [tlv(0x06, EC_PUBLIC_KEY_OID), tlv(0x06, P256_OID)].concat();
+    let mut bits = vec![0u8];
+    bits.extend_from_slice(point);
+    tlv(0x30, &[tlv(0x30, &alg), tlv(0x03, &bits)].concat())
+}
+
+/// The PKCS#1 `RSAPublicKey`.
+pub fn rsa_public_key(modulus: &[u8], exponent: u32) -> Vec<u8> {
+    tlv(
+        0x30,
+        &[uint(modulus), uint(&exponent.to_be_bytes())].concat(),
+    )
+}
+
+/// SPKI of an RSA key.
+pub fn rsa_spki(modulus: &[u8], exponent: u32) -> Vec<u8> {
+    let alg = [tlv(0x06, RSA_OID), vec![0x05, 0x00]].concat();
+    let mut bits = vec![0u8];
+    bits.extend_from_slice(&rsa_public_key(modulus, exponent));
+    tlv(0x30, &[tlv(0x30, &alg), tlv(0x03, &bits)].concat())
+}
+
+/// Modulus (without leading zeros) and exponent of a PKCS#1 `RSAPublicKey`.
+pub fn rsa_public_key_parts(der: &[u8]) -> Option<(Vec<u8>, u32)> {
+    fn read(d: &[u8], at: &mut usize, tag: u8) -> Option<Vec<u8>> {
+        if *d.get(*at)? != tag {
+            return None;
+        }
+        *at += 1;
+        let first = *d.get(*at)?;
+        *at += 1;
+        let n = match first {
+            n if n < 0x80 => usize::from(n),
+            0x81 => {
+                let n = usize::from(*d.get(*at)?);
+                *at += 1;
+                n
+            }
+            0x82 => {
+                let n = (usize::from(*d.get(*at)?) << 8) | usize::from(*d.get(*at + 1)?);
+                *at += 2;
+                n
+            }
+            _ => return None,
+        };
+        let body = d.get(*at..*at + n)?.to_vec();
+        *at += n;
+        Some(body)
+    }
+    let mut at = 0;
+    let seq = read(der, &mut at, 0x30)?;
+    let mut inner = 0;
+    let n = read(&seq, &mut inner, 0x02)?;
+    let e = read(&seq, &mut inner, 0x02)?;
+    let first = n.iter().position(|&b| b != 0).unwrap_or(n.len());
+    if e.len() > 4 {
+        return None;
+    }
+    let exponent = e.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b));
+    Some((n[first..].to_vec(), exponent))
+}
+
+/// PEM armour with 64-column base64.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut text = String::new();
+    for chunk in der.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                text.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                text.push('=');
+            }
+        }
+    }
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in text.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// DER ECDSA signature from fixed-width `r` and `s`.
+pub fn ecdsa_der(r: &[u8], s: &[u8]) -> Vec<u8> {
+    tlv(0x30, &[uint(r), uint(s)].concat())
+}
+
+/// `r` and `s`, each left-padded to 32 bytes, from a DER ECDSA signature; `None` when the
+/// input is not one.
+pub fn ecdsa_fixed(der: &[u8]) -> Option<([u8; 32], [u8; 32])> {
+    fn read_len(d: &[u8], at: &mut usize) -> Option<usize> {
+        let first = *d.get(*at)?;
+        *at += 1;
+        if first < 0x80 {
+            return Some(usize::from(first));
+        }
+        if first == 0x81 {
+            let n = *d.get(*at)?;
+            *at += 1;
+            return Some(usize::from(n));
+        }
+        None
+    }
+    fn read_int(d: &[u8], at: &mut usize) -> Option<[u8; 32]> {
+        if *d.get(*at)? != 0x02 {
+            return None;
+        }
+        *at += 1;
+        let n = read_len(d, at)?;
+        let body = d.get(*at..*at + n)?;
+        *at += n;
+        let first = body.iter().position(|&b| b != 0).unwrap_or(body.len());
+        let body = &body[first..];
+        if body.len() > 32 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        out[32 - body.len()..].copy_from_slice(body);
+        Some(out)
+    }
+    let mut at = 0;
+    if *der.first()? != 0x30 {
+        return None;
+    }
+    at += 1;
+    let n = read_len(der, &mut at)?;
+    if at + n != der.len() {
+        return None;
+    }
+    let r = read_int(der, &mut at)?;
+    let s = read_int(der, &mut at)?;
+    (at == der.len()).then_some((r, s))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn p256_pem_matches_tpm2_readpublic() {
+        // The AK swtpm made; tpm2_readpublic -f pem printed this PEM.
+        let expected = "-----BEGIN PUBLIC KEY-----\n\
+            MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE7tDe25WaKefh5my+NW7Gah52ULDe\n\
+            umCnGVDPqKKAHJTey1a+orjG/LVcsBmUxg2SJzreFexZGUcls/lzAlV9Iw==\n\
+            -----END PUBLIC KEY-----\n";
+        let body: String = expected
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let der = decode_b64(&body);
+        let point = &der[der.len() - 65..];
+        assert_eq!(pem("PUBLIC KEY", &ecc_p256_spki(point)), expected);
+    }
+
+    fn decode_b64(s: &str) -> Vec<u8> {
+        const B64: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut bits = 0u32;
+        let mut n = 0;
+        let mut out = vec![];
+        for c in s.chars().filter(|&c| c != '=') {
+            bits = (bits << 6) | B64.find(c).unwrap() as u32;
+            n += 6;
+            if n >= 8 {
+                n -= 8;
+                out.push((bits >> n) as u8);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn rsa_public_key_round_trips() {
+        let modulus: Vec<u8> = (0..256).map(|i| (i as u8) | 0x80).collect();
+        let der = rsa_public_key(&modulus, 65537);
+        assert_eq!(rsa_public_key_parts(&der), Some((modulus, 65537)));
+        assert_eq!(rsa_public_key_parts(&der[..10]), None);
+    }
+
+    #[test]
+    fn ecdsa_der_round_trips_with_high_bits_and_leading_zeros() {
+        for (r, s) in [([0x80u8; 32], [0x01u8; 32]), ([0u8; 32], [0xffu8; 32])] {
+            let mut r2 = r;
+            r2[31] = 7;
+            let der = ecdsa_der(&r2, &s);
+            assert_eq!(ecdsa_fixed(&der), Some((r2, s)));
+        }
+        assert_eq!(ecdsa_fixed(&[0x30, 0x00, 0x00]), None);
+        assert_eq!(ecdsa_fixed(&[]), None);
+    }
+}
