@@ -39,11 +39,13 @@
 
 pub mod audit;
 pub mod backend;
+pub mod bridge;
 pub mod der;
 pub mod error;
 pub mod keystore;
 pub mod perf;
 pub mod quote;
+pub mod signer;
 pub mod soft;
 pub mod soft_key;
 pub mod swtpm;
@@ -56,5 +58,6 @@ pub mod wire;
 pub use backend::{BackendResult, TpmBackend};
 pub use error::{BackendError, TpmError};
 pub use quote::{Quote, QuoteError};
+pub use signer::TpmSigner;
 pub use tpm::{Completed, Tpm, TpmOptions};
 pub use types::{Capabilities, KeyBlob, KeyInfo, KeyPublic, NvSpec, SealPolicy, SealedBlob};

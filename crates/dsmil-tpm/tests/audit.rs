@@ -196,3 +196,142 @@ async fn a_quiet_batch_is_signed_after_its_interval() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// How a property-test log is damaged.
+#[derive(Debug, Clone)]
+enum Corruption {
+    /// XOR one byte (position and mask taken modulo the file).
+    Flip(usize, u8),
+    /// Remove one line.
+    Delete(usize),
+    /// Swap two lines.
+    Swap(usize, usize),
+    /// Keep only a prefix.
+    Truncate(usize),
+}
+
+fn corruption() -> impl proptest::strategy::Strategy<Value = Corruption> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (any::<usize>(), 1u8..=255).prop_map(|(p, m)| Corruption::Flip(p, m)),
+        any::<usize>().prop_map(Corruption::Delete),
+        (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Corruption::Swap(a, b)),
+        any::<usize>().prop_map(Corruption::Truncate),
+    ]
+}
+
+fn corrupt(original: &[u8], c: &Corruption) -> Vec<u8> {
+    let lines: Vec<&[u8]> = original.split_inclusive(|&b| b == b'\n').collect();
+    match *c {
+        Corruption::Flip(p, m) => {
+            let mut out = original.to_vec();
+            out[p % original.len()] ^= m;
+            out
+        }
+        Corruption::Delete(i) => {
+            let mut l = lines.clone();
+            l.remove(i % lines.len());
+            l.concat()
+        }
+        Corruption::Swap(a, b) => {
+            let mut l = lines.clone();
+            let (a, b) = (a % lines.len(), b % lines.len());
+            let b = if a == b { (b + 1) % lines.len() } else { b };
+            l.swap(a, b);
+            l.concat()
+        }
+        Corruption::Truncate(n) => original[..n % original.len()].to_vec(),
+    }
+}
+
+/// Whether `damaged` holds the same entries in the same order and the same checkpoints in the
+/// same order, each still after every entry it covers — a checkpoint moved later is still a
+/// true signed statement, so the verifier rightly accepts it.
+fn checkpoint_only_moved_later(original: &[u8], damaged: &[u8]) -> bool {
+    let parse = |bytes: &[u8]| -> Option<(Vec<String>, Vec<(String, usize)>)> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        if !text.ends_with('\n') {
+            return None;
+        }
+        let (mut entries, mut checkpoints) = (vec![], vec![]);
+        for line in text.lines() {
+            match serde_json::from_str::<Line>(line).ok()? {
+                Line::Entry(_) => entries.push(line.to_owned()),
+                Line::Checkpoint(c) => {
+                    if (c.tree_size as usize) > entries.len() {
+                        return None;
+                    }
+                    checkpoints.push((line.to_owned(), 0));
+                }
+            }
+        }
+        Some((entries, checkpoints))
+    };
+    matches!((parse(original), parse(damaged)), (Some(a), Some(b)) if a == b)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(96))]
+
+    /// Any flipped byte, removed or swapped line, or cut — anywhere in a random log — fails
+    /// verification against the log's latest signed tree head.
+    #[test]
+    fn every_random_corruption_is_detected(
+        entries in 1usize..24,
+        batch in 1u64..6,
+        damage in corruption(),
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let (log, key) = filled(dir.path(), entries, batch).await;
+            log.checkpoint().await.unwrap();
+            let head = log.tree_head().unwrap();
+            let path = log.path().to_owned();
+            drop(log);
+            let v = verifier(&key);
+            dsmil_tpm::audit::verify_file_against(&path, &v, Some(&head)).await.unwrap();
+            let original = std::fs::read(&path).unwrap();
+            let damaged = corrupt(&original, &damage);
+            proptest::prop_assume!(damaged != original);
+            proptest::prop_assume!(!checkpoint_only_moved_later(&original, &damaged));
+            std::fs::write(&path, &damaged).unwrap();
+            let result = dsmil_tpm::audit::verify_file_against(&path, &v, Some(&head)).await;
+            let changed: Vec<String> = String::from_utf8_lossy(&damaged)
+                .lines()
+                .zip(String::from_utf8_lossy(&original).lines())
+                .filter(|(d, o)| d != o)
+                .map(|(d, o)| format!("{o}\n  became\n{d}"))
+                .collect();
+            proptest::prop_assert!(result.is_err(), "{damage:?} went unnoticed: {changed:?}");
+            Ok(())
+        })?;
+    }
+}
+
+#[tokio::test]
+async fn a_log_cut_back_to_an_earlier_checkpoint_fails_only_against_the_trusted_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, key) = filled(dir.path(), 8, 4).await;
+    let head = log.tree_head().unwrap();
+    assert_eq!(head.tree_size, 8);
+    assert_eq!(
+        dsmil_tpm::audit::TreeHead::parse(&head.to_string()),
+        Some(head)
+    );
+    let path = log.path().to_owned();
+    drop(log);
+    let text = std::fs::read_to_string(&path).unwrap();
+    // Keep the first batch and its checkpoint: a well-formed, shorter log.
+    let cut: String = text.split_inclusive('\n').take(5).collect();
+    std::fs::write(&path, cut).unwrap();
+    let v = verifier(&key);
+    assert!(
+        verify_file(&path, &v).await.is_ok(),
+        "the file alone cannot tell"
+    );
+    let err = dsmil_tpm::audit::verify_file_against(&path, &v, Some(&head))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("trusted tree head"), "{err}");
+}

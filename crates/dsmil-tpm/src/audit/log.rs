@@ -211,6 +211,15 @@ impl AuditLog {
         lock(&self.inner.state).replay.signed
     }
 
+    /// The latest signed tree head — what an auditor or the TPM anchor remembers so that a
+    /// log cut back to an earlier checkpoint is caught ([`super::verify_file_against`]).
+    pub fn tree_head(&self) -> Option<super::TreeHead> {
+        lock(&self.inner.state)
+            .replay
+            .last_head
+            .map(|(tree_size, root)| super::TreeHead { tree_size, root })
+    }
+
     /// Appends `event`; returns once it is on disk. Closes the batch when it is full.
     pub async fn append_event(&self, event: SecurityEvent) -> Result<AuditReceipt, AuditError> {
         let inner = Arc::clone(&self.inner);
@@ -306,21 +315,32 @@ impl Inner {
 
 async fn checkpoint(inner: &Arc<Inner>) -> Result<(), AuditError> {
     let _one = inner.signing.lock().await;
-    let (size, root_hash) = {
+    let (previous, size, root_hash) = {
         let state = lock(&inner.state);
         let size = state.replay.leaves.len();
         if size as u64 == state.replay.signed {
             return Ok(());
         }
-        (size as u64, state.replay.frontier.root())
+        (
+            state.replay.signed,
+            size as u64,
+            state.replay.frontier.root(),
+        )
     };
     let time = Utc::now();
     let signature = inner
         .signer
-        .sign(&checkpoint_message(size, &root_hash, &time))
+        .sign(&checkpoint_message(
+            previous,
+            size,
+            &root_hash,
+            &time,
+            &inner.signer.key_name(),
+        ))
         .await
         .map_err(|e| AuditError::Signing(e.to_string()))?;
     let line = Line::Checkpoint(Checkpoint {
+        previous_size: previous,
         tree_size: size,
         root: hex::encode(&root_hash),
         time,
@@ -332,6 +352,7 @@ async fn checkpoint(inner: &Arc<Inner>) -> Result<(), AuditError> {
         this.write_line(&mut state, &line)?;
         state.replay.signed = size;
         state.replay.checkpoints += 1;
+        state.replay.last_head = Some((size, root_hash));
         state.unsigned_since = (size < state.replay.leaves.len() as u64).then(Instant::now);
         Ok::<(), AuditError>(())
     })

@@ -7,4 +7,4 @@ pub mod record;
 mod verify;
 
 pub use log::{AuditConfig, AuditError, AuditLog, InclusionProof, OpenReport};
-pub use verify::{VerifyError, VerifySummary, verify_file};
+pub use verify::{TreeHead, VerifyError, VerifySummary, verify_file, verify_file_against};

@@ -47,6 +47,9 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Checkpoint {
+    /// Entries the previous checkpoint covered (0 for the first): links checkpoints so that
+    /// removing one is caught.
+    pub previous_size: u64,
     /// Entries covered (the first `tree_size`).
     pub tree_size: u64,
     /// Hex Merkle root over their leaves.
@@ -76,18 +79,31 @@ pub fn entry_leaf(body: &[u8]) -> Hash {
 }
 
 /// What a checkpoint's signature covers.
-pub fn checkpoint_message(tree_size: u64, root: &Hash, time: &DateTime<Utc>) -> Vec<u8> {
-    let mut m = b"dsmil-audit-checkpoint/v1\n".to_vec();
+pub fn checkpoint_message(
+    previous_size: u64,
+    tree_size: u64,
+    root: &Hash,
+    time: &DateTime<Utc>,
+    key_name: &str,
+) -> Vec<u8> {
+    let mut m = b"dsmil-audit-checkpoint/v2\n".to_vec();
+    m.extend_from_slice(&previous_size.to_be_bytes());
     m.extend_from_slice(&tree_size.to_be_bytes());
     m.extend_from_slice(root);
     m.extend_from_slice(
-        time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
             .as_bytes(),
     );
+    m.push(b'\n');
+    m.extend_from_slice(key_name.as_bytes());
     m
 }
 
 /// Parses 64 hex digits.
 pub fn parse_hash(text: &str) -> Option<Hash> {
+    // Lower case only: one spelling per hash, so no byte of a line can change unnoticed.
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
     dsmil_core::hex::decode(text).ok()?.try_into().ok()
 }

@@ -44,6 +44,8 @@ pub(crate) struct Replay {
     pub checkpoints: u64,
     pub signed: u64,
     pub key_name: Option<String>,
+    /// (size, root) of the last checkpoint read.
+    pub last_head: Option<(u64, Hash)>,
 }
 
 /// Checks one line against the state so far; signatures are checked by the caller.
@@ -60,6 +62,13 @@ pub(crate) fn replay_line(
     };
     let parsed: Line = serde_json::from_str(text)
         .map_err(|e| fail(Some(next), format!("not a log record: {e}")))?;
+    // The writer emits canonical JSON; any other spelling of the same values was edited.
+    if serde_json::to_string(&parsed).ok().as_deref() != Some(text) {
+        return Err(fail(
+            Some(next),
+            "the line is not as the log wrote it (edited)".into(),
+        ));
+    }
     match parsed {
         Line::Entry(e) => {
             if e.body.seq != next {
@@ -101,6 +110,15 @@ pub(crate) fn replay_line(
                     ),
                 ));
             }
+            if c.previous_size != state.signed {
+                return Err(fail(
+                    None,
+                    format!(
+                        "checkpoint follows one of {} entries, but the last checkpoint read covers {} (a checkpoint was removed or moved)",
+                        c.previous_size, state.signed
+                    ),
+                ));
+            }
             if c.tree_size < state.signed {
                 return Err(fail(
                     None,
@@ -127,6 +145,7 @@ pub(crate) fn replay_line(
             }
             state.checkpoints += 1;
             state.signed = c.tree_size;
+            state.last_head = Some((c.tree_size, expected));
             state.key_name = Some(c.signature.key_name.clone());
             Ok(Some(c))
         }
@@ -140,12 +159,70 @@ pub async fn verify_file(
     path: &Path,
     verifier: &dyn Verifier,
 ) -> Result<VerifySummary, VerifyError> {
+    verify_file_against(path, verifier, None).await
+}
+
+/// A signed tree head an auditor trusts from elsewhere (the TPM anchor, an earlier audit):
+/// the log must contain a checkpoint of exactly this size and root. This is what catches
+/// a log cut back to an earlier checkpoint, which the file alone cannot show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct TreeHead {
+    /// Entries covered.
+    pub tree_size: u64,
+    /// Merkle root over them.
+    #[serde(with = "hex32")]
+    pub root: Hash,
+}
+
+mod hex32 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&dsmil_core::hex::encode(h))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_hash(&text)
+            .ok_or_else(|| D::Error::custom("expected 64 lower-case hex digits"))
+    }
+}
+
+impl TreeHead {
+    /// Parses `SIZE:ROOT` (decimal size, 64 hex digits), as `dsmilctl audit verify --head` takes it.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (size, root) = text.trim().split_once(':')?;
+        Some(Self {
+            tree_size: size.parse().ok()?,
+            root: parse_hash(root)?,
+        })
+    }
+}
+
+impl std::fmt::Display for TreeHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}",
+            self.tree_size,
+            dsmil_core::hex::encode(&self.root)
+        )
+    }
+}
+
+/// [`verify_file`], and the log must contain the checkpoint `head` (when given).
+pub async fn verify_file_against(
+    path: &Path,
+    verifier: &dyn Verifier,
+    head: Option<&TreeHead>,
+) -> Result<VerifySummary, VerifyError> {
     let text = std::fs::read_to_string(path).map_err(|e| VerifyError {
         line: 0,
         entry: None,
         reason: format!("cannot read {}: {e}", path.display()),
     })?;
     let mut state = Replay::default();
+    let mut head_seen = false;
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     for (i, raw) in lines.iter().enumerate() {
         let line = i + 1;
@@ -157,8 +234,15 @@ pub async fn verify_file(
             });
         }
         if let Some(c) = replay_line(&mut state, raw.trim_end(), line)? {
+            head_seen |= head.is_some_and(|h| state.last_head == Some((h.tree_size, h.root)));
             let root_hash = parse_hash(&c.root).unwrap_or_default();
-            let message = checkpoint_message(c.tree_size, &root_hash, &c.time);
+            let message = checkpoint_message(
+                c.previous_size,
+                c.tree_size,
+                &root_hash,
+                &c.time,
+                &c.signature.key_name,
+            );
             let ok = verifier
                 .verify(&message, &c.signature)
                 .await
@@ -173,6 +257,18 @@ pub async fn verify_file(
                     ),
                 });
             }
+        }
+    }
+    if let Some(head) = head {
+        if !head_seen {
+            return Err(VerifyError {
+                line: lines.len(),
+                entry: None,
+                reason: format!(
+                    "no checkpoint matches the trusted tree head of {} entries (the log was cut back or rewritten)",
+                    head.tree_size
+                ),
+            });
         }
     }
     Ok(VerifySummary {

@@ -1,0 +1,597 @@
+//! The DSMIL device bridge (seed `dsmil_tpm_bridge`): a registry of devices 0x8000–0x806B,
+//! device attestation, per-device keys, device configuration sealed under an access policy,
+//! signed security events and intrusion responses. Quarantined devices (0x8009, 0x800A,
+//! 0x800B, 0x8019, 0x8029) are never written or configured: every such attempt is refused
+//! with a policy violation, published, and audited.
+
+mod attestation;
+mod intrusion;
+mod registry;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use chrono::Utc;
+use dsmil_core::device::DeviceId;
+use dsmil_core::events::DeviceEvent;
+use dsmil_core::monitoring::{AlertLevel, SecurityEvent};
+use dsmil_core::ports::{AuditSink, Throttle};
+use dsmil_core::tpm::{HashAlgorithm, KeyTemplate, PcrSelection};
+use dsmil_core::{Event, EventBus};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use thiserror::Error;
+
+pub use attestation::{AttestationError, DeviceAttestation, qualifying_data};
+pub use intrusion::{IntrusionAction, IntrusionPolicy};
+pub use registry::DeviceRecord;
+
+use crate::error::TpmError;
+use crate::tpm::Tpm;
+use crate::types::{KeyInfo, KeyPublic, SealPolicy, SealedBlob};
+
+/// Where device writes go. DSMIL hardware is reached through a platform driver this crate
+/// does not ship; embedders implement this for theirs. [`MemoryDevices`] keeps the last
+/// written bytes per device (tests, simulation).
+pub trait DeviceIo: Send + Sync {
+    /// Writes `data` to `device`.
+    fn write(&self, device: DeviceId, data: &[u8]) -> Result<(), String>;
+}
+
+/// Device I/O kept in memory: the last bytes written to each device.
+#[derive(Debug, Default)]
+pub struct MemoryDevices {
+    written: Mutex<std::collections::BTreeMap<DeviceId, Vec<u8>>>,
+}
+
+impl MemoryDevices {
+    /// Nothing written yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The last bytes written to `device`.
+    pub fn last_write(&self, device: DeviceId) -> Option<Vec<u8>> {
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&device)
+            .cloned()
+    }
+
+    /// How many devices were ever written.
+    pub fn written_devices(&self) -> usize {
+        self.written.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+impl DeviceIo for MemoryDevices {
+    fn write(&self, device: DeviceId, data: &[u8]) -> Result<(), String> {
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(device, data.to_vec());
+        Ok(())
+    }
+}
+
+/// Bridge settings.
+#[derive(Debug, Clone)]
+pub struct BridgeConfig {
+    /// Directory for the registry and sealed configurations.
+    pub dir: PathBuf,
+    /// The PCR intrusions extend and device configurations are sealed to (default 15: not
+    /// resettable before reboot, unused by firmware).
+    pub intrusion_pcr: u8,
+    /// The PCRs quoted in attestations (default 0–7 and the intrusion PCR).
+    pub attestation_pcrs: Vec<u32>,
+    /// What to do per intrusion level.
+    pub policy: IntrusionPolicy,
+    /// Label of the attestation key.
+    pub ak_label: String,
+    /// Label of the key that signs security events.
+    pub event_key_label: String,
+}
+
+impl BridgeConfig {
+    /// Defaults with state in `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            intrusion_pcr: 15,
+            attestation_pcrs: vec![0, 1, 2, 3, 4, 5, 6, 7, 15],
+            policy: IntrusionPolicy::default(),
+            ak_label: "dsmil-ak".into(),
+            event_key_label: "dsmil-bridge".into(),
+        }
+    }
+}
+
+/// Why a bridge operation failed.
+#[derive(Debug, Error)]
+pub enum BridgeError {
+    /// DSMIL policy refused it (quarantined device, locked configuration).
+    #[error("policy violation: {0}")]
+    PolicyViolation(String),
+    /// The TPM failed.
+    #[error(transparent)]
+    Tpm(#[from] TpmError),
+    /// The device has no key or configuration yet.
+    #[error("{0}")]
+    NotFound(String),
+    /// The device driver failed.
+    #[error("device {device} write failed: {reason}")]
+    Device {
+        /// The device.
+        device: DeviceId,
+        /// The driver's message.
+        reason: String,
+    },
+    /// Reading or writing the bridge's files failed.
+    #[error("{0}")]
+    Storage(String),
+}
+
+/// A device configuration sealed under the access policy: a data key sealed by the TPM (to
+/// the intrusion PCR and an optional password) and the configuration encrypted with it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SealedConfig {
+    device: DeviceId,
+    key: SealedBlob,
+    #[serde(with = "dsmil_core::hex::serde_bytes")]
+    ciphertext: Vec<u8>,
+}
+
+/// What an intrusion response did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IntrusionResponse {
+    /// The steps taken, in order.
+    pub actions: Vec<IntrusionAction>,
+    /// The signed event recorded.
+    pub event: SecurityEvent,
+}
+
+/// The DSMIL–TPM bridge.
+pub struct DsmilBridge {
+    tpm: Tpm,
+    config: BridgeConfig,
+    registry: Mutex<registry::Registry>,
+    io: Arc<dyn DeviceIo>,
+    audit: Option<Arc<dyn AuditSink>>,
+    bus: Option<EventBus>,
+    throttle: Option<Arc<dyn Throttle>>,
+}
+
+impl std::fmt::Debug for DsmilBridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DsmilBridge")
+            .field("dir", &self.config.dir)
+            .finish()
+    }
+}
+
+fn storage(e: impl std::fmt::Display) -> BridgeError {
+    BridgeError::Storage(e.to_string())
+}
+
+impl DsmilBridge {
+    /// Opens the bridge (registry in `config.dir`) on `tpm`, writing devices through `io`.
+    pub fn open(
+        tpm: Tpm,
+        config: BridgeConfig,
+        io: Arc<dyn DeviceIo>,
+    ) -> Result<Self, BridgeError> {
+        crate::soft::files::ensure_dir(&config.dir).map_err(storage)?;
+        crate::soft::files::ensure_dir(&config.dir.join("configs")).map_err(storage)?;
+        if config.intrusion_pcr >= dsmil_core::tpm::PCR_COUNT {
+            return Err(storage(format!(
+                "intrusion PCR {} is out of range",
+                config.intrusion_pcr
+            )));
+        }
+        let registry = registry::Registry::open(&config.dir.join("registry.json"))?;
+        Ok(Self {
+            tpm,
+            config,
+            registry: Mutex::new(registry),
+            io,
+            audit: None,
+            bus: None,
+            throttle: None,
+        })
+    }
+
+    /// Appends security events to `audit`.
+    pub fn with_audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// Publishes device and security events on `bus`.
+    pub fn with_bus(mut self, bus: EventBus) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// Stops work through `throttle` on emergencies.
+    pub fn with_throttle(mut self, throttle: Arc<dyn Throttle>) -> Self {
+        self.throttle = Some(throttle);
+        self
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, registry::Registry> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The record of every device, in id order.
+    pub fn devices(&self) -> Vec<DeviceRecord> {
+        let reg = self.registry();
+        DeviceId::all().map(|d| reg.record(d)).collect()
+    }
+
+    /// One device's record.
+    pub fn device(&self, device: DeviceId) -> DeviceRecord {
+        self.registry().record(device)
+    }
+
+    fn publish_device(&self, device: DeviceId, action: &str, allowed: bool) {
+        if let Some(bus) = &self.bus {
+            bus.publish(Event::Device(DeviceEvent {
+                timestamp: Utc::now(),
+                device,
+                action: action.to_owned(),
+                allowed,
+            }));
+        }
+    }
+
+    /// Signs `event` with the bridge key (canonical JSON without the signature field),
+    /// publishes it and appends it to the audit log.
+    pub async fn record_security_event(
+        &self,
+        event: SecurityEvent,
+    ) -> Result<SecurityEvent, BridgeError> {
+        self.record_with(event, self.audit.clone(), self.bus.clone())
+            .await
+    }
+
+    /// The public key that verifies security-event signatures.
+    pub async fn event_key(&self) -> Result<KeyPublic, BridgeError> {
+        Ok(self
+            .tpm
+            .ensure_key(&self.config.event_key_label, KeyTemplate::EccP256Signing)
+            .await?
+            .public)
+    }
+
+    /// Refuses writes and configuration of quarantined devices: a policy violation,
+    /// published and audited as a critical security event.
+    async fn check_writable(&self, device: DeviceId, action: &str) -> Result<(), BridgeError> {
+        if let Err(e) = device.check_writable() {
+            self.publish_device(device, action, false);
+            let mut event = SecurityEvent::new(
+                "quarantine_violation",
+                AlertLevel::Critical,
+                "dsmil-bridge",
+                format!("{action} on quarantined device {device} refused"),
+            );
+            event.affected_resources = vec![device.to_string()];
+            event.response_actions = vec!["refused".into()];
+            // The refusal stands even if recording it fails; the failure is logged.
+            if let Err(record_err) = self.record_security_event(event).await {
+                tracing::error!(%device, error = %record_err, "could not record a quarantine violation");
+            }
+            return Err(BridgeError::PolicyViolation(e.to_string()));
+        }
+        Ok(())
+    }
+
+    async fn check_unlocked(&self, device: DeviceId, action: &str) -> Result<(), BridgeError> {
+        if self.registry().record(device).config_locked {
+            self.publish_device(device, action, false);
+            return Err(BridgeError::PolicyViolation(format!(
+                "configuration of device {device} is locked after an intrusion response; unlock it first"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes `data` to a device through the driver (refused for quarantined devices).
+    pub async fn write(&self, device: DeviceId, data: &[u8]) -> Result<(), BridgeError> {
+        self.check_writable(device, "write").await?;
+        self.io
+            .write(device, data)
+            .map_err(|reason| BridgeError::Device { device, reason })?;
+        self.publish_device(device, "write", true);
+        Ok(())
+    }
+
+    /// Provisions a device key (ECC P-256, label `device-8000`…) and records the mapping.
+    /// Provisioning again returns the existing key.
+    pub async fn provision_key(&self, device: DeviceId) -> Result<KeyInfo, BridgeError> {
+        self.check_writable(device, "provision_key").await?;
+        self.check_unlocked(device, "provision_key").await?;
+        let label = format!("device-{:04x}", device.get());
+        let key = self
+            .tpm
+            .ensure_key(&label, KeyTemplate::EccP256Signing)
+            .await?;
+        self.registry().set_key(device, &label)?;
+        self.publish_device(device, "provision_key", true);
+        Ok(key)
+    }
+
+    /// Signs `message` with the device's provisioned key.
+    pub async fn sign_for_device(
+        &self,
+        device: DeviceId,
+        message: &[u8],
+    ) -> Result<dsmil_core::tpm::Signature, BridgeError> {
+        let label = self.registry().record(device).key_label.ok_or_else(|| {
+            BridgeError::NotFound(format!("device {device} has no provisioned key"))
+        })?;
+        Ok(self.tpm.sign(&label, message).await?.value)
+    }
+
+    fn config_path(&self, device: DeviceId) -> PathBuf {
+        self.config
+            .dir
+            .join("configs")
+            .join(format!("{:04x}.json", device.get()))
+    }
+
+    /// Seals a device's configuration: only this TPM, while the intrusion PCR is unchanged
+    /// (and with `password`, when given), can open it.
+    pub async fn seal_config(
+        &self,
+        device: DeviceId,
+        config: &[u8],
+        password: Option<&[u8]>,
+    ) -> Result<(), BridgeError> {
+        self.check_writable(device, "seal_config").await?;
+        self.check_unlocked(device, "seal_config").await?;
+        let data_key = self.tpm.get_random(32).await?.value;
+        let policy = SealPolicy {
+            pcrs: Some(
+                PcrSelection::new(
+                    HashAlgorithm::Sha256,
+                    [u32::from(self.config.intrusion_pcr)],
+                )
+                .map_err(storage)?,
+            ),
+            password: password.map(<[u8]>::to_vec),
+        };
+        let key = self.tpm.seal(&data_key, policy).await?.value;
+        let ciphertext = aead(&data_key, device, config, true)?;
+        let sealed = SealedConfig {
+            device,
+            key,
+            ciphertext,
+        };
+        let bytes = serde_json::to_vec_pretty(&sealed).map_err(storage)?;
+        crate::soft::files::write_atomic(&self.config_path(device), &bytes).map_err(storage)?;
+        self.registry().set_config_sealed(device, true)?;
+        self.publish_device(device, "seal_config", true);
+        Ok(())
+    }
+
+    /// Opens a sealed configuration (fails with the TPM's policy error after an intrusion
+    /// extended the PCR).
+    pub async fn unseal_config(
+        &self,
+        device: DeviceId,
+        password: Option<&[u8]>,
+    ) -> Result<Vec<u8>, BridgeError> {
+        let path = self.config_path(device);
+        let bytes = std::fs::read(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                BridgeError::NotFound(format!("device {device} has no sealed configuration"))
+            } else {
+                storage(format!("cannot read {}: {e}", path.display()))
+            }
+        })?;
+        let sealed: SealedConfig = serde_json::from_slice(&bytes).map_err(storage)?;
+        if sealed.device != device {
+            return Err(storage(format!(
+                "{} belongs to device {}",
+                path.display(),
+                sealed.device
+            )));
+        }
+        let data_key = self.tpm.unseal(&sealed.key, password).await?.value;
+        let plain = aead(&data_key, device, &sealed.ciphertext, false)?;
+        self.publish_device(device, "unseal_config", true);
+        Ok(plain)
+    }
+
+    /// Attests a device: quotes the attestation PCRs with qualifying data binding the device,
+    /// the SHA-256 of `reported_state` and `nonce`.
+    pub async fn attest(
+        &self,
+        device: DeviceId,
+        reported_state: &[u8],
+        nonce: &[u8],
+    ) -> Result<DeviceAttestation, BridgeError> {
+        self.tpm
+            .ensure_attestation_key(&self.config.ak_label)
+            .await?;
+        let state_digest: [u8; 32] = Sha256::digest(reported_state).into();
+        let selection = PcrSelection::new(
+            HashAlgorithm::Sha256,
+            self.config.attestation_pcrs.iter().copied(),
+        )
+        .map_err(storage)?;
+        let qd = qualifying_data(device, &state_digest, nonce);
+        let quote = self
+            .tpm
+            .quote(&self.config.ak_label, &selection, &qd)
+            .await?
+            .value;
+        self.publish_device(device, "attest", true);
+        Ok(DeviceAttestation {
+            device,
+            state_digest: state_digest.to_vec(),
+            nonce: nonce.to_vec(),
+            quote,
+        })
+    }
+
+    /// The attestation key verifiers should trust.
+    pub async fn attestation_key(&self) -> Result<KeyPublic, BridgeError> {
+        Ok(self
+            .tpm
+            .ensure_attestation_key(&self.config.ak_label)
+            .await?
+            .public)
+    }
+
+    /// Lifts a configuration lock (an operator decision after an intrusion was handled).
+    pub async fn unlock_config(&self, device: DeviceId) -> Result<(), BridgeError> {
+        self.check_writable(device, "unlock_config").await?;
+        self.registry().set_locked(Some(device), false)?;
+        let mut event = SecurityEvent::new(
+            "configuration_unlocked",
+            AlertLevel::Warning,
+            "dsmil-bridge",
+            format!("configuration of device {device} unlocked"),
+        );
+        event.affected_resources = vec![device.to_string()];
+        self.record_security_event(event).await?;
+        Ok(())
+    }
+
+    /// Runs the intrusion policy for `level`: log, alert, lock configuration (of `device`, or
+    /// of every device), extend the intrusion PCR, emergency stop.
+    pub async fn respond_to_intrusion(
+        &self,
+        device: Option<DeviceId>,
+        level: AlertLevel,
+        description: &str,
+    ) -> Result<IntrusionResponse, BridgeError> {
+        let actions = self.config.policy.for_level(level).to_vec();
+        let mut event =
+            SecurityEvent::new("intrusion_detected", level, "dsmil-bridge", description);
+        event.affected_resources = device.map(|d| vec![d.to_string()]).unwrap_or_default();
+        for action in &actions {
+            match action {
+                IntrusionAction::Log | IntrusionAction::Alert => {}
+                IntrusionAction::LockConfiguration => {
+                    self.registry().set_locked(device, true)?;
+                }
+                IntrusionAction::ExtendPcr => {
+                    let measurement = serde_json::to_vec(&event).map_err(storage)?;
+                    self.tpm
+                        .pcr_extend_data(self.config.intrusion_pcr, &measurement)
+                        .await?;
+                }
+                IntrusionAction::Emergency => {
+                    if let Some(t) = &self.throttle {
+                        t.emergency_stop(description);
+                    }
+                }
+            }
+            event.response_actions.push(
+                serde_json::to_value(action)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+            );
+        }
+        let logged = actions.contains(&IntrusionAction::Log);
+        let alerted = actions.contains(&IntrusionAction::Alert);
+        let event = if logged || alerted {
+            let audit = if logged { self.audit.clone() } else { None };
+            let bus = if alerted { self.bus.clone() } else { None };
+            self.record_with(event, audit, bus).await?
+        } else {
+            event
+        };
+        Ok(IntrusionResponse { actions, event })
+    }
+
+    async fn record_with(
+        &self,
+        mut event: SecurityEvent,
+        audit: Option<Arc<dyn AuditSink>>,
+        bus: Option<EventBus>,
+    ) -> Result<SecurityEvent, BridgeError> {
+        event.tpm_signature = None;
+        let message = serde_json::to_vec(&event).map_err(storage)?;
+        self.tpm
+            .ensure_key(&self.config.event_key_label, KeyTemplate::EccP256Signing)
+            .await?;
+        let sig = self
+            .tpm
+            .sign(&self.config.event_key_label, &message)
+            .await?
+            .value;
+        event.tpm_signature = Some(dsmil_core::hex::encode(&sig.bytes));
+        if let Some(bus) = bus {
+            bus.publish(Event::Security(event.clone()));
+        }
+        if let Some(audit) = audit {
+            audit
+                .append(event.clone())
+                .await
+                .map_err(|e| storage(format!("audit log: {e}")))?;
+        }
+        Ok(event)
+    }
+}
+
+/// Checks a security event's signature with the bridge's event key.
+pub fn verify_event_signature(event: &SecurityEvent, event_key: &KeyPublic) -> bool {
+    let (Some(sig_hex), Some(point)) = (&event.tpm_signature, event_key.ecc_point()) else {
+        return false;
+    };
+    let Ok(sig) = dsmil_core::hex::decode(sig_hex) else {
+        return false;
+    };
+    let mut unsigned = event.clone();
+    unsigned.tpm_signature = None;
+    let Ok(message) = serde_json::to_vec(&unsigned) else {
+        return false;
+    };
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, point)
+        .verify(&message, &sig)
+        .is_ok()
+}
+
+/// AES-256-GCM with the device id as associated data: `nonce || ciphertext || tag`.
+fn aead(key: &[u8], device: DeviceId, data: &[u8], encrypt: bool) -> Result<Vec<u8>, BridgeError> {
+    let key = UnboundKey::new(&AES_256_GCM, key).map_err(|_| storage("bad data key"))?;
+    let key = LessSafeKey::new(key);
+    let aad = device.get().to_be_bytes();
+    if encrypt {
+        let mut nonce = [0u8; NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| storage("the system RNG failed"))?;
+        let mut buf = data.to_vec();
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut buf,
+        )
+        .map_err(|_| storage("encryption failed"))?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        Ok(out)
+    } else {
+        if data.len() < NONCE_LEN + 16 {
+            return Err(storage("sealed configuration is truncated"));
+        }
+        let (nonce, body) = data.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| storage("bad nonce"))?;
+        let mut buf = body.to_vec();
+        let plain = key
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut buf,
+            )
+            .map_err(|_| {
+                storage("sealed configuration was altered or belongs to another device")
+            })?;
+        Ok(plain.to_vec())
+    }
+}
