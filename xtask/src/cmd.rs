@@ -9,9 +9,10 @@ use anyhow::{Context, Result, bail};
 
 use crate::services;
 
-/// Cargo features the provisioned services enable in tests and lints (e.g. the TPM layer's
-/// `tss` backend once it exists). Kept in one place so `ci` and `test` agree.
-pub const SERVICE_FEATURES: &[&str] = &[];
+/// Cargo features the provisioned services enable in tests and lints: the TPM layer's `tss`
+/// backend (tested against swtpm), in the library and in the daemon. Kept in one place so
+/// `ci` and `test` agree.
+pub const SERVICE_FEATURES: &[&str] = &["dsmil-tpm/tss", "dsmild/tss"];
 
 fn cargo(root: &Path) -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -55,6 +56,10 @@ pub fn ci(root: &Path) -> Result<()> {
     step("cargo fmt --check", || {
         run(cargo(root).args(["fmt", "--all", "--", "--check"]))
     })?;
+    step(
+        "install build dependencies",
+        crate::services::install_build_deps,
+    )?;
     step("cargo clippy -D warnings", || {
         run(
             with_features(cargo(root).args(["clippy", "--workspace", "--all-targets", "--locked"]))

@@ -3,12 +3,19 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use dsmil_tpm::audit::verify_file;
+use dsmil_tpm::audit::{TreeHead, verify_file_against};
 use dsmil_tpm::soft_key::P256Verifier;
 use serde_json::{Value, json};
 
-/// `PATH` is the audit dir (holding `audit.log` and `signer.pub`) or the log file itself.
-pub fn verify(path: &Path) -> Result<Value> {
+/// `PATH` is the audit dir (holding `audit.log` and `signer.pub`) or the log file itself;
+/// `head` (`SIZE:ROOT`) a trusted signed tree head the log must contain.
+pub fn verify(path: &Path, head: Option<&str>) -> Result<Value> {
+    let head = match head {
+        Some(text) => Some(TreeHead::parse(text).with_context(|| {
+            format!("--head {text:?} is not SIZE:ROOT (a decimal size, a colon, 64 hex digits)")
+        })?),
+        None => None,
+    };
     let (log, dir): (PathBuf, PathBuf) = if path.is_dir() {
         (path.join("audit.log"), path.to_owned())
     } else {
@@ -25,7 +32,8 @@ pub fn verify(path: &Path) -> Result<Value> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .context("cannot start a runtime")?;
-    match runtime.block_on(verify_file(&log, &P256Verifier::new(key))) {
+    let verifier = P256Verifier::new(key);
+    match runtime.block_on(verify_file_against(&log, &verifier, head.as_ref())) {
         Ok(summary) => Ok(json!({
             "file": log,
             "intact": true,
@@ -33,6 +41,7 @@ pub fn verify(path: &Path) -> Result<Value> {
             "checkpoints": summary.checkpoints,
             "signed_entries": summary.signed_entries,
             "key_name": summary.key_name,
+            "trusted_head": head.map(|h| h.to_string()),
         })),
         Err(e) => bail!("{}: NOT intact: {e}", log.display()),
     }

@@ -5,6 +5,7 @@ mod client;
 mod learn;
 mod output;
 mod run;
+mod tpm;
 
 use std::path::PathBuf;
 
@@ -63,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         action: LearnAction,
     },
+    /// The daemon's TPM: what it is, and quotes for remote attestation.
+    Tpm {
+        #[command(subcommand)]
+        action: TpmAction,
+    },
     /// Work with dsmild configuration files (offline).
     Config {
         #[command(subcommand)]
@@ -87,6 +93,30 @@ enum AuditAction {
     Verify {
         /// The audit dir (`DATA_DIR/audit`) or its `audit.log`.
         path: PathBuf,
+        /// A signed tree head you trust from elsewhere, `SIZE:ROOT` (e.g. from `dsmilctl tpm
+        /// info`'s audit anchor or an earlier verification): the log must contain it, which
+        /// catches a log cut back to an earlier checkpoint.
+        #[arg(long)]
+        head: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TpmAction {
+    /// Backend, hardware rooting, vendor, firmware, algorithms, PCR banks, keys.
+    Info,
+    /// Quotes PCRs and writes quote.msg, quote.sig, quote.pcrs and ak.pub.pem for
+    /// tpm2_checkquote.
+    Quote {
+        /// PCRs of the SHA-256 bank, e.g. 0,1,7.
+        #[arg(long)]
+        pcrs: String,
+        /// Qualifying data (the verifier's nonce), hex, at most 64 bytes.
+        #[arg(long)]
+        nonce: String,
+        /// Directory to write the four files into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -131,10 +161,23 @@ fn run(cli: &Cli) -> Result<()> {
             output::print(cli.json, &status, output::status_text);
         }
         Command::Audit {
-            action: AuditAction::Verify { path },
+            action: AuditAction::Verify { path, head },
         } => {
-            let summary = audit::verify(path)?;
+            let summary = audit::verify(path, head.as_deref())?;
             output::print(cli.json, &summary, audit::text);
+        }
+        Command::Tpm { action } => {
+            let client = Client::new(&cli.url, &cli.token_file)?;
+            match action {
+                TpmAction::Info => {
+                    let info = tpm::info(&client)?;
+                    output::print(cli.json, &info, tpm::info_text);
+                }
+                TpmAction::Quote { pcrs, nonce, out } => {
+                    let summary = tpm::quote(&client, pcrs, nonce, out)?;
+                    output::print(cli.json, &summary, tpm::quote_text);
+                }
+            }
         }
         Command::Run { file } => {
             let client = Client::new(&cli.url, &cli.token_file)?;

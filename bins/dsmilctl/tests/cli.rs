@@ -392,3 +392,122 @@ fn audit_verify_checks_the_daemons_log_offline_and_names_tampering() {
         "{err}"
     );
 }
+
+#[test]
+fn tpm_info_and_a_quote_tpm2_checkquote_accepts() {
+    let Some(dsmild) = sibling_dsmild() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dsmil.toml");
+    std::fs::write(&config, "").unwrap();
+    let (mut daemon, url, token) = start_daemon(dsmild, &config, dir.path());
+    let base = ["--url", &url, "--token-file", token.to_str().unwrap()];
+    let ctl = |extra: &[&str]| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(extra);
+        dsmilctl(&args)
+    };
+    let out = ctl(&["tpm", "info"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let info = text(&out.stdout);
+    assert!(
+        info.contains("TPM backend:     soft (NOT hardware-rooted)"),
+        "{info}"
+    );
+    assert!(info.contains("dsmil-audit"), "{info}");
+
+    let quote_dir = dir.path().join("quote");
+    let out = ctl(&[
+        "tpm",
+        "quote",
+        "--pcrs",
+        "0,1,7",
+        "--nonce",
+        "deadbeef",
+        "--out",
+        quote_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("tpm2_checkquote -u"),
+        "{}",
+        text(&out.stdout)
+    );
+    for f in ["quote.msg", "quote.sig", "quote.pcrs", "ak.pub.pem"] {
+        assert!(quote_dir.join(f).is_file(), "{f} missing");
+    }
+    let tools = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("tpm2_checkquote").is_file()));
+    if tools {
+        let check = |nonce: &str| {
+            Command::new("tpm2_checkquote")
+                .current_dir(&quote_dir)
+                .args(["-u", "ak.pub.pem", "-m", "quote.msg", "-s", "quote.sig"])
+                .args(["-f", "quote.pcrs", "-g", "sha256", "-q", nonce])
+                .output()
+                .unwrap()
+                .status
+                .success()
+        };
+        assert!(check("deadbeef"));
+        assert!(!check("deadbeee"));
+    }
+    // Bad arguments are named before anything is sent.
+    let out = ctl(&[
+        "tpm", "quote", "--pcrs", "0,24", "--nonce", "00", "--out", "x",
+    ]);
+    assert!(
+        text(&out.stderr).contains("out of range"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = ctl(&[
+        "tpm", "quote", "--pcrs", "0", "--nonce", "xyz", "--out", "x",
+    ]);
+    assert!(
+        text(&out.stderr).contains("not hexadecimal"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // `audit verify --head`: a log without the trusted tree head is not intact.
+    let pid = daemon.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    daemon.0.wait().unwrap();
+    let audit_dir = dir.path().join("data/audit");
+    let out = dsmilctl(&["--json", "audit", "verify", audit_dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = dsmilctl(&[
+        "audit",
+        "verify",
+        audit_dir.to_str().unwrap(),
+        "--head",
+        "99:00",
+    ]);
+    assert!(
+        text(&out.stderr).contains("SIZE:ROOT"),
+        "{}",
+        text(&out.stderr)
+    );
+    let head = format!("1:{}", "0".repeat(64));
+    let out = dsmilctl(&[
+        "audit",
+        "verify",
+        audit_dir.to_str().unwrap(),
+        "--head",
+        &head,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("trusted tree head"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -33,6 +33,12 @@ pub struct AppState {
     pub learning: Option<Arc<dsmil_learn::LearningEngine>>,
     /// The workflow coordinator.
     pub coordinator: Option<Arc<dsmil_coord::workflow::Coordinator>>,
+    /// The TPM.
+    pub tpm: Option<dsmil_tpm::Tpm>,
+    /// The DSMIL device bridge.
+    pub bridge: Option<Arc<dsmil_tpm::bridge::DsmilBridge>>,
+    /// The audit log.
+    pub audit: Option<Arc<dsmil_tpm::audit::AuditLog>>,
 }
 
 /// What the accelerator layer detected, as reported by `/api/status`.
@@ -102,6 +108,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/status", get(status))
         .merge(crate::api_learn::routes())
         .merge(crate::api_workflows::routes())
+        .merge(crate::api_tpm::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/api/health", get(health))
@@ -165,7 +172,19 @@ async fn status(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
             },
         },
         "event_bus": {"subscribers": state.bus.subscriber_count()},
-        "tpm": {"backend": c.tpm.to_string()},
+        "tpm": state.tpm.as_ref().map_or_else(
+            || json!({"backend": c.tpm.to_string()}),
+            |t| {
+                let caps = t.capabilities();
+                json!({
+                    "backend": caps.backend,
+                    "spec": c.tpm.to_string(),
+                    "hardware_rooted": caps.hardware_rooted,
+                    "vendor": caps.vendor,
+                    "manufacturer": caps.manufacturer,
+                })
+            },
+        ),
         "store": store,
         "agents": agents,
         "active_workflows": active,

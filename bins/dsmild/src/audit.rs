@@ -1,6 +1,6 @@
-//! The audit log in the data dir: `DATA_DIR/audit/audit.log`, checkpoints signed with a software
-//! P-256 key (`DATA_DIR/audit-key.p8`, 0600) whose public half is `DATA_DIR/audit/signer.pub`,
-//! so `dsmilctl audit verify DATA_DIR/audit` works offline.
+//! The audit log in the data dir: `DATA_DIR/audit/audit.log`, checkpoints signed with the TPM
+//! key `dsmil-audit` (ECC P-256) whose public half is `DATA_DIR/audit/signer.pub`, so
+//! `dsmilctl audit verify DATA_DIR/audit` works offline.
 
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
@@ -8,8 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use dsmil_tpm::TpmSigner;
 use dsmil_tpm::audit::{AuditConfig, AuditLog};
-use dsmil_tpm::soft_key::SoftEcdsaKey;
 
 /// Directory of the log, in the data dir.
 pub const AUDIT_DIR: &str = "audit";
@@ -17,27 +17,24 @@ pub const AUDIT_DIR: &str = "audit";
 pub const LOG_FILE: &str = "audit.log";
 /// The signer's public key, hex.
 pub const PUBLIC_KEY_FILE: &str = "signer.pub";
-/// The signing key, outside the audit dir.
-pub const KEY_FILE: &str = "audit-key.p8";
-
-/// Opens (creating) the audit log.
-pub async fn start(data_dir: &Path) -> Result<Arc<AuditLog>> {
+/// Opens (creating) the audit log, checkpoints signed by `signer`.
+pub async fn start(data_dir: &Path, signer: Arc<TpmSigner>) -> Result<Arc<AuditLog>> {
     let dir = data_dir.join(AUDIT_DIR);
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&dir)
         .with_context(|| format!("cannot create {}", dir.display()))?;
-    let key = Arc::new(
-        SoftEcdsaKey::load_or_create(&data_dir.join(KEY_FILE))
-            .context("cannot load the audit signing key")?,
-    );
+    let point = signer
+        .public_key()
+        .ecc_point()
+        .context("the audit signing key is not an ECC P-256 key")?;
     fs::write(
         dir.join(PUBLIC_KEY_FILE),
-        dsmil_core::hex::encode(&key.public_key()) + "\n",
+        dsmil_core::hex::encode(&point) + "\n",
     )
     .with_context(|| format!("cannot write {}", dir.join(PUBLIC_KEY_FILE).display()))?;
-    let (log, report) = AuditLog::open(&dir.join(LOG_FILE), key, AuditConfig::default())
+    let (log, report) = AuditLog::open(&dir.join(LOG_FILE), signer.clone(), AuditConfig::default())
         .await
         .context("cannot open the audit log")?;
     if report.torn_bytes > 0 {
@@ -46,6 +43,6 @@ pub async fn start(data_dir: &Path) -> Result<Arc<AuditLog>> {
             "the audit log ended in a torn write; it was cut off"
         );
     }
-    tracing::info!(entries = report.entries, path = %log.path().display(), "audit log open (software-signed, not hardware-rooted)");
+    tracing::info!(entries = report.entries, path = %log.path().display(), "audit log open");
     Ok(Arc::new(log))
 }

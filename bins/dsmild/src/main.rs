@@ -3,6 +3,7 @@
 
 mod api;
 mod api_learn;
+mod api_tpm;
 mod api_workflows;
 mod audit;
 mod cli;
@@ -10,6 +11,7 @@ mod coordination;
 mod learning;
 mod settings;
 mod token;
+mod tpm;
 
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
@@ -88,8 +90,10 @@ async fn run(config: DaemonConfig) -> Result<()> {
         .context("cannot start the accelerator engine")?,
     );
 
+    let tpm = tpm::start(&config, &data_dir, &bus)?;
+    let audit_signer = tpm::audit_signer(&tpm).await?;
     let learning = learning::start(&config, &data_dir, platform).await?;
-    let audit = audit::start(&data_dir).await?;
+    let audit = audit::start(&data_dir, audit_signer.clone()).await?;
     let coordinator = coordination::start(
         &config,
         &data_dir,
@@ -98,6 +102,8 @@ async fn run(config: DaemonConfig) -> Result<()> {
         audit.clone(),
     )
     .await?;
+    let bridge = tpm::bridge(&tpm, &data_dir, audit.clone(), &bus, coordinator.clone())?;
+    tpm::spawn_anchor_task(tpm.clone(), audit.clone(), audit_signer, bus.clone());
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -146,6 +152,9 @@ async fn run(config: DaemonConfig) -> Result<()> {
         bus,
         learning: Some(learning),
         coordinator: Some(Arc::clone(&coordinator)),
+        tpm: Some(tpm.clone()),
+        bridge: Some(bridge),
+        audit: Some(audit.clone()),
     });
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown_signal())
@@ -160,6 +169,9 @@ async fn run(config: DaemonConfig) -> Result<()> {
     }
     if let Err(e) = audit.checkpoint().await {
         tracing::error!(error = %e, "cannot sign the last audit batch");
+    }
+    if let Err(e) = tpm::anchor(&tpm, &audit).await {
+        tracing::error!(error = %format!("{e:#}"), "cannot anchor the last audit tree head");
     }
     // Let accelerator work in flight finish; joining threads blocks, so not on a runtime thread.
     engine.close();

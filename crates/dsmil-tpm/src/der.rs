@@ -100,11 +100,12 @@ pub fn rsa_public_key_parts(der: &[u8]) -> Option<(Vec<u8>, u32)> {
     Some((n[first..].to_vec(), exponent))
 }
 
-/// PEM armour with 64-column base64.
-pub fn pem(label: &str, der: &[u8]) -> String {
-    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut text = String::new();
-    for chunk in der.chunks(3) {
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding (RFC 4648).
+pub fn base64(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
         let b = [
             chunk[0],
             *chunk.get(1).unwrap_or(&0),
@@ -119,6 +120,33 @@ pub fn pem(label: &str, der: &[u8]) -> String {
             }
         }
     }
+    text
+}
+
+/// Decodes standard base64 (padding optional, no whitespace); `None` on anything else.
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let body = text.trim_end_matches('=');
+    if text.len() - body.len() > 2 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() * 3 / 4);
+    let (mut bits, mut n) = (0u32, 0u32);
+    for c in body.bytes() {
+        let v = B64.iter().position(|&b| b == c)? as u32;
+        bits = (bits << 6) | v;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    // Leftover bits must be zero padding of a well-formed encoding.
+    (n < 6 && bits & ((1 << n) - 1) == 0).then_some(out)
+}
+
+/// PEM armour with 64-column base64.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    let text = base64(der);
     let mut out = format!("-----BEGIN {label}-----\n");
     for line in text.as_bytes().chunks(64) {
         out.push_str(&String::from_utf8_lossy(line));
@@ -196,25 +224,27 @@ mod tests {
             .lines()
             .filter(|l| !l.starts_with("-----"))
             .collect();
-        let der = decode_b64(&body);
+        let der = base64_decode(&body).unwrap();
         let point = &der[der.len() - 65..];
         assert_eq!(pem("PUBLIC KEY", &ecc_p256_spki(point)), expected);
     }
 
-    fn decode_b64(s: &str) -> Vec<u8> {
-        const B64: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut bits = 0u32;
-        let mut n = 0;
-        let mut out = vec![];
-        for c in s.chars().filter(|&c| c != '=') {
-            bits = (bits << 6) | B64.find(c).unwrap() as u32;
-            n += 6;
-            if n >= 8 {
-                n -= 8;
-                out.push((bits >> n) as u8);
-            }
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), encoded);
+            assert_eq!(base64_decode(encoded).unwrap(), plain.as_bytes());
         }
-        out
+        assert_eq!(base64_decode("Zm9v!"), None);
+        assert_eq!(base64_decode("Zh=="), None, "non-zero padding bits");
     }
 
     #[test]

@@ -49,9 +49,9 @@ pub mod signer;
 pub mod soft;
 pub mod soft_key;
 pub mod swtpm;
+pub mod tpm;
 #[cfg(feature = "tss")]
 pub mod tss;
-pub mod tpm;
 pub mod types;
 pub mod wire;
 

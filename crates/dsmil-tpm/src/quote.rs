@@ -27,6 +27,28 @@ pub struct Quote {
     pub signature: Vec<u8>,
     /// The attestation key.
     pub ak_public: KeyPublic,
+    /// Qualified name of the attestation key's parent, when the signer field of the
+    /// attestation is the key's qualified name (real TPMs) rather than its name (the software
+    /// TPM).
+    #[serde(default, with = "opt_hex")]
+    pub ak_parent_qualified_name: Option<Vec<u8>>,
+}
+
+mod opt_hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_some(&dsmil_core::hex::encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|t| dsmil_core::hex::decode(&t).map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }
 
 /// Why a quote does not verify.
@@ -80,7 +102,11 @@ impl Quote {
             .verify(&self.attest, &fixed)
             .map_err(|_| QuoteError::BadSignature)?;
         let name = wire::object_name(&wire::ecc_p256_public(wire::AK_ATTRIBUTES, &point));
-        if attest.qualified_signer != name {
+        let signer = match &self.ak_parent_qualified_name {
+            Some(parent) => wire::qualified_name(parent, &name),
+            None => name,
+        };
+        if attest.qualified_signer != signer {
             return Err(QuoteError::SignerMismatch);
         }
         if attest.extra_data != nonce {

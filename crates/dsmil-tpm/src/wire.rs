@@ -278,6 +278,17 @@ pub fn object_name(public_area: &[u8]) -> Vec<u8> {
     name
 }
 
+/// A qualified name: `nameAlg || SHA-256(parent's qualified name || name)` — what a TPM puts
+/// in an attestation's `qualifiedSigner` for a key under `parent`.
+pub fn qualified_name(parent_qualified_name: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(parent_qualified_name);
+    h.update(name);
+    let mut out = ALG_SHA256.to_be_bytes().to_vec();
+    out.extend_from_slice(&h.finalize());
+    out
+}
+
 /// The clock part of an attestation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ClockInfo {

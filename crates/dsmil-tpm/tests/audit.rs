@@ -248,7 +248,7 @@ fn corrupt(original: &[u8], c: &Corruption) -> Vec<u8> {
 /// same order, each still after every entry it covers — a checkpoint moved later is still a
 /// true signed statement, so the verifier rightly accepts it.
 fn checkpoint_only_moved_later(original: &[u8], damaged: &[u8]) -> bool {
-    let parse = |bytes: &[u8]| -> Option<(Vec<String>, Vec<(String, usize)>)> {
+    let parse = |bytes: &[u8]| -> Option<[Vec<String>; 2]> {
         let text = std::str::from_utf8(bytes).ok()?;
         if !text.ends_with('\n') {
             return None;
@@ -261,11 +261,11 @@ fn checkpoint_only_moved_later(original: &[u8], damaged: &[u8]) -> bool {
                     if (c.tree_size as usize) > entries.len() {
                         return None;
                     }
-                    checkpoints.push((line.to_owned(), 0));
+                    checkpoints.push(line.to_owned());
                 }
             }
         }
-        Some((entries, checkpoints))
+        Some([entries, checkpoints])
     };
     matches!((parse(original), parse(damaged)), (Some(a), Some(b)) if a == b)
 }

@@ -19,7 +19,7 @@ struct Fixture {
     tpm: Tpm,
     dir: tempfile::TempDir,
     #[cfg(feature = "tss")]
-    swtpm: Option<dsmil_tpm::swtpm::Swtpm>,
+    _swtpm: Option<dsmil_tpm::swtpm::Swtpm>,
 }
 
 fn soft() -> Fixture {
@@ -29,7 +29,7 @@ fn soft() -> Fixture {
         tpm,
         dir,
         #[cfg(feature = "tss")]
-        swtpm: None,
+        _swtpm: None,
     }
 }
 
@@ -57,7 +57,7 @@ fn tss() -> Option<Fixture> {
     Some(Fixture {
         tpm,
         dir,
-        swtpm: Some(swtpm),
+        _swtpm: Some(swtpm),
     })
 }
 

@@ -26,6 +26,12 @@ use process::{StateDir, note};
 /// Environment variables (name → value) that point the tests at the running services.
 pub type Env = BTreeMap<String, String>;
 
+/// Installs what building the service features needs (libtss2-dev for the `tss` backend,
+/// with swtpm and tpm2-tools) — before clippy, which compiles those features.
+pub fn install_build_deps() -> Result<()> {
+    swtpm::ensure_installed()
+}
+
 /// Installs what is missing and starts every service that does not run yet (idempotent);
 /// returns the environment the tests need.
 pub fn up(root: &Path) -> Result<Env> {

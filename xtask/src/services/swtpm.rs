@@ -118,7 +118,7 @@ fn start(state_dir: &Path) -> Result<ServiceState> {
 }
 
 /// Installs swtpm, tpm2-tools and the tss2 headers when any of them is missing.
-fn ensure_installed() -> Result<()> {
+pub fn ensure_installed() -> Result<()> {
     let mut missing = Vec::new();
     for tool in ["swtpm", "tpm2_getrandom", "pkg-config"] {
         if process::which(tool).is_none() {

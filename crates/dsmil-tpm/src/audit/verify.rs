@@ -259,17 +259,17 @@ pub async fn verify_file_against(
             }
         }
     }
-    if let Some(head) = head {
-        if !head_seen {
-            return Err(VerifyError {
-                line: lines.len(),
-                entry: None,
-                reason: format!(
-                    "no checkpoint matches the trusted tree head of {} entries (the log was cut back or rewritten)",
-                    head.tree_size
-                ),
-            });
-        }
+    if let Some(head) = head
+        && !head_seen
+    {
+        return Err(VerifyError {
+            line: lines.len(),
+            entry: None,
+            reason: format!(
+                "no checkpoint matches the trusted tree head of {} entries (the log was cut back or rewritten)",
+                head.tree_size
+            ),
+        });
     }
     Ok(VerifySummary {
         entries: state.leaves.len() as u64,

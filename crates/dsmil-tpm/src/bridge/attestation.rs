@@ -75,10 +75,10 @@ impl DeviceAttestation {
             .as_slice()
             .try_into()
             .map_err(|_| AttestationError::StateMismatch)?;
-        if let Some(state) = expected_state {
-            if Sha256::digest(state).as_slice() != digest {
-                return Err(AttestationError::StateMismatch);
-            }
+        if let Some(state) = expected_state
+            && Sha256::digest(state).as_slice() != digest
+        {
+            return Err(AttestationError::StateMismatch);
         }
         self.quote
             .verify(&qualifying_data(self.device, &digest, nonce))?;

@@ -358,6 +358,7 @@ impl TpmBackend for SoftTpm {
             ak_public: KeyPublic::EccP256 {
                 point: point.to_vec(),
             },
+            ak_parent_qualified_name: None,
         })
     }
 
