@@ -39,6 +39,9 @@ pub struct BenchArgs {
 /// time (routing quality, latency percentiles) write their rows as JSON arrays of [`Row`]s.
 pub const ROWS_DIR_VAR: &str = "DSMIL_BENCH_ROWS_DIR";
 
+/// Bench targets that need `cargo xtask services` (PostgreSQL, swtpm).
+const NEEDS_SERVICES: &[&str] = &["learn_store", "tpm_ops"];
+
 /// That directory, under `target/criterion`.
 const ROWS_DIR: &str = "dsmil-rows";
 
@@ -80,15 +83,34 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
     let (targets, group_filters) = select(targets, &args.groups);
     let started = SystemTime::now();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // Benches that measure against PostgreSQL or swtpm get the services (and their features).
+    let services = if targets
+        .iter()
+        .any(|(_, b)| NEEDS_SERVICES.contains(&b.as_str()))
+    {
+        crate::services::up(root)?
+    } else {
+        Default::default()
+    };
     for (package, bench) in &targets {
         eprintln!("bench: running {package}/{bench}");
         let mut cmd = Command::new(&cargo);
+        let features: Vec<&str> = crate::cmd::SERVICE_FEATURES
+            .iter()
+            .filter_map(|f| f.strip_prefix(&format!("{package}/")))
+            .collect();
         cmd.current_dir(root)
+            .envs(&services)
             .env(
                 ROWS_DIR_VAR,
                 root.join("target").join("criterion").join(ROWS_DIR),
             )
-            .args(["bench", "-p", package, "--bench", bench, "--"])
+            .env("DSMIL_BENCH_QUICK", if args.quick { "1" } else { "0" })
+            .args(["bench", "-p", package, "--bench", bench]);
+        if !features.is_empty() {
+            cmd.arg("--features").arg(features.join(","));
+        }
+        cmd.arg("--")
             .arg("--noplot")
             // Criterion's own report goes to stderr; stdout carries only the final table.
             .stdout(std::process::Stdio::from(std::io::stderr()));

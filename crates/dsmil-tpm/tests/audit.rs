@@ -335,3 +335,28 @@ async fn a_log_cut_back_to_an_earlier_checkpoint_fails_only_against_the_trusted_
         .unwrap_err();
     assert!(err.to_string().contains("trusted tree head"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appenders_share_fsyncs_and_keep_one_valid_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, key) = filled(dir.path(), 0, 256).await;
+    let log = Arc::new(log);
+    let mut tasks = Vec::new();
+    for i in 0..2000 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            log.append_event(event(i)).await.unwrap().sequence
+        }));
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..2000).collect::<Vec<u64>>());
+    log.checkpoint().await.unwrap();
+    let summary = verify_file(log.path(), &verifier(&key)).await.unwrap();
+    assert_eq!((summary.entries, summary.signed_entries), (2000, 2000));
+    // A group larger than a batch is closed by one checkpoint covering all of it.
+    assert!(summary.checkpoints >= 1);
+}

@@ -2,7 +2,10 @@
 //!
 //! Each event becomes one line: its body (sequence number, time, event) with the chain hash of
 //! its predecessor and its own `SHA-256(prev ‖ body)`, written and `fsync`ed before `append`
-//! returns. Every `batch_entries` entries, or `batch_interval` after the first unsigned one, a
+//! returns. Appends are group-committed: a writer thread takes every event waiting (up to
+//! [`MAX_GROUP`]), writes their lines with one `write` and one `fsync`, and answers them all —
+//! so throughput grows with concurrency instead of being one `fsync` per event. A group that
+//! cannot be written is cut off the file again and fails as a whole. Every `batch_entries` entries, or `batch_interval` after the first unsigned one, a
 //! checkpoint line closes the batch: the Merkle root over all entries so far, signed through
 //! the `Signer` port (a signed tree head, as in transparency logs). Signing is per batch, not
 //! per event, because hardware TPMs sign a few times per second.
@@ -91,8 +94,15 @@ pub struct InclusionProof {
     pub proof: Vec<String>,
 }
 
+/// Most events written by one `write` + `fsync`.
+pub const MAX_GROUP: usize = 4096;
+/// Events that may wait for the writer before `append` waits for room.
+const QUEUE_DEPTH: usize = 65_536;
+
 struct State {
     file: File,
+    /// Bytes of intact lines in the file.
+    file_len: u64,
     replay: Replay,
     unsigned_since: Option<Instant>,
 }
@@ -106,9 +116,16 @@ struct Inner {
     signing: tokio::sync::Mutex<()>,
 }
 
+/// An event waiting for the writer, and where its receipt goes.
+struct Pending {
+    event: SecurityEvent,
+    reply: tokio::sync::oneshot::Sender<Result<(AuditReceipt, bool), AuditError>>,
+}
+
 /// The audit log.
 pub struct AuditLog {
     inner: Arc<Inner>,
+    writer: tokio::sync::mpsc::Sender<Pending>,
     ticker: tokio::task::JoinHandle<()>,
 }
 
@@ -176,14 +193,25 @@ impl AuditLog {
             config,
             state: Mutex::new(State {
                 file,
+                file_len: good_len as u64,
                 replay,
                 unsigned_since,
             }),
             signing: tokio::sync::Mutex::new(()),
         });
+        let (writer, queue) = tokio::sync::mpsc::channel(QUEUE_DEPTH);
+        let for_writer = Arc::clone(&inner);
+        std::thread::Builder::new()
+            .name("dsmil-audit-writer".into())
+            .spawn(move || for_writer.serve(queue))
+            .map_err(|e| io(format!("cannot start the writer thread: {e}")))?;
         let ticker = tokio::spawn(tick(Arc::downgrade(&inner)));
         Ok((
-            Self { inner, ticker },
+            Self {
+                inner,
+                writer,
+                ticker,
+            },
             OpenReport {
                 entries,
                 torn_bytes: torn,
@@ -222,13 +250,16 @@ impl AuditLog {
 
     /// Appends `event`; returns once it is on disk. Closes the batch when it is full.
     pub async fn append_event(&self, event: SecurityEvent) -> Result<AuditReceipt, AuditError> {
-        let inner = Arc::clone(&self.inner);
-        let (receipt, full) = tokio::task::spawn_blocking(move || inner.write_entry(event))
+        let stopped = || AuditError::Io {
+            path: self.inner.path.clone(),
+            reason: "the audit writer has stopped".into(),
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.writer
+            .send(Pending { event, reply })
             .await
-            .map_err(|e| AuditError::Io {
-                path: self.inner.path.clone(),
-                reason: e.to_string(),
-            })??;
+            .map_err(|_| stopped())?;
+        let (receipt, full) = answer.await.map_err(|_| stopped())??;
         // The entry is on disk: a signing failure must not make the caller append it again.
         // The batch stays open and the ticker retries the checkpoint.
         if full && let Err(e) = checkpoint(&self.inner).await {
@@ -264,52 +295,113 @@ impl AuditLog {
 }
 
 impl Inner {
-    fn write_line(&self, state: &mut State, line: &Line) -> Result<(), AuditError> {
-        let io = |e: std::io::Error| AuditError::Io {
+    fn io(&self, reason: impl std::fmt::Display) -> AuditError {
+        AuditError::Io {
             path: self.path.clone(),
-            reason: e.to_string(),
-        };
-        let mut text = serde_json::to_vec(line).map_err(|e| AuditError::Io {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })?;
-        text.push(b'\n');
-        state.file.write_all(&text).map_err(io)?;
-        state.file.sync_data().map_err(io)
+            reason: reason.to_string(),
+        }
     }
 
-    /// Writes one entry; returns its receipt and whether the batch is full.
-    fn write_entry(&self, event: SecurityEvent) -> Result<(AuditReceipt, bool), AuditError> {
+    /// Appends `text` (whole lines) with one write and one `fsync`; on failure cuts the file
+    /// back so no partial line stays.
+    fn write_text(&self, state: &mut State, text: &[u8]) -> Result<(), AuditError> {
+        let written = state
+            .file
+            .write_all(text)
+            .and_then(|()| state.file.sync_data());
+        if let Err(e) = written {
+            if let Err(cut) = state.file.set_len(state.file_len) {
+                tracing::error!(error = %cut, "cannot cut a failed audit write off the file");
+            }
+            return Err(self.io(e));
+        }
+        state.file_len += text.len() as u64;
+        Ok(())
+    }
+
+    fn write_line(&self, state: &mut State, line: &Line) -> Result<(), AuditError> {
+        let mut text = serde_json::to_vec(line).map_err(|e| self.io(e))?;
+        text.push(b'\n');
+        self.write_text(state, &text)
+    }
+
+    /// The writer thread: group-commits whatever is waiting until every sender is gone.
+    fn serve(self: Arc<Self>, mut queue: tokio::sync::mpsc::Receiver<Pending>) {
+        let mut group = Vec::with_capacity(MAX_GROUP);
+        while let Some(first) = queue.blocking_recv() {
+            group.push(first);
+            while group.len() < MAX_GROUP {
+                match queue.try_recv() {
+                    Ok(p) => group.push(p),
+                    Err(_) => break,
+                }
+            }
+            let results = self.write_group(group.iter().map(|p| p.event.clone()).collect());
+            match results {
+                Ok(receipts) => {
+                    for (p, r) in group.drain(..).zip(receipts) {
+                        let _ = p.reply.send(Ok(r));
+                    }
+                }
+                Err(e) => {
+                    for p in group.drain(..) {
+                        let _ = p.reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Chains, writes and syncs a group; all or nothing. The last receipt says whether the
+    /// batch became full (so one appender, not all, closes it).
+    fn write_group(
+        &self,
+        events: Vec<SecurityEvent>,
+    ) -> Result<Vec<(AuditReceipt, bool)>, AuditError> {
         let mut state = lock(&self.state);
-        let seq = state.replay.leaves.len() as u64;
-        let body = EntryBody {
-            seq,
-            time: Utc::now(),
-            event,
-        };
-        let bytes = body_bytes(&body);
-        let prev = state.replay.prev;
-        let hash: Hash = chain_hash(&prev, &bytes);
-        let line = Line::Entry(Entry {
-            body,
-            prev: hex::encode(&prev),
-            hash: hex::encode(&hash),
-        });
-        self.write_line(&mut state, &line)?;
-        state.replay.prev = hash;
-        let leaf = entry_leaf(&bytes);
-        state.replay.leaves.push(leaf);
-        state.replay.frontier.push(leaf);
+        let first = state.replay.leaves.len() as u64;
+        let mut prev = state.replay.prev;
+        let mut text = Vec::with_capacity(events.len() * 512);
+        let mut chained = Vec::with_capacity(events.len());
+        for (i, event) in events.into_iter().enumerate() {
+            let body = EntryBody {
+                seq: first + i as u64,
+                time: Utc::now(),
+                event,
+            };
+            let bytes = body_bytes(&body);
+            let hash: Hash = chain_hash(&prev, &bytes);
+            let line = Line::Entry(Entry {
+                body,
+                prev: hex::encode(&prev),
+                hash: hex::encode(&hash),
+            });
+            serde_json::to_writer(&mut text, &line).map_err(|e| self.io(e))?;
+            text.push(b'\n');
+            chained.push((hash, entry_leaf(&bytes)));
+            prev = hash;
+        }
+        self.write_text(&mut state, &text)?;
+        let mut receipts = Vec::with_capacity(chained.len());
+        for (i, (hash, leaf)) in chained.into_iter().enumerate() {
+            state.replay.leaves.push(leaf);
+            state.replay.frontier.push(leaf);
+            receipts.push((
+                AuditReceipt {
+                    sequence: first + i as u64,
+                    entry_hash: hex::encode(&hash),
+                },
+                false,
+            ));
+        }
+        state.replay.prev = prev;
         state.unsigned_since.get_or_insert_with(Instant::now);
         let full = state.replay.leaves.len() as u64 - state.replay.signed
             >= self.config.batch_entries.max(1);
-        Ok((
-            AuditReceipt {
-                sequence: seq,
-                entry_hash: hex::encode(&hash),
-            },
-            full,
-        ))
+        if let Some(last) = receipts.last_mut() {
+            last.1 = full;
+        }
+        Ok(receipts)
     }
 }
 
