@@ -3,8 +3,9 @@
 //! beside the seed's sign-every-event design on the same backend.
 //!
 //! The `tss` rows need the `tss` feature and swtpm (`cargo xtask bench tpm` provides both);
-//! each backend gets its own swtpm. `DSMIL_BENCH_QUICK=1` shortens every measurement. Rows go
-//! to `DSMIL_BENCH_ROWS_DIR` when set.
+//! each backend gets its own swtpm. `DSMIL_BENCH_QUICK=1` shortens every measurement;
+//! `DSMIL_TPM_BENCH=ops,audit,tools` picks sections (default all). Rows go to
+//! `DSMIL_BENCH_ROWS_DIR` when set.
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -24,10 +25,17 @@ use serde_json::{Value, json};
 
 struct Bench {
     quick: bool,
+    sections: Option<String>,
     rows: Vec<Value>,
 }
 
 impl Bench {
+    fn wants(&self, section: &str) -> bool {
+        self.sections
+            .as_ref()
+            .is_none_or(|s| s.split(',').any(|x| x == section))
+    }
+
     fn row(&mut self, group: &str, case: &str, implementation: &str, unit: &str, value: f64) {
         println!("{group:<24} {case:<14} {implementation:<14} {value:>12.1} {unit}");
         self.rows.push(json!({"group": group, "case": case, "impl": implementation, "unit": unit, "value": value}));
@@ -527,6 +535,7 @@ fn main() {
     let quick = std::env::var("DSMIL_BENCH_QUICK").is_ok_and(|v| v == "1");
     let mut b = Bench {
         quick,
+        sections: std::env::var("DSMIL_TPM_BENCH").ok(),
         rows: Vec::new(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -537,11 +546,15 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     rt.block_on(async {
         let soft = Tpm::open_soft(&dir.path().join("soft"), TpmOptions::default()).unwrap();
-        backend_ops(&mut b, "soft", &soft).await;
-        let signer: Arc<dyn Signer> =
-            Arc::new(TpmSigner::ensure(soft.clone(), "audit").await.unwrap());
-        audit_batched(&mut b, "soft", signer, dir.path()).await;
-        audit_sign_every_event(&mut b, "soft", &soft, dir.path()).await;
+        if b.wants("ops") {
+            backend_ops(&mut b, "soft", &soft).await;
+        }
+        if b.wants("audit") {
+            let signer: Arc<dyn Signer> =
+                Arc::new(TpmSigner::ensure(soft.clone(), "audit").await.unwrap());
+            audit_batched(&mut b, "soft", signer, dir.path()).await;
+            audit_sign_every_event(&mut b, "soft", &soft, dir.path()).await;
+        }
 
         #[cfg(feature = "tss")]
         if dsmil_tpm::swtpm::available() {
@@ -552,13 +565,19 @@ fn main() {
                 TpmOptions::default(),
             )
             .unwrap();
-            backend_ops(&mut b, "swtpm", &tpm).await;
-            let signer: Arc<dyn Signer> =
-                Arc::new(TpmSigner::ensure(tpm.clone(), "audit").await.unwrap());
-            audit_batched(&mut b, "swtpm", signer, dir.path()).await;
-            audit_sign_every_event(&mut b, "swtpm", &tpm, dir.path()).await;
+            if b.wants("ops") {
+                backend_ops(&mut b, "swtpm", &tpm).await;
+            }
+            if b.wants("audit") {
+                let signer: Arc<dyn Signer> =
+                    Arc::new(TpmSigner::ensure(tpm.clone(), "audit").await.unwrap());
+                audit_batched(&mut b, "swtpm", signer, dir.path()).await;
+                audit_sign_every_event(&mut b, "swtpm", &tpm, dir.path()).await;
+            }
             drop(tpm);
-            tpm2_tools(&mut b, dir.path());
+            if b.wants("tools") {
+                tpm2_tools(&mut b, dir.path());
+            }
         } else {
             eprintln!("swtpm is not installed: the swtpm rows are skipped");
         }

@@ -1,37 +1,42 @@
-//! `dsmil-tpm`: DSMIL layer 1.
+//! `dsmil-tpm`: DSMIL layer 1 — a TPM 2.0 for every other layer to sign, seal and attest with.
 //!
-//! Built so far: the [`audit`] log — an append-only, hash-chained file of security events,
-//! grouped into Merkle batches (RFC 9162 trees) whose signed tree heads are made through core's
-//! `Signer` port, with inclusion proofs, torn-write recovery and an offline verifier — and
-//! [`soft_key`], a software ECDSA P-256 key (not hardware-rooted) that signs them until the TPM
-//! backends land; and the [`perf`] monitor (counters by result, per-operation latency
-//! histograms) that the backends will report to. TPM 2.0 operations (software and `tss-esapi`
-//! backends) and the DSMIL device bridge are to come.
+//! - [`Tpm`]: the async API over one of two backends with the same observable semantics —
+//!   [`soft::SoftTpm`], an embedded software TPM (the default; **not hardware-rooted**), and
+//!   `tss::TssBackend` (feature `tss`), real TPMs and swtpm through tss-esapi 7.7. One thread owns
+//!   the backend behind a bounded queue; every operation has an id, a typed error keeping the TPM
+//!   response code, and its latency in the [`perf`] monitor.
+//! - [`Quote`]: PCR quotes as real `TPMS_ATTEST` + `TPMT_SIGNATURE`, verified offline and written
+//!   in the files `tpm2_checkquote` reads.
+//! - [`bridge`]: the DSMIL device bridge (devices 0x8000–0x806B, quarantine enforced).
+//! - [`audit`]: the tamper-evident audit log — hash-chained, group-committed entries in Merkle
+//!   batches closed by signed tree heads (signed through [`TpmSigner`] or any core `Signer`).
 //!
 //! ```
-//! use std::sync::Arc;
-//! use dsmil_core::monitoring::{AlertLevel, SecurityEvent};
-//! use dsmil_tpm::audit::{AuditConfig, AuditLog, verify_file};
-//! use dsmil_tpm::soft_key::{P256Verifier, SoftEcdsaKey};
+//! use dsmil_core::tpm::{HashAlgorithm, KeyTemplate, PcrSelection};
+//! use dsmil_tpm::{SealPolicy, Tpm, TpmOptions};
 //!
 //! # tokio::runtime::Runtime::new()?.block_on(async {
 //! let dir = tempfile::tempdir()?;
-//! let key = Arc::new(SoftEcdsaKey::load_or_create(&dir.path().join("audit-key.p8"))?);
-//! let (log, _) = AuditLog::open(&dir.path().join("audit.log"), key.clone(), AuditConfig::default()).await?;
-//! log.append_event(SecurityEvent {
-//!     timestamp: chrono::Utc::now(),
-//!     event_type: "login".into(),
-//!     severity: AlertLevel::Info,
-//!     source_component: "example".into(),
-//!     description: "operator logged in".into(),
-//!     tpm_signature: None,
-//!     affected_resources: vec![],
-//!     response_actions: vec![],
-//! })
-//! .await?;
-//! log.checkpoint().await?; // sign the batch now
-//! let summary = verify_file(log.path(), &P256Verifier::new(key.public_key())).await?;
-//! assert_eq!((summary.entries, summary.signed_entries), (1, 1));
+//! let tpm = Tpm::open_soft(dir.path(), TpmOptions::default())?;
+//! assert!(!tpm.hardware_rooted());
+//!
+//! // Sign with a TPM key.
+//! tpm.create_key("signer", KeyTemplate::EccP256Signing).await?;
+//! let sig = tpm.sign("signer", b"message").await?.value;
+//! assert!(tpm.verify("signer", b"message", &sig).await?.value);
+//!
+//! // Seal a secret to PCR 16: extending the PCR makes it unavailable.
+//! let pcr16 = PcrSelection::new(HashAlgorithm::Sha256, [16])?;
+//! let blob = tpm.seal(b"disk key", SealPolicy { pcrs: Some(pcr16), password: None }).await?.value;
+//! assert_eq!(tpm.unseal(&blob, None).await?.value, b"disk key");
+//! tpm.pcr_extend_data(16, b"something changed").await?;
+//! assert!(tpm.unseal(&blob, None).await.is_err());
+//!
+//! // Quote PCRs for a remote verifier, who checks it with the attestation key alone.
+//! tpm.create_attestation_key("ak").await?;
+//! let pcrs = PcrSelection::new(HashAlgorithm::Sha256, [0, 1, 7])?;
+//! let quote = tpm.quote("ak", &pcrs, b"verifier nonce").await?.value;
+//! quote.verify(b"verifier nonce")?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # })?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())

@@ -1,5 +1,6 @@
-//! A software ECDSA P-256 signing key kept in a file: the audit log's signer until the
-//! software TPM backend owns its keys. Not hardware-rooted.
+//! A software ECDSA P-256 signing key kept in a file — for embedding the audit log without any
+//! TPM — and [`P256Verifier`], what an offline auditor verifies signatures with. Not
+//! hardware-rooted.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};

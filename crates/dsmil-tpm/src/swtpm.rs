@@ -21,13 +21,17 @@ pub fn available() -> bool {
 }
 
 fn free_port_pair() -> std::io::Result<u16> {
-    for _ in 0..50 {
-        let a = TcpListener::bind("127.0.0.1:0")?;
-        let port = a.local_addr()?.port();
-        if port == u16::MAX {
-            continue;
-        }
-        if TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+    use std::hash::{BuildHasher, Hasher};
+    // Random candidates in the dynamic range; both ports must bind now. (Asking the kernel for
+    // an ephemeral port and hoping its neighbour is free fails often: the kernel hands out
+    // ports of one parity to bind and the other to outgoing connections.)
+    for _ in 0..500 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        let port = 20_000 + (h.finish() % 40_000) as u16;
+        let a = TcpListener::bind(("127.0.0.1", port));
+        let b = TcpListener::bind(("127.0.0.1", port + 1));
+        if a.is_ok() && b.is_ok() {
             return Ok(port);
         }
     }

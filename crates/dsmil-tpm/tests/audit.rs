@@ -32,6 +32,7 @@ async fn filled(dir: &Path, n: usize, batch: u64) -> (AuditLog, Arc<SoftEcdsaKey
     let config = AuditConfig {
         batch_entries: batch,
         batch_interval: Duration::from_secs(3600),
+        min_checkpoint_interval: Duration::ZERO,
     };
     let (log, report) = AuditLog::open(&dir.join("audit.log"), key.clone(), config)
         .await
@@ -40,8 +41,21 @@ async fn filled(dir: &Path, n: usize, batch: u64) -> (AuditLog, Arc<SoftEcdsaKey
     for i in 0..n {
         let r = log.append_event(event(i)).await.unwrap();
         assert_eq!(r.sequence, i as u64);
+        if (i as u64 + 1).is_multiple_of(batch) {
+            // Let the background closer sign the full batch before going on, so the layout
+            // (a checkpoint after every `batch` entries) is the same in every run.
+            wait_signed(&log, i as u64 + 1).await;
+        }
     }
     (log, key)
+}
+
+async fn wait_signed(log: &AuditLog, n: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while log.signed() < n {
+        assert!(std::time::Instant::now() < deadline, "batch never closed");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 fn verifier(key: &SoftEcdsaKey) -> P256Verifier {
@@ -182,6 +196,7 @@ async fn a_quiet_batch_is_signed_after_its_interval() {
     let config = AuditConfig {
         batch_entries: 1000,
         batch_interval: Duration::from_millis(50),
+        ..AuditConfig::default()
     };
     let (log, _) = AuditLog::open(&dir.path().join("audit.log"), key, config)
         .await

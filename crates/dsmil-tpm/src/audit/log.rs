@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use super::merkle::{Hash, inclusion_proof, root};
 use super::record::{
-    Checkpoint, Entry, EntryBody, Line, body_bytes, chain_hash, checkpoint_message, entry_leaf,
+    Checkpoint, EntryBody, Line, body_bytes, chain_hash, checkpoint_message, entry_leaf, entry_line,
 };
 use super::verify::{Replay, VerifyError, replay_line};
 
@@ -37,6 +37,9 @@ pub struct AuditConfig {
     pub batch_entries: u64,
     /// Longest time an entry stays unsigned. Default: 1 s.
     pub batch_interval: Duration,
+    /// Shortest time between two checkpoints, so a flood of events costs a bounded number of
+    /// TPM signatures (a hardware TPM signs a few times per second). Default: 25 ms.
+    pub min_checkpoint_interval: Duration,
 }
 
 impl Default for AuditConfig {
@@ -44,6 +47,7 @@ impl Default for AuditConfig {
         Self {
             batch_entries: 256,
             batch_interval: Duration::from_secs(1),
+            min_checkpoint_interval: Duration::from_millis(25),
         }
     }
 }
@@ -105,6 +109,8 @@ struct State {
     file_len: u64,
     replay: Replay,
     unsigned_since: Option<Instant>,
+    /// When the last checkpoint was written.
+    last_checkpoint: Option<Instant>,
 }
 
 struct Inner {
@@ -114,24 +120,26 @@ struct Inner {
     state: Mutex<State>,
     /// One checkpoint at a time.
     signing: tokio::sync::Mutex<()>,
+    /// Wakes the closer when a batch fills.
+    batch_full: Arc<tokio::sync::Notify>,
 }
 
 /// An event waiting for the writer, and where its receipt goes.
 struct Pending {
     event: SecurityEvent,
-    reply: tokio::sync::oneshot::Sender<Result<(AuditReceipt, bool), AuditError>>,
+    reply: tokio::sync::oneshot::Sender<Result<AuditReceipt, AuditError>>,
 }
 
 /// The audit log.
 pub struct AuditLog {
     inner: Arc<Inner>,
     writer: tokio::sync::mpsc::Sender<Pending>,
-    ticker: tokio::task::JoinHandle<()>,
+    closer: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for AuditLog {
     fn drop(&mut self) {
-        self.ticker.abort();
+        self.closer.abort();
     }
 }
 
@@ -196,8 +204,10 @@ impl AuditLog {
                 file_len: good_len as u64,
                 replay,
                 unsigned_since,
+                last_checkpoint: None,
             }),
             signing: tokio::sync::Mutex::new(()),
+            batch_full: Arc::new(tokio::sync::Notify::new()),
         });
         let (writer, queue) = tokio::sync::mpsc::channel(QUEUE_DEPTH);
         let for_writer = Arc::clone(&inner);
@@ -205,12 +215,15 @@ impl AuditLog {
             .name("dsmil-audit-writer".into())
             .spawn(move || for_writer.serve(queue))
             .map_err(|e| io(format!("cannot start the writer thread: {e}")))?;
-        let ticker = tokio::spawn(tick(Arc::downgrade(&inner)));
+        let closer = tokio::spawn(close_batches(
+            Arc::downgrade(&inner),
+            Arc::clone(&inner.batch_full),
+        ));
         Ok((
             Self {
                 inner,
                 writer,
-                ticker,
+                closer,
             },
             OpenReport {
                 entries,
@@ -248,7 +261,8 @@ impl AuditLog {
             .map(|(tree_size, root)| super::TreeHead { tree_size, root })
     }
 
-    /// Appends `event`; returns once it is on disk. Closes the batch when it is full.
+    /// Appends `event`; returns once it is on disk. A background task closes the batch (signs
+    /// a checkpoint) when it is full or old enough; appenders never wait for the TPM.
     pub async fn append_event(&self, event: SecurityEvent) -> Result<AuditReceipt, AuditError> {
         let stopped = || AuditError::Io {
             path: self.inner.path.clone(),
@@ -259,13 +273,7 @@ impl AuditLog {
             .send(Pending { event, reply })
             .await
             .map_err(|_| stopped())?;
-        let (receipt, full) = answer.await.map_err(|_| stopped())??;
-        // The entry is on disk: a signing failure must not make the caller append it again.
-        // The batch stays open and the ticker retries the checkpoint.
-        if full && let Err(e) = checkpoint(&self.inner).await {
-            tracing::error!(error = %e, "closing a full audit batch failed; will retry");
-        }
-        Ok(receipt)
+        answer.await.map_err(|_| stopped())?
     }
 
     /// Signs a checkpoint over every entry now (no-op when all are signed).
@@ -336,28 +344,26 @@ impl Inner {
                     Err(_) => break,
                 }
             }
-            let results = self.write_group(group.iter().map(|p| p.event.clone()).collect());
-            match results {
+            let (events, replies): (Vec<_>, Vec<_>) =
+                group.drain(..).map(|p| (p.event, p.reply)).unzip();
+            match self.write_group(events) {
                 Ok(receipts) => {
-                    for (p, r) in group.drain(..).zip(receipts) {
-                        let _ = p.reply.send(Ok(r));
+                    for (reply, r) in replies.into_iter().zip(receipts) {
+                        let _ = reply.send(Ok(r));
                     }
                 }
                 Err(e) => {
-                    for p in group.drain(..) {
-                        let _ = p.reply.send(Err(e.clone()));
+                    for reply in replies {
+                        let _ = reply.send(Err(e.clone()));
                     }
                 }
             }
         }
     }
 
-    /// Chains, writes and syncs a group; all or nothing. The last receipt says whether the
-    /// batch became full (so one appender, not all, closes it).
-    fn write_group(
-        &self,
-        events: Vec<SecurityEvent>,
-    ) -> Result<Vec<(AuditReceipt, bool)>, AuditError> {
+    /// Chains, writes and syncs a group; all or nothing. Wakes the closer when the batch is
+    /// full.
+    fn write_group(&self, events: Vec<SecurityEvent>) -> Result<Vec<AuditReceipt>, AuditError> {
         let mut state = lock(&self.state);
         let first = state.replay.leaves.len() as u64;
         let mut prev = state.replay.prev;
@@ -371,12 +377,7 @@ impl Inner {
             };
             let bytes = body_bytes(&body);
             let hash: Hash = chain_hash(&prev, &bytes);
-            let line = Line::Entry(Entry {
-                body,
-                prev: hex::encode(&prev),
-                hash: hex::encode(&hash),
-            });
-            serde_json::to_writer(&mut text, &line).map_err(|e| self.io(e))?;
+            entry_line(&bytes, &prev, &hash, &mut text);
             text.push(b'\n');
             chained.push((hash, entry_leaf(&bytes)));
             prev = hash;
@@ -386,20 +387,17 @@ impl Inner {
         for (i, (hash, leaf)) in chained.into_iter().enumerate() {
             state.replay.leaves.push(leaf);
             state.replay.frontier.push(leaf);
-            receipts.push((
-                AuditReceipt {
-                    sequence: first + i as u64,
-                    entry_hash: hex::encode(&hash),
-                },
-                false,
-            ));
+            receipts.push(AuditReceipt {
+                sequence: first + i as u64,
+                entry_hash: hex::encode(&hash),
+            });
         }
         state.replay.prev = prev;
         state.unsigned_since.get_or_insert_with(Instant::now);
-        let full = state.replay.leaves.len() as u64 - state.replay.signed
-            >= self.config.batch_entries.max(1);
-        if let Some(last) = receipts.last_mut() {
-            last.1 = full;
+        if state.replay.leaves.len() as u64 - state.replay.signed
+            >= self.config.batch_entries.max(1)
+        {
+            self.batch_full.notify_one();
         }
         Ok(receipts)
     }
@@ -446,6 +444,7 @@ async fn checkpoint(inner: &Arc<Inner>) -> Result<(), AuditError> {
         state.replay.checkpoints += 1;
         state.replay.last_head = Some((size, root_hash));
         state.unsigned_since = (size < state.replay.leaves.len() as u64).then(Instant::now);
+        state.last_checkpoint = Some(Instant::now());
         Ok::<(), AuditError>(())
     })
     .await
@@ -455,19 +454,49 @@ async fn checkpoint(inner: &Arc<Inner>) -> Result<(), AuditError> {
     })?
 }
 
-/// Closes batches that waited `batch_interval`.
-async fn tick(inner: std::sync::Weak<Inner>) {
+/// How long until the open batch must be closed (`None`: nothing unsigned).
+fn due_in(state: &State, config: &AuditConfig) -> Option<Duration> {
+    let unsigned = state.replay.leaves.len() as u64 - state.replay.signed;
+    let since = state.unsigned_since?;
+    if unsigned == 0 {
+        return None;
+    }
+    let by_age = config.batch_interval.saturating_sub(since.elapsed());
+    let earliest = state.last_checkpoint.map_or(Duration::ZERO, |t| {
+        config.min_checkpoint_interval.saturating_sub(t.elapsed())
+    });
+    if unsigned >= config.batch_entries.max(1) {
+        Some(earliest)
+    } else {
+        Some(by_age.max(earliest))
+    }
+}
+
+/// Closes batches when they fill (no sooner than `min_checkpoint_interval` after the last) or
+/// when their oldest entry waited `batch_interval`; retries failed signatures.
+async fn close_batches(inner: std::sync::Weak<Inner>, full: Arc<tokio::sync::Notify>) {
+    let mut wait = Duration::from_millis(10);
     loop {
         let Some(this) = inner.upgrade() else { return };
-        let period = (this.config.batch_interval / 4).max(Duration::from_millis(10));
-        let due = lock(&this.state)
-            .unsigned_since
-            .is_some_and(|t| t.elapsed() >= this.config.batch_interval);
-        if due && let Err(e) = checkpoint(&this).await {
-            tracing::error!(error = %e, "closing an audit batch failed; will retry");
-        }
+        let due = due_in(&lock(&this.state), &this.config);
+        wait = match due {
+            Some(d) if d.is_zero() => match checkpoint(&this).await {
+                Ok(()) => Duration::ZERO,
+                Err(e) => {
+                    tracing::error!(error = %e, "closing an audit batch failed; will retry");
+                    (wait * 2).clamp(Duration::from_millis(10), Duration::from_secs(1))
+                }
+            },
+            Some(d) => d,
+            None => this.config.batch_interval,
+        };
         drop(this);
-        tokio::time::sleep(period).await;
+        if !wait.is_zero() {
+            tokio::select! {
+                () = full.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
     }
 }
 

@@ -60,6 +60,19 @@ pub struct Checkpoint {
     pub signature: Signature,
 }
 
+/// The line of an entry (without the newline), built around its already serialized body —
+/// byte for byte what serializing [`Line::Entry`] gives, without serializing the event twice.
+pub fn entry_line(body: &[u8], prev: &Hash, hash: &Hash, out: &mut Vec<u8>) {
+    out.extend_from_slice(br#"{"type":"entry","#);
+    // `body` is `{...}`: its fields go inline (the entry flattens its body).
+    out.extend_from_slice(&body[1..body.len().saturating_sub(1)]);
+    out.extend_from_slice(br#","prev":""#);
+    out.extend_from_slice(dsmil_core::hex::encode(prev).as_bytes());
+    out.extend_from_slice(br#"","hash":""#);
+    out.extend_from_slice(dsmil_core::hex::encode(hash).as_bytes());
+    out.extend_from_slice(br#""}"#);
+}
+
 /// The bytes an entry's body contributes: its compact JSON.
 pub fn body_bytes(body: &EntryBody) -> Vec<u8> {
     serde_json::to_vec(body).unwrap_or_default()
@@ -106,4 +119,37 @@ pub fn parse_hash(text: &str) -> Option<Hash> {
         return None;
     }
     dsmil_core::hex::decode(text).ok()?.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use dsmil_core::monitoring::AlertLevel;
+
+    #[test]
+    fn entry_lines_are_what_serde_writes() {
+        let mut event = SecurityEvent::new("t\"q", AlertLevel::Critical, "c", "d\n\u{1F600}");
+        event.affected_resources = vec!["r".into()];
+        event.tpm_signature = Some("ab".into());
+        let body = EntryBody {
+            seq: 7,
+            time: Utc::now(),
+            event,
+        };
+        let bytes = body_bytes(&body);
+        let (prev, hash) = ([1u8; 32], [2u8; 32]);
+        let mut line = Vec::new();
+        entry_line(&bytes, &prev, &hash, &mut line);
+        let serde = serde_json::to_vec(&Line::Entry(Entry {
+            body,
+            prev: dsmil_core::hex::encode(&prev),
+            hash: dsmil_core::hex::encode(&hash),
+        }))
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            String::from_utf8(serde).unwrap()
+        );
+    }
 }
