@@ -6,10 +6,44 @@ use dsmil_core::tpm::{Digest, EncryptionScheme, KeyTemplate, PcrSelection, Signa
 
 use crate::error::BackendError;
 use crate::quote::Quote;
-use crate::types::{Capabilities, KeyBlob, NvSpec, SealPolicy, SealedBlob};
+use crate::types::{Capabilities, KeyBlob, MAX_SEALED_BYTES, NvSpec, SealPolicy, SealedBlob};
 
 /// Result of a backend call.
 pub type BackendResult<T> = Result<T, BackendError>;
+
+/// Longest qualifying data (nonce) a quote takes (`TPM2B_DATA` of SHA-512 size).
+pub const MAX_QUALIFYING_DATA: usize = 64;
+
+/// What every backend checks before quoting: the nonce length, and an ECC P-256 attestation
+/// key (returning its point).
+pub fn check_quote_args(ak: &KeyBlob, qualifying_data: &[u8]) -> BackendResult<[u8; 65]> {
+    if qualifying_data.len() > MAX_QUALIFYING_DATA {
+        return Err(BackendError::InvalidInput(format!(
+            "qualifying data is at most {MAX_QUALIFYING_DATA} bytes, got {}",
+            qualifying_data.len()
+        )));
+    }
+    ak.public
+        .ecc_point()
+        .filter(|_| ak.template == KeyTemplate::EccP256Signing)
+        .ok_or_else(|| {
+            BackendError::InvalidInput(
+                "quotes are signed with ECC P-256 attestation keys; create one with create_attestation_key"
+                    .into(),
+            )
+        })
+}
+
+/// What every backend checks before sealing: at most [`MAX_SEALED_BYTES`].
+pub fn check_seal_data(data: &[u8]) -> BackendResult<()> {
+    if data.len() > MAX_SEALED_BYTES {
+        return Err(BackendError::InvalidInput(format!(
+            "a TPM seals at most {MAX_SEALED_BYTES} bytes, got {}; seal a key and encrypt the data with it",
+            data.len()
+        )));
+    }
+    Ok(())
+}
 
 /// TPM 2.0 operations, implemented by the software TPM and by `tss-esapi`.
 pub trait TpmBackend {

@@ -25,8 +25,7 @@ use crate::backend::{BackendResult, TpmBackend};
 use crate::error::BackendError;
 use crate::quote::Quote;
 use crate::types::{
-    Capabilities, KeyBlob, KeyPublic, MAX_NV_INDEX_SIZE, MAX_SEALED_BYTES, NvSpec, SealPolicy,
-    SealedBlob,
+    Capabilities, KeyBlob, KeyPublic, MAX_NV_INDEX_SIZE, NvSpec, SealPolicy, SealedBlob,
 };
 use crate::wire::{self, ClockInfo, PolicyDigest, QuoteAttest, TpmtSignature};
 
@@ -213,12 +212,7 @@ impl TpmBackend for SoftTpm {
     }
 
     fn seal(&mut self, data: &[u8], policy: &SealPolicy) -> BackendResult<SealedBlob> {
-        if data.len() > MAX_SEALED_BYTES {
-            return Err(BackendError::InvalidInput(format!(
-                "a TPM seals at most {MAX_SEALED_BYTES} bytes, got {}; seal a key and encrypt the data with it",
-                data.len()
-            )));
-        }
+        crate::backend::check_seal_data(data)?;
         let password = policy.password.is_some();
         let digest = self.policy(&policy.pcrs, password)?;
         let payload = SealedPayload {
@@ -313,19 +307,7 @@ impl TpmBackend for SoftTpm {
         selection: &PcrSelection,
         qualifying_data: &[u8],
     ) -> BackendResult<Quote> {
-        if qualifying_data.len() > 64 {
-            return Err(BackendError::InvalidInput(format!(
-                "qualifying data is at most 64 bytes, got {}",
-                qualifying_data.len()
-            )));
-        }
-        let point = ak
-            .public
-            .ecc_point()
-            .filter(|_| ak.template == KeyTemplate::EccP256Signing)
-            .ok_or_else(|| {
-                BackendError::InvalidInput("quotes need an ECC P-256 attestation key".into())
-            })?;
+        let point = crate::backend::check_quote_args(ak, qualifying_data)?;
         let values = self.values(selection)?;
         let attest = QuoteAttest {
             qualified_signer: wire::object_name(&wire::ecc_p256_public(

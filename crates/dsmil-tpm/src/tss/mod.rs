@@ -60,8 +60,7 @@ use crate::der;
 use crate::error::BackendError;
 use crate::quote::Quote;
 use crate::types::{
-    Capabilities, KeyBlob, KeyPublic, MAX_SEALED_BYTES, NV_INDEX_FIRST, NV_INDEX_LAST, NvSpec,
-    SealPolicy, SealedBlob,
+    Capabilities, KeyBlob, KeyPublic, NV_INDEX_FIRST, NV_INDEX_LAST, NvSpec, SealPolicy, SealedBlob,
 };
 use crate::wire::{self, PolicyDigest, QuoteAttest, TpmtSignature};
 
@@ -635,12 +634,7 @@ impl Conn {
     }
 
     fn seal(&mut self, data: &[u8], policy: &SealPolicy) -> BackendResult<SealedBlob> {
-        if data.len() > MAX_SEALED_BYTES {
-            return Err(BackendError::InvalidInput(format!(
-                "a TPM seals at most {MAX_SEALED_BYTES} bytes, got {}; seal a key and encrypt the data with it",
-                data.len()
-            )));
-        }
+        crate::backend::check_seal_data(data)?;
         let auth = policy
             .password
             .as_deref()
@@ -780,17 +774,7 @@ impl Conn {
         selection: &PcrSelection,
         qualifying_data: &[u8],
     ) -> BackendResult<Quote> {
-        if qualifying_data.len() > 64 {
-            return Err(BackendError::InvalidInput(format!(
-                "qualifying data is at most 64 bytes, got {}",
-                qualifying_data.len()
-            )));
-        }
-        if ak.public.ecc_point().is_none() {
-            return Err(BackendError::InvalidInput(
-                "quotes are signed with ECC P-256 attestation keys; create one with create_attestation_key".into(),
-            ));
-        }
+        crate::backend::check_quote_args(ak, qualifying_data)?;
         let pcrs: Vec<u8> = selection.pcrs().collect();
         let handle = self.load(&ak.wrapped)?;
         for _ in 0..QUOTE_ATTEMPTS {
