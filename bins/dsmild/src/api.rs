@@ -39,6 +39,12 @@ pub struct AppState {
     pub bridge: Option<Arc<dsmil_tpm::bridge::DsmilBridge>>,
     /// The audit log.
     pub audit: Option<Arc<dsmil_tpm::audit::AuditLog>>,
+    /// The WebSocket hub.
+    pub hub: Option<dsmil_monitor::ws::Hub>,
+    /// Alerts, rates and event counters.
+    pub alerts: Option<dsmil_monitor::alerts::AlertsView>,
+    /// The health collector's state.
+    pub collector: Option<tokio::sync::watch::Receiver<dsmil_monitor::collect::CollectorStatus>>,
 }
 
 /// What the accelerator layer detected, as reported by `/api/status`.
@@ -109,9 +115,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::api_learn::routes())
         .merge(crate::api_workflows::routes())
         .merge(crate::api_tpm::routes())
+        .merge(crate::api_monitor::protected_routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/api/health", get(health))
+        .merge(crate::api_monitor::open_routes())
         .merge(protected)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -188,6 +196,23 @@ async fn status(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
         "store": store,
         "agents": agents,
         "active_workflows": active,
+        "connected_clients": state.hub.as_ref().map_or(0, |h| h.client_count()),
+        "websocket": state.hub.as_ref().map(|h| h.stats()),
+        "health_collector": state.collector.as_ref().map(|c| {
+            let s = c.borrow();
+            json!({
+                "running": s.running,
+                "samples": s.samples,
+                "failures": s.failures,
+                "consecutive_failures": s.consecutive_failures,
+                "last_error": s.last_error,
+                "last_success_at": s.last_success_at,
+            })
+        }),
+        "alerts": state.alerts.as_ref().map(|a| {
+            let snap = a.snapshot();
+            json!({"active": snap.active.len(), "responses": snap.responses})
+        }),
     }))
 }
 

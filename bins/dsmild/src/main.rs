@@ -3,12 +3,14 @@
 
 mod api;
 mod api_learn;
+mod api_monitor;
 mod api_tpm;
 mod api_workflows;
 mod audit;
 mod cli;
 mod coordination;
 mod learning;
+mod monitoring;
 mod settings;
 mod token;
 mod tpm;
@@ -104,6 +106,13 @@ async fn run(config: DaemonConfig) -> Result<()> {
     .await?;
     let bridge = tpm::bridge(&tpm, &data_dir, audit.clone(), &bus, coordinator.clone())?;
     tpm::spawn_anchor_task(tpm.clone(), audit.clone(), audit_signer, bus.clone());
+    let monitor = monitoring::start(
+        &config,
+        &bus,
+        audit.clone(),
+        coordinator.clone(),
+        engine.clone(),
+    )?;
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -155,11 +164,21 @@ async fn run(config: DaemonConfig) -> Result<()> {
         tpm: Some(tpm.clone()),
         bridge: Some(bridge),
         audit: Some(audit.clone()),
+        hub: Some(monitor.hub.clone()),
+        alerts: Some(monitor.alerts.clone()),
+        collector: Some(monitor.collector.status_receiver()),
     });
+    // On a signal, WebSocket clients are told first ("server shutting down"), so that open
+    // connections do not hold the graceful HTTP shutdown.
+    let hub = monitor.hub.clone();
     axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            hub.shutdown();
+        })
         .await
         .context("HTTP server failed")?;
+    monitor.shutdown().await;
     let running = coordinator.active().len();
     if running > 0 {
         tracing::info!(

@@ -477,6 +477,8 @@ pub struct DaemonConfig {
     pub agents: Vec<AgentConfig>,
     /// Alert thresholds. Default: the seed's values.
     pub alerts: AlertThresholds,
+    /// How often system health is sampled, milliseconds (100–3,600,000). Default: 2000.
+    pub health_interval_ms: u64,
 }
 
 impl Default for DaemonConfig {
@@ -493,6 +495,7 @@ impl Default for DaemonConfig {
             default_agent: None,
             agents: Vec::new(),
             alerts: AlertThresholds::default(),
+            health_interval_ms: 2000,
         }
     }
 }
@@ -542,6 +545,15 @@ impl DaemonConfig {
             return Err(invalid(
                 "event_bus_capacity",
                 format!("is {}; expected 1..={}", self.event_bus_capacity, 1 << 20),
+            ));
+        }
+        if !(100..=3_600_000).contains(&self.health_interval_ms) {
+            return Err(invalid(
+                "health_interval_ms",
+                format!(
+                    "is {}; expected 100 to 3600000 milliseconds",
+                    self.health_interval_ms
+                ),
             ));
         }
         if self.shutdown_grace_seconds > 3600 {

@@ -83,6 +83,22 @@ impl LatencyHistogram {
         }
     }
 
+    /// Sum of every recorded value, µs.
+    pub fn sum_us(&self) -> u128 {
+        self.sum_us
+    }
+
+    /// Values known to be at most `bound_us` (buckets entirely below or at the bound) — the
+    /// cumulative count of a Prometheus histogram bucket `le = bound`.
+    pub fn count_at_most_us(&self, bound_us: u64) -> u64 {
+        self.counts
+            .iter()
+            .enumerate()
+            .take_while(|(b, _)| upper(*b) <= bound_us)
+            .map(|(_, c)| c)
+            .sum()
+    }
+
     /// Largest value, µs.
     pub fn max_us(&self) -> u64 {
         self.max_us
@@ -171,6 +187,15 @@ impl PerfMonitor {
                 execution_time_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
             }));
         }
+    }
+
+    /// A copy of every operation's histogram (for exporters such as Prometheus).
+    pub fn histograms(&self) -> BTreeMap<TpmOperation, LatencyHistogram> {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .clone()
     }
 
     /// The figures now.

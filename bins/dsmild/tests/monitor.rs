@@ -1,0 +1,179 @@
+#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
+//! dsmild's monitoring surface on a real daemon: the WebSocket at `/ws` with a real client,
+//! `/api/alerts` with an alert raised from live samples, and `/metrics` with every layer.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::Daemon;
+use futures_util::{SinkExt, StreamExt};
+use nix::sys::signal::Signal;
+use serde_json::Value;
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// Samples every 200 ms; any CPU use raises a warning.
+const CONFIG: &str =
+    "health_interval_ms = 200\n[alerts]\ncpu_percent = { warning = 0.0, critical = 95.0 }\n";
+
+fn start(dir: &Path) -> (Daemon, String) {
+    let config = dir.join("dsmil.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let data = dir.join("data");
+    let daemon = Daemon::start(&data, &["--config", config.to_str().unwrap()]);
+    let token = std::fs::read_to_string(data.join("api-token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    (daemon, token)
+}
+
+fn ws_url(daemon: &Daemon) -> String {
+    daemon.base.replace("http://", "ws://") + "/ws"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_alerts_and_metrics_on_a_real_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let (daemon, token) = start(dir.path());
+
+    // No token, a wrong token: refused before the upgrade.
+    for url in [ws_url(&daemon), format!("{}?token=nope", ws_url(&daemon))] {
+        let err = connect_async(url).await.unwrap_err();
+        assert!(err.to_string().contains("401"), "{err}");
+    }
+    let (mut ws, _) = connect_async(format!("{}?token={token}", ws_url(&daemon)))
+        .await
+        .unwrap();
+    let hello = recv(&mut ws).await;
+    assert_eq!(hello["type"], "connection_established");
+    assert_eq!(hello["seq"], 1);
+    // Live health samples and the CPU alert arrive.
+    let (mut health, mut alert) = (None, None);
+    while health.is_none() || alert.is_none() {
+        let m = recv(&mut ws).await;
+        if m["metric_type"] == "system_health" {
+            health = Some(m);
+        } else if m["type"] == "alert" {
+            alert = Some(m);
+        }
+    }
+    let health = health.unwrap();
+    let cpu = health["data"]["cpu_usage_percent"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&cpu));
+    assert_eq!(alert.unwrap()["data"]["metric_name"], "cpu_usage_percent");
+    ws.send(Message::text(r#"{"type":"ping","n":1}"#))
+        .await
+        .unwrap();
+    loop {
+        let m = recv(&mut ws).await;
+        if m["type"] == "pong" {
+            assert_eq!(m["n"], 1);
+            break;
+        }
+    }
+
+    let (status, alerts) = daemon.get("/api/alerts", Some(&token));
+    assert_eq!(status, 200, "{alerts}");
+    let active = alerts["active"].as_array().unwrap();
+    assert!(
+        active
+            .iter()
+            .any(|a| a["alert"]["metric_name"] == "cpu_usage_percent"),
+        "{alerts}"
+    );
+    let (status, _) = daemon.get("/api/alerts", None);
+    assert_eq!(status, 401);
+    let (_, st) = daemon.get("/api/status", Some(&token));
+    assert_eq!(st["connected_clients"], 1, "{st}");
+    assert!(st["health_collector"]["samples"].as_u64().unwrap() >= 1);
+
+    // Prometheus: every layer, token required.
+    let mut resp = common::agent()
+        .get(format!("{}/metrics", daemon.base))
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    assert!(
+        resp.headers()
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = resp.body_mut().read_to_string().unwrap();
+    for family in [
+        "# TYPE dsmil_uptime_seconds gauge",
+        "# TYPE dsmil_accel_scale gauge",
+        "# TYPE dsmil_tpm_operation_duration_seconds histogram",
+        "dsmil_tpm_hardware_rooted{backend=\"soft\"} 0",
+        "# TYPE dsmil_learn_records gauge",
+        "# TYPE dsmil_workflows_active gauge",
+        "dsmil_ws_clients 1",
+        "# TYPE dsmil_cpu_usage_percent gauge",
+        "dsmil_events_total{kind=\"system_health\"}",
+    ] {
+        assert!(text.contains(family), "{family} missing from:\n{text}");
+    }
+    // The CPU alert is active at some level (critical when the machine is busy).
+    let active: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("dsmil_alerts_active{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(active >= 1.0, "{text}");
+    let (status, _) = daemon.get("/metrics", None);
+    assert_eq!(status, 401);
+
+    // The page is served without a token; it asks for one.
+    let mut page = common::agent().get(&daemon.base).call().unwrap();
+    assert!(page.body_mut().read_to_string().unwrap().contains("<html"));
+
+    // A stop says goodbye to WebSocket clients.
+    let stopping = std::thread::spawn(move || daemon.stop(Signal::SIGTERM));
+    let frame = loop {
+        match tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Close(f))) => break f.unwrap(),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame: {other:?}"),
+        }
+    };
+    assert_eq!(frame.code, CloseCode::Away);
+    drop(ws);
+    let (status, stderr) = stopping.join().unwrap();
+    assert!(status.success(), "{stderr}");
+    // Alerts were audited.
+    let log = std::fs::read_to_string(dir.path().join("data/audit/audit.log")).unwrap();
+    assert!(log.contains("alert_raised"), "{log}");
+}
+
+async fn recv<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "no message in time");
+        match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(&t).unwrap(),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("stream ended: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_websocket_route_refuses_plain_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let (daemon, token) = start(dir.path());
+    let (status, body) = daemon.get(&format!("/ws?token={token}"), None);
+    assert_eq!(status, 426, "{body}");
+    assert_eq!(body["error"]["code"], "websocket_required");
+}

@@ -1,0 +1,276 @@
+//! The hub: every connected client, the latest value of each metric type, and the pump that
+//! turns bus events into messages. Fan-out never waits for a client: each client has a bounded
+//! queue, and a client whose queue is full is disconnected with a clear close reason instead of
+//! slowing the others.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use dsmil_core::monitoring::MetricType;
+use dsmil_core::{EventBus, events::RecvError};
+use serde::Serialize;
+use tokio::sync::{Notify, mpsc, watch};
+
+use super::protocol::{self, Audience};
+
+/// Hub settings.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Messages a client may have waiting before it is disconnected as too slow. Default 256.
+    pub queue_depth: usize,
+    /// Largest message (and frame) a client may send, bytes. Default 64 KiB.
+    pub max_message_bytes: usize,
+    /// How often the server pings each client. Default 15 s.
+    pub ping_interval: Duration,
+    /// A client that has not answered a ping for this long is closed. Default 45 s.
+    pub pong_timeout: Duration,
+    /// A write to a client that takes longer than this ends the connection. Default 5 s.
+    pub write_timeout: Duration,
+    /// Most clients at once; more are refused. Default 10,000.
+    pub max_clients: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            queue_depth: 256,
+            max_message_bytes: 64 * 1024,
+            ping_interval: Duration::from_secs(15),
+            pong_timeout: Duration::from_secs(45),
+            write_timeout: Duration::from_secs(5),
+            max_clients: 10_000,
+        }
+    }
+}
+
+/// Counters for `/api/status` and `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub connections: AtomicU64,
+    pub refused: AtomicU64,
+    pub slow_disconnects: AtomicU64,
+    pub messages: AtomicU64,
+    pub protocol_errors: AtomicU64,
+    pub lagged_events: AtomicU64,
+}
+
+/// What the hub has done, for status and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HubStats {
+    /// Clients connected now.
+    pub clients: u64,
+    /// Connections accepted since start.
+    pub connections_total: u64,
+    /// Connections refused (too many clients).
+    pub refused_total: u64,
+    /// Clients disconnected because their queue filled.
+    pub slow_disconnects_total: u64,
+    /// Messages written to clients.
+    pub messages_total: u64,
+    /// Client messages answered with `error`.
+    pub protocol_errors_total: u64,
+    /// Bus events the hub missed because it fell behind.
+    pub lagged_events_total: u64,
+}
+
+/// One connected client as the pump sees it.
+pub(crate) struct ClientSlot {
+    pub queue: mpsc::Sender<Arc<str>>,
+    /// Bit `i` set: subscribed to `MetricType::ALL[i]`.
+    pub mask: Arc<AtomicU32>,
+    pub overflowed: Arc<AtomicBool>,
+    pub kick: Arc<Notify>,
+}
+
+pub(crate) struct HubInner {
+    pub config: HubConfig,
+    pub clients: RwLock<HashMap<u64, ClientSlot>>,
+    /// Latest message per metric type, marked as a snapshot.
+    pub snapshot: RwLock<BTreeMap<MetricType, Arc<str>>>,
+    /// The latest `alert` message of every active alert, by alert id (resolved ones leave).
+    pub active_alerts: RwLock<BTreeMap<String, Arc<str>>>,
+    pub next_id: AtomicU64,
+    pub counters: Counters,
+    pub shutdown: watch::Sender<bool>,
+}
+
+/// The WebSocket hub. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    pub(crate) inner: Arc<HubInner>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("stats", &self.stats()).finish()
+    }
+}
+
+/// The bit of a metric type in a subscription mask.
+pub(crate) fn bit(t: MetricType) -> u32 {
+    let i = MetricType::ALL.iter().position(|m| *m == t).unwrap_or(0);
+    1 << i
+}
+
+/// The mask of a subscription.
+pub(crate) fn mask_of(types: &[MetricType]) -> u32 {
+    types.iter().fold(0, |m, t| m | bit(*t))
+}
+
+/// The types in a mask, in declaration order.
+pub(crate) fn types_of(mask: u32) -> Vec<MetricType> {
+    MetricType::ALL
+        .iter()
+        .copied()
+        .filter(|t| mask & bit(*t) != 0)
+        .collect()
+}
+
+impl Hub {
+    /// A hub with no clients; call [`Hub::pump`] to feed it from the bus.
+    pub fn new(config: HubConfig) -> Self {
+        let (shutdown, _) = watch::channel(false);
+        Self {
+            inner: Arc::new(HubInner {
+                config,
+                clients: RwLock::new(HashMap::new()),
+                snapshot: RwLock::new(BTreeMap::new()),
+                active_alerts: RwLock::new(BTreeMap::new()),
+                next_id: AtomicU64::new(1),
+                counters: Counters::default(),
+                shutdown,
+            }),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &HubConfig {
+        &self.inner.config
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> HubStats {
+        let c = &self.inner.counters;
+        HubStats {
+            clients: self.client_count() as u64,
+            connections_total: c.connections.load(Ordering::Relaxed),
+            refused_total: c.refused.load(Ordering::Relaxed),
+            slow_disconnects_total: c.slow_disconnects.load(Ordering::Relaxed),
+            messages_total: c.messages.load(Ordering::Relaxed),
+            protocol_errors_total: c.protocol_errors.load(Ordering::Relaxed),
+            lagged_events_total: c.lagged_events.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Clients connected now.
+    pub fn client_count(&self) -> usize {
+        self.inner
+            .clients
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    /// Spawns the task that forwards every bus event to the clients (until the bus closes or
+    /// [`Hub::shutdown`]).
+    pub fn pump(&self, bus: &EventBus) -> tokio::task::JoinHandle<()> {
+        let mut events = bus.subscribe();
+        let hub = self.clone();
+        let mut stop = self.inner.shutdown.subscribe();
+        tokio::spawn(async move {
+            loop {
+                let received = tokio::select! {
+                    r = events.recv() => r,
+                    _ = stop.changed() => return,
+                };
+                match received {
+                    Ok(published) => hub.deliver(&published),
+                    Err(RecvError::Lagged(n)) => {
+                        hub.inner
+                            .counters
+                            .lagged_events
+                            .fetch_add(n, Ordering::Relaxed);
+                        tracing::warn!(missed = n, "the WebSocket hub fell behind the event bus");
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        })
+    }
+
+    /// Sends one bus event to the clients it concerns and remembers it as the latest of its
+    /// type.
+    pub fn deliver(&self, published: &dsmil_core::Published) {
+        for (audience, mut message) in protocol::event_messages(published) {
+            let body: Arc<str> = Arc::from(message.to_string());
+            if let Audience::Subscribers(t) = audience {
+                message["snapshot"] = serde_json::Value::Bool(true);
+                self.inner
+                    .snapshot
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(t, Arc::from(message.to_string()));
+            } else if message["type"] == "alert"
+                && let Some(id) = message["data"]["alert_id"].as_str().map(str::to_owned)
+            {
+                let mut alerts = self
+                    .inner
+                    .active_alerts
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner());
+                if message["data"]["auto_resolved"] == true {
+                    alerts.remove(&id);
+                } else {
+                    message["snapshot"] = serde_json::Value::Bool(true);
+                    alerts.insert(id, Arc::from(message.to_string()));
+                }
+            }
+            let wanted = match audience {
+                Audience::Subscribers(t) => Some(bit(t)),
+                Audience::Everyone => None,
+            };
+            let clients = self.inner.clients.read().unwrap_or_else(|p| p.into_inner());
+            for slot in clients.values() {
+                if wanted.is_some_and(|b| slot.mask.load(Ordering::Relaxed) & b == 0) {
+                    continue;
+                }
+                if let Err(mpsc::error::TrySendError::Full(_)) = slot.queue.try_send(body.clone())
+                    && !slot.overflowed.swap(true, Ordering::AcqRel)
+                {
+                    slot.kick.notify_one();
+                }
+            }
+        }
+    }
+
+    /// The latest `alert` message of every active alert.
+    pub(crate) fn active_alerts(&self) -> Vec<Arc<str>> {
+        self.inner
+            .active_alerts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The latest message of each type in `mask`.
+    pub(crate) fn snapshot_for(&self, mask: u32) -> Vec<Arc<str>> {
+        self.inner
+            .snapshot
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(t, _)| mask & bit(**t) != 0)
+            .map(|(_, m)| m.clone())
+            .collect()
+    }
+
+    /// Closes every connection ("server shutting down", so dashboards reconnect) and stops the
+    /// pump.
+    pub fn shutdown(&self) {
+        let _ = self.inner.shutdown.send(true);
+    }
+}
