@@ -34,7 +34,13 @@ impl Client {
         })
     }
 
-    fn token(&self) -> Result<String> {
+    /// The daemon's base URL (`http://host:port`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The API token from the token file.
+    pub fn token(&self) -> Result<String> {
         let text = std::fs::read_to_string(&self.token_file).with_context(|| {
             format!(
                 "cannot read the API token from {} (dsmild writes it to DATA_DIR/api-token on \

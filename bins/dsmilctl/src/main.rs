@@ -6,6 +6,7 @@ mod learn;
 mod output;
 mod run;
 mod tpm;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -63,6 +64,20 @@ enum Command {
     Learn {
         #[command(subcommand)]
         action: LearnAction,
+    },
+    /// Tails the live WebSocket stream: metrics, alerts, emergencies.
+    Watch {
+        /// Metric types to follow, comma-separated (system_health, agent_activity,
+        /// security_event, dsmil_device, tpm_event, avx512_performance,
+        /// workflow_coordination); default: all. Alerts and emergencies always come.
+        #[arg(long, value_delimiter = ',')]
+        types: Vec<String>,
+        /// Stop after N messages.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Keep reconnecting when the daemon goes away.
+        #[arg(long)]
+        follow: bool,
     },
     /// The daemon's TPM: what it is, and quotes for remote attestation.
     Tpm {
@@ -165,6 +180,22 @@ fn run(cli: &Cli) -> Result<()> {
         } => {
             let summary = audit::verify(path, head.as_deref())?;
             output::print(cli.json, &summary, audit::text);
+        }
+        Command::Watch {
+            types,
+            count,
+            follow,
+        } => {
+            let client = Client::new(&cli.url, &cli.token_file)?;
+            watch::watch(
+                &client,
+                &watch::WatchOptions {
+                    types: types.clone(),
+                    json: cli.json,
+                    count: *count,
+                    follow: *follow,
+                },
+            )?;
         }
         Command::Tpm { action } => {
             let client = Client::new(&cli.url, &cli.token_file)?;

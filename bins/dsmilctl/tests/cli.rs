@@ -511,3 +511,47 @@ fn tpm_info_and_a_quote_tpm2_checkquote_accepts() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn watch_tails_the_live_stream() {
+    let Some(dsmild) = sibling_dsmild() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dsmil.toml");
+    std::fs::write(
+        &config,
+        "health_interval_ms = 200\n[alerts]\ncpu_percent = { warning = 0.0, critical = 95.0 }\n",
+    )
+    .unwrap();
+    let (_daemon, url, token) = start_daemon(dsmild, &config, dir.path());
+    let base = ["--url", &url, "--token-file", token.to_str().unwrap()];
+    let ctl = |extra: &[&str]| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(extra);
+        dsmilctl(&args)
+    };
+    // Text: the greeting, then health lines (and the CPU alert every client gets).
+    let out = ctl(&["watch", "--types", "system_health", "--count", "6"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = text(&out.stdout);
+    assert!(lines.starts_with("connected (client"), "{lines}");
+    assert!(lines.contains("subscribed to [\"system_health\"]"), "{lines}");
+    assert!(lines.contains("system_health") && lines.contains("cpu "), "{lines}");
+    assert!(lines.contains("ALERT"), "{lines}");
+    // JSON: one message per line, sequence numbers without gaps.
+    let out = ctl(&["--json", "watch", "--count", "5"]);
+    let seqs: Vec<u64> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    // An unknown type is refused with the daemon's reason.
+    let out = ctl(&["watch", "--types", "cpu"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("not a metric type"), "{}", text(&out.stderr));
+    // A wrong token says so.
+    std::fs::write(&token, "x".repeat(64)).unwrap();
+    let out = ctl(&["watch", "--count", "1"]);
+    assert!(text(&out.stderr).contains("401"), "{}", text(&out.stderr));
+}
