@@ -279,9 +279,13 @@ fn read_rows(path: &Path) -> Result<Vec<Row>> {
         .collect()
 }
 
-/// Whether larger values of `unit` are better (rates, rewards) or smaller (times).
+/// Whether larger values of `unit` are better (rates, rewards) or smaller (times, memory,
+/// CPU use).
 fn higher_is_better(unit: &str) -> bool {
-    !matches!(unit, "ns" | "µs" | "us" | "ms" | "s")
+    !matches!(
+        unit,
+        "ns" | "µs" | "us" | "ms" | "s" | "KiB" | "MiB" | "% CPU"
+    )
 }
 
 /// One row from `…/new/benchmark.json` and its sibling `estimates.json`.

@@ -1,8 +1,10 @@
 //! One client connection: greeting and snapshot, then its queue, its requests, server pings —
 //! until it leaves, falls behind, stops answering, or the server shuts down.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -51,12 +53,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<S> {
     async fn send_text(&mut self, body: &str) -> Result<(), Ended> {
         self.seq += 1;
         let text = protocol::with_seq(self.seq, body);
-        match tokio::time::timeout(
-            self.hub.inner.config.write_timeout,
-            self.ws.send(Message::text(text)),
-        )
-        .await
-        {
+        // Most writes finish at once: arm the write timeout only for one that does not.
+        let mut send = std::pin::pin!(self.ws.send(Message::text(text)));
+        let first = std::future::poll_fn(|cx| Poll::Ready(send.as_mut().poll(cx))).await;
+        let result = match first {
+            Poll::Ready(r) => Ok(r),
+            Poll::Pending => tokio::time::timeout(self.hub.inner.config.write_timeout, send).await,
+        };
+        match result {
             Ok(Ok(())) => {
                 self.hub
                     .inner

@@ -28,11 +28,16 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
-/// The tungstenite settings that enforce the hub's limits (message and frame size).
+/// The tungstenite settings that enforce the hub's limits (message and frame size) and keep
+/// an idle connection small: clients send little, so the read buffer is 4 KiB, and messages
+/// are written as they come (the hub flushes each one anyway) instead of through a 128 KiB
+/// write buffer.
 pub fn websocket_config(config: &HubConfig) -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(config.max_message_bytes))
         .max_frame_size(Some(config.max_message_bytes))
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
 }
 
 /// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key` (RFC 6455), for HTTP servers
