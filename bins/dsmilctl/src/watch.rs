@@ -105,7 +105,10 @@ async fn run(client: &Client, options: &WatchOptions) -> Result<()> {
             }
             let seq = value["seq"].as_u64().unwrap_or(0);
             if last_seq != 0 && seq != last_seq + 1 {
-                eprintln!("dsmilctl: {} messages missed", seq.saturating_sub(last_seq + 1));
+                eprintln!(
+                    "dsmilctl: {} messages missed",
+                    seq.saturating_sub(last_seq + 1)
+                );
             }
             last_seq = seq;
             let line = if options.json {
@@ -138,11 +141,16 @@ fn f(v: &Value) -> String {
 /// One line for a person.
 pub fn render(v: &Value) -> String {
     let data = &v["data"];
-    let ts = data["timestamp"].as_str().unwrap_or("").get(11..19).unwrap_or("");
+    let ts = data["timestamp"]
+        .as_str()
+        .unwrap_or("")
+        .get(11..19)
+        .unwrap_or("");
     match v["type"].as_str().unwrap_or("") {
         "connection_established" => format!(
             "connected (client {}, server time {})",
-            v["client_id"], v["server_time"].as_str().unwrap_or("?")
+            v["client_id"],
+            v["server_time"].as_str().unwrap_or("?")
         ),
         "subscription_updated" => format!("subscribed to {}", v["subscribed"]),
         "alert" => format!(
@@ -152,7 +160,11 @@ pub fn render(v: &Value) -> String {
             data["metric_name"].as_str().unwrap_or("?"),
             f(&data["current_value"]),
             f(&data["threshold_value"]),
-            if data["auto_resolved"] == true { " RESOLVED" } else { "" },
+            if data["auto_resolved"] == true {
+                " RESOLVED"
+            } else {
+                ""
+            },
             data["description"].as_str().unwrap_or("")
         ),
         "emergency" => format!(
@@ -178,7 +190,11 @@ pub fn render(v: &Value) -> String {
             };
             format!(
                 "{ts} {kind}{} {detail}",
-                if v["snapshot"] == true { " (latest)" } else { "" }
+                if v["snapshot"] == true {
+                    " (latest)"
+                } else {
+                    ""
+                }
             )
         }
         other => format!("{other} {v}"),

@@ -536,20 +536,34 @@ fn watch_tails_the_live_stream() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let lines = text(&out.stdout);
     assert!(lines.starts_with("connected (client"), "{lines}");
-    assert!(lines.contains("subscribed to [\"system_health\"]"), "{lines}");
-    assert!(lines.contains("system_health") && lines.contains("cpu "), "{lines}");
+    assert!(
+        lines.contains("subscribed to [\"system_health\"]"),
+        "{lines}"
+    );
+    assert!(
+        lines.contains("system_health") && lines.contains("cpu "),
+        "{lines}"
+    );
     assert!(lines.contains("ALERT"), "{lines}");
     // JSON: one message per line, sequence numbers without gaps.
     let out = ctl(&["--json", "watch", "--count", "5"]);
     let seqs: Vec<u64> = text(&out.stdout)
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_u64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
     assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
     // An unknown type is refused with the daemon's reason.
     let out = ctl(&["watch", "--types", "cpu"]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("not a metric type"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not a metric type"),
+        "{}",
+        text(&out.stderr)
+    );
     // A wrong token says so.
     std::fs::write(&token, "x".repeat(64)).unwrap();
     let out = ctl(&["watch", "--count", "1"]);

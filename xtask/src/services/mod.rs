@@ -10,6 +10,7 @@
 //! the pid it recorded (never by process name). Progress goes to stderr, so the stdout of
 //! `services up` can be `eval`ed.
 
+mod chromium;
 mod postgres;
 mod process;
 mod swtpm;
@@ -38,6 +39,8 @@ pub fn up(root: &Path) -> Result<Env> {
     let started = Instant::now();
     let dir = StateDir::open(root)?;
     let mut state = dir.load();
+    // Not a service (the dashboard test starts ChromeDriver itself): only installed.
+    chromium::ensure_installed()?;
     // Saved after each service, so `down` can stop what did start if a later one fails.
     state.swtpm = Some(swtpm::up(dir.path(), state.swtpm.take())?);
     dir.save(&state)?;
