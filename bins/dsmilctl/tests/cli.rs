@@ -159,6 +159,13 @@ fn status_against_a_real_daemon_in_text_and_json() {
     assert!(text(&out.stderr).contains("401"), "{}", text(&out.stderr));
 }
 
+/// Runs dsmilctl against the daemon at `url` with its token file.
+fn ctl_at(url: &str, token: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["--url", url, "--token-file", token.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    dsmilctl(&args)
+}
+
 /// Starts `dsmild` with `config` and a data dir under `dir`; waits for it to answer.
 fn start_daemon(dsmild: PathBuf, config: &Path, dir: &Path) -> (Running, String, PathBuf) {
     let port = TcpListener::bind("127.0.0.1:0")
@@ -402,12 +409,7 @@ fn tpm_info_and_a_quote_tpm2_checkquote_accepts() {
     let config = dir.path().join("dsmil.toml");
     std::fs::write(&config, "").unwrap();
     let (mut daemon, url, token) = start_daemon(dsmild, &config, dir.path());
-    let base = ["--url", &url, "--token-file", token.to_str().unwrap()];
-    let ctl = |extra: &[&str]| {
-        let mut args: Vec<&str> = base.to_vec();
-        args.extend_from_slice(extra);
-        dsmilctl(&args)
-    };
+    let ctl = |extra: &[&str]| ctl_at(&url, &token, extra);
     let out = ctl(&["tpm", "info"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let info = text(&out.stdout);
@@ -525,12 +527,7 @@ fn watch_tails_the_live_stream() {
     )
     .unwrap();
     let (_daemon, url, token) = start_daemon(dsmild, &config, dir.path());
-    let base = ["--url", &url, "--token-file", token.to_str().unwrap()];
-    let ctl = |extra: &[&str]| {
-        let mut args: Vec<&str> = base.to_vec();
-        args.extend_from_slice(extra);
-        dsmilctl(&args)
-    };
+    let ctl = |extra: &[&str]| ctl_at(&url, &token, extra);
     // Text: the greeting, then health lines (and the CPU alert every client gets).
     let out = ctl(&["watch", "--types", "system_health", "--count", "6"]);
     assert!(out.status.success(), "{}", text(&out.stderr));

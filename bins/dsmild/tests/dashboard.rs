@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, PATIENCE, agent, dsmild, free_port};
+use common::{Daemon, PATIENCE, agent, free_port};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
@@ -221,35 +221,6 @@ impl Drop for Browser {
     }
 }
 
-/// dsmild on `port` (a restart on the same address).
-fn start_on(data: &Path, config: &Path, port: u16) -> Daemon {
-    let child = dsmild()
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--config")
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let daemon = Daemon {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + PATIENCE;
-    while agent()
-        .get(format!("{}/api/health", daemon.base))
-        .call()
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "dsmild did not come up again");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    daemon
-}
-
 /// Some of everything: TPM quotes, a refused write on a quarantined device (security and
 /// device events), a workflow that completes and one that fails (agent outcomes).
 fn activity(daemon: &Daemon, token: &str, round: u32) {
@@ -404,7 +375,7 @@ fn dashboard_shows_live_data_and_reconnects_after_a_restart() {
 
     // Back on the same port and data dir: connected again, with status and alerts re-read
     // (the old instance's alert is gone, the new one's is there).
-    let daemon = start_on(&data, &config, port);
+    let daemon = Daemon::start_on(port, &data, &["--config", config.to_str().unwrap()]);
     browser.wait_until("the connection again, with the new CPU alert", |p| {
         let now = cpu_alerts(p);
         p["connection"] == "connected"

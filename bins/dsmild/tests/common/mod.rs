@@ -48,7 +48,11 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(data_dir: &Path, extra: &[&str]) -> Daemon {
-        let port = free_port();
+        Self::start_on(free_port(), data_dir, extra)
+    }
+
+    /// Starts dsmild on a given port (e.g. the port of a daemon that was just stopped).
+    pub fn start_on(port: u16, data_dir: &Path, extra: &[&str]) -> Daemon {
         let child = dsmild()
             .arg("--data-dir")
             .arg(data_dir)
