@@ -2,6 +2,9 @@
 //! (AES-256-GCM, the key's template and public half as associated data), and the operations
 //! on unwrapped keys.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::cipher::{
     AES_256, DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, UnboundCipherKey,
@@ -140,19 +143,70 @@ fn wrong_key(key: &KeyBlob, what: &str) -> BackendError {
     BackendError::InvalidInput(format!("a {:?} key cannot {what}", key.template))
 }
 
+/// Most keys of one kind kept parsed.
+const CACHED_KEYS: usize = 64;
+
+/// Signing keys kept unwrapped and parsed, by their wrapped blob, so repeated signatures skip
+/// the unwrap and the key validation (which costs as much as a signature).
+#[derive(Default)]
+pub struct KeyCache {
+    ecdsa: HashMap<Vec<u8>, Arc<EcdsaKeyPair>>,
+    ecdsa_fixed: HashMap<Vec<u8>, Arc<EcdsaKeyPair>>,
+    rsa: HashMap<Vec<u8>, Arc<RsaKeyPair>>,
+}
+
+fn cached<K>(
+    map: &mut HashMap<Vec<u8>, Arc<K>>,
+    wrapped: &[u8],
+    load: impl FnOnce() -> Result<K, BackendError>,
+) -> Result<Arc<K>, BackendError> {
+    if let Some(k) = map.get(wrapped) {
+        return Ok(k.clone());
+    }
+    let k = Arc::new(load()?);
+    if map.len() >= CACHED_KEYS {
+        map.clear();
+    }
+    map.insert(wrapped.to_vec(), k.clone());
+    Ok(k)
+}
+
+impl KeyCache {
+    fn ecdsa(
+        &mut self,
+        root: &RootKey,
+        key: &KeyBlob,
+        fixed: bool,
+    ) -> Result<Arc<EcdsaKeyPair>, BackendError> {
+        let (map, alg) = if fixed {
+            (&mut self.ecdsa_fixed, &ECDSA_P256_SHA256_FIXED_SIGNING)
+        } else {
+            (&mut self.ecdsa, &ECDSA_P256_SHA256_ASN1_SIGNING)
+        };
+        cached(map, &key.wrapped, || {
+            EcdsaKeyPair::from_pkcs8(alg, &private(root, key)?).map_err(|_| failed("ECC key load"))
+        })
+    }
+
+    fn rsa(&mut self, root: &RootKey, key: &KeyBlob) -> Result<Arc<RsaKeyPair>, BackendError> {
+        cached(&mut self.rsa, &key.wrapped, || {
+            RsaKeyPair::from_pkcs8(&private(root, key)?).map_err(|_| failed("RSA key load"))
+        })
+    }
+}
+
 /// Signs with the key's scheme; ECDSA DER, RSA raw.
 pub fn sign(
     root: &RootKey,
+    cache: &mut KeyCache,
     key: &KeyBlob,
     scheme: SignatureScheme,
     message: &[u8],
 ) -> Result<Vec<u8>, BackendError> {
-    let private = private(root, key)?;
     let rng = SystemRandom::new();
     match (key.template, scheme) {
         (KeyTemplate::EccP256Signing, SignatureScheme::EcdsaP256Sha256) => {
-            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &private)
-                .map_err(|_| failed("ECC key load"))?;
+            let pair = cache.ecdsa(root, key, false)?;
             let sig = pair.sign(&rng, message).map_err(|_| failed("ECDSA"))?;
             Ok(sig.as_ref().to_vec())
         }
@@ -160,7 +214,7 @@ pub fn sign(
             KeyTemplate::Rsa2048Signing,
             SignatureScheme::RsassaSha256 | SignatureScheme::RsapssSha256,
         ) => {
-            let pair = RsaKeyPair::from_pkcs8(&private).map_err(|_| failed("RSA key load"))?;
+            let pair = cache.rsa(root, key)?;
             let padding: &'static dyn signature::RsaEncoding =
                 if scheme == SignatureScheme::RsassaSha256 {
                     &signature::RSA_PKCS1_SHA256
@@ -179,12 +233,11 @@ pub fn sign(
 /// Signs with fixed-width `r || s` (for quotes).
 pub fn sign_ecdsa_fixed(
     root: &RootKey,
+    cache: &mut KeyCache,
     key: &KeyBlob,
     message: &[u8],
 ) -> Result<[u8; 64], BackendError> {
-    let private = private(root, key)?;
-    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &private)
-        .map_err(|_| failed("ECC key load"))?;
+    let pair = cache.ecdsa(root, key, true)?;
     let sig = pair
         .sign(&SystemRandom::new(), message)
         .map_err(|_| failed("ECDSA"))?;

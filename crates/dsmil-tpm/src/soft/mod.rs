@@ -43,6 +43,7 @@ struct Counters {
 pub struct SoftTpm {
     dir: PathBuf,
     root: crypto::RootKey,
+    keys: crypto::KeyCache,
     pcrs: [[u8; 32]; PCR_COUNT as usize],
     nv: nv::NvStore,
     started: Instant,
@@ -108,6 +109,7 @@ impl SoftTpm {
         Ok(Self {
             dir: dir.to_owned(),
             root,
+            keys: crypto::KeyCache::default(),
             pcrs,
             nv: nv::NvStore::open(&dir.join("nv.json"))?,
             started: Instant::now(),
@@ -172,7 +174,7 @@ impl TpmBackend for SoftTpm {
         scheme: SignatureScheme,
         message: &[u8],
     ) -> BackendResult<Vec<u8>> {
-        crypto::sign(&self.root, key, scheme, message)
+        crypto::sign(&self.root, &mut self.keys, key, scheme, message)
     }
 
     fn verify(
@@ -326,7 +328,7 @@ impl TpmBackend for SoftTpm {
             pcr_digest: wire::pcr_digest(&values).to_vec(),
         }
         .marshal();
-        let rs = crypto::sign_ecdsa_fixed(&self.root, ak, &attest)?;
+        let rs = crypto::sign_ecdsa_fixed(&self.root, &mut self.keys, ak, &attest)?;
         let signature = TpmtSignature::Ecdsa {
             r: rs[..32].to_vec(),
             s: rs[32..].to_vec(),
