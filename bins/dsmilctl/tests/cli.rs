@@ -115,13 +115,11 @@ fn status_against_a_real_daemon_in_text_and_json() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("dsmil.toml");
-    std::fs::write(
-        &config,
+    let (_daemon, url, token) = start_daemon(
+        dsmild,
         "[[agents]]\nid = \"echo\"\nkind = \"command\"\ncommand = \"/bin/cat\"\n",
-    )
-    .unwrap();
-    let (_daemon, url, token) = start_daemon(dsmild, &config, dir.path());
+        dir.path(),
+    );
     let args = [
         "--url",
         &url,
@@ -166,8 +164,11 @@ fn ctl_at(url: &str, token: &Path, extra: &[&str]) -> Output {
     dsmilctl(&args)
 }
 
-/// Starts `dsmild` with `config` and a data dir under `dir`; waits for it to answer.
-fn start_daemon(dsmild: PathBuf, config: &Path, dir: &Path) -> (Running, String, PathBuf) {
+/// Starts `dsmild` with the configuration `config_text` and a data dir under `dir`; waits for
+/// it to answer.
+fn start_daemon(dsmild: PathBuf, config_text: &str, dir: &Path) -> (Running, String, PathBuf) {
+    let config = dir.join("dsmil.toml");
+    std::fs::write(&config, config_text).unwrap();
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -177,7 +178,7 @@ fn start_daemon(dsmild: PathBuf, config: &Path, dir: &Path) -> (Running, String,
     let daemon = Running(
         Command::new(dsmild)
             .arg("--config")
-            .arg(config)
+            .arg(&config)
             .arg("--data-dir")
             .arg(&data)
             .arg("--listen")
@@ -203,9 +204,7 @@ fn learn_import_checks_the_file_first_then_predicts() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("dsmil.toml");
-    std::fs::write(&config, "").unwrap();
-    let (_daemon, url, token) = start_daemon(dsmild, &config, dir.path());
+    let (_daemon, url, token) = start_daemon(dsmild, "", dir.path());
     let token = token.to_str().unwrap().to_owned();
     let record = |agent: &str, text: &str, success: f64| {
         serde_json::json!({"agent_id": agent, "task_type": "job", "task_description": text,
@@ -306,9 +305,7 @@ fn run_prints_progress_and_fails_when_the_workflow_fails() {
             "crates/dsmil-coord/examples/agents",
             agents.to_str().unwrap(),
         );
-    let config = dir.path().join("dsmil.toml");
-    std::fs::write(&config, toml).unwrap();
-    let (_daemon, url, token) = start_daemon(dsmild, &config, dir.path());
+    let (_daemon, url, token) = start_daemon(dsmild, &toml, dir.path());
     let token = token.to_str().unwrap().to_owned();
     let run = |extra: &[&str]| {
         let mut args = vec!["--url", url.as_str(), "--token-file", token.as_str()];
@@ -349,13 +346,11 @@ fn audit_verify_checks_the_daemons_log_offline_and_names_tampering() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("dsmil.toml");
-    std::fs::write(
-        &config,
+    let (mut daemon, url, token) = start_daemon(
+        dsmild,
         "[[agents]]\nid = \"broken\"\nkind = \"builtin\"\nbuiltin = \"fail\"\ncircuit_breaker = { failure_threshold = 1 }\n",
-    )
-    .unwrap();
-    let (mut daemon, url, token) = start_daemon(dsmild, &config, dir.path());
+        dir.path(),
+    );
     let spec = dir.path().join("w.toml");
     std::fs::write(
         &spec,
@@ -406,9 +401,7 @@ fn tpm_info_and_a_quote_tpm2_checkquote_accepts() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("dsmil.toml");
-    std::fs::write(&config, "").unwrap();
-    let (mut daemon, url, token) = start_daemon(dsmild, &config, dir.path());
+    let (mut daemon, url, token) = start_daemon(dsmild, "", dir.path());
     let ctl = |extra: &[&str]| ctl_at(&url, &token, extra);
     let out = ctl(&["tpm", "info"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -520,13 +513,11 @@ fn watch_tails_the_live_stream() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("dsmil.toml");
-    std::fs::write(
-        &config,
+    let (_daemon, url, token) = start_daemon(
+        dsmild,
         "health_interval_ms = 200\n[alerts]\ncpu_percent = { warning = 0.0, critical = 95.0 }\n",
-    )
-    .unwrap();
-    let (_daemon, url, token) = start_daemon(dsmild, &config, dir.path());
+        dir.path(),
+    );
     let ctl = |extra: &[&str]| ctl_at(&url, &token, extra);
     // Text: the greeting, then health lines (and the CPU alert every client gets).
     let out = ctl(&["watch", "--types", "system_health", "--count", "6"]);
