@@ -457,17 +457,7 @@ impl Tpm {
         label: &str,
         plaintext: &[u8],
     ) -> Result<Completed<Vec<u8>>, TpmError> {
-        let label = label.to_owned();
-        let plaintext = plaintext.to_vec();
-        self.run(TpmOperation::EncryptAes256, move |w, op| {
-            let key = w.keys.get(&label)?;
-            let scheme = default_encryption(&key)?;
-            if scheme == EncryptionScheme::RsaOaepSha256 {
-                *op = TpmOperation::EncryptRsa;
-            }
-            w.backend.encrypt(&key, scheme, &plaintext)
-        })
-        .await
+        self.cipher(label, plaintext, true).await
     }
 
     /// Decrypts what `encrypt` made with the same key.
@@ -476,15 +466,38 @@ impl Tpm {
         label: &str,
         ciphertext: &[u8],
     ) -> Result<Completed<Vec<u8>>, TpmError> {
+        self.cipher(label, ciphertext, false).await
+    }
+
+    /// Encryption or decryption with the key's scheme, measured as the operation it is.
+    async fn cipher(
+        &self,
+        label: &str,
+        input: &[u8],
+        encrypt: bool,
+    ) -> Result<Completed<Vec<u8>>, TpmError> {
         let label = label.to_owned();
-        let ciphertext = ciphertext.to_vec();
-        self.run(TpmOperation::DecryptAes256, move |w, op| {
+        let input = input.to_vec();
+        let aes_op = if encrypt {
+            TpmOperation::EncryptAes256
+        } else {
+            TpmOperation::DecryptAes256
+        };
+        self.run(aes_op, move |w, op| {
             let key = w.keys.get(&label)?;
             let scheme = default_encryption(&key)?;
             if scheme == EncryptionScheme::RsaOaepSha256 {
-                *op = TpmOperation::DecryptRsa;
+                *op = if encrypt {
+                    TpmOperation::EncryptRsa
+                } else {
+                    TpmOperation::DecryptRsa
+                };
             }
-            w.backend.decrypt(&key, scheme, &ciphertext)
+            if encrypt {
+                w.backend.encrypt(&key, scheme, &input)
+            } else {
+                w.backend.decrypt(&key, scheme, &input)
+            }
         })
         .await
     }
