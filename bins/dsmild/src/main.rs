@@ -82,6 +82,7 @@ async fn run(config: DaemonConfig) -> Result<()> {
         .with_context(|| format!("cannot resolve data dir {}", config.data_dir.display()))?;
     let token = token::load_or_create(&data_dir)?;
     let bus = EventBus::new(config.event_bus_capacity);
+    let early = monitoring::EarlySubscriptions::take(&bus);
     let engine = Arc::new(
         Engine::start(
             EngineConfig::default(),
@@ -109,6 +110,7 @@ async fn run(config: DaemonConfig) -> Result<()> {
     let monitor = monitoring::start(
         &config,
         &bus,
+        early,
         audit.clone(),
         coordinator.clone(),
         engine.clone(),

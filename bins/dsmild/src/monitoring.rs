@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use dsmil_core::ports::{AuditSink, PerformanceScaling, Throttle};
-use dsmil_core::{DaemonConfig, EventBus};
+use dsmil_core::{DaemonConfig, EventBus, Subscriber};
 use dsmil_monitor::alerts::{
-    AlertDriverOptions, AlertEngine, AlertEngineTask, AlertsView, AuditWriter, spawn_alert_engine,
+    AlertDriverOptions, AlertEngine, AlertEngineTask, AlertsView, AuditWriter,
+    spawn_alert_engine_on,
 };
 use dsmil_monitor::collect::{CollectorHandle, SystemCollector, spawn_system_collector};
 use dsmil_monitor::ws::{Hub, HubConfig};
@@ -26,21 +27,44 @@ pub struct Monitoring {
     alert_task: AlertEngineTask,
 }
 
-/// Starts the alert engine (first, so it sees the first sample), the collector and the hub.
+/// The monitor's subscriptions to the event bus, taken as soon as the bus exists so that
+/// nothing the other layers publish while dsmild wires them is missed: security events at
+/// start-up count towards their alert, and an alert raised by the first health sample is in
+/// the snapshot every WebSocket client is sent.
+pub struct EarlySubscriptions {
+    alerts: Subscriber,
+    hub: Subscriber,
+}
+
+impl EarlySubscriptions {
+    /// Subscribes the alert engine and the WebSocket hub to `bus`.
+    pub fn take(bus: &EventBus) -> Self {
+        Self {
+            alerts: bus.subscribe(),
+            hub: bus.subscribe(),
+        }
+    }
+}
+
+/// Starts the WebSocket hub and the alert engine on the early subscriptions, then the
+/// collector (whose first sample is published at once).
 pub fn start(
     config: &DaemonConfig,
     bus: &EventBus,
+    early: EarlySubscriptions,
     audit: Arc<dyn AuditSink>,
     throttle: Arc<dyn Throttle>,
     scaling: Arc<dyn PerformanceScaling>,
 ) -> Result<Monitoring> {
+    let hub = Hub::new(HubConfig::default());
+    hub.pump_from(early.hub);
     let engine = AlertEngine::new(config.alerts.clone())
         .context("invalid alert thresholds")?
         .with_bus(bus.clone())
         .with_audit(AuditWriter::spawn(audit).context("cannot start the alert audit writer")?)
         .with_throttle(throttle)
         .with_scaling(scaling);
-    let alert_task = spawn_alert_engine(engine, bus, AlertDriverOptions::default())
+    let alert_task = spawn_alert_engine_on(engine, early.alerts, AlertDriverOptions::default())
         .context("cannot start the alert engine")?;
     let collector = spawn_system_collector(
         SystemCollector::new(&config.data_dir),
@@ -48,8 +72,6 @@ pub fn start(
         bus.clone(),
     )
     .context("cannot start the health collector")?;
-    let hub = Hub::new(HubConfig::default());
-    hub.pump(bus);
     Ok(Monitoring {
         hub,
         alerts: alert_task.view(),

@@ -53,7 +53,13 @@ async fn websocket_alerts_and_metrics_on_a_real_daemon() {
     assert_eq!(hello["seq"], 1);
     // Live health samples and the CPU alert arrive.
     let (mut health, mut alert) = (None, None);
+    let deadline = Instant::now() + common::PATIENCE;
     while health.is_none() || alert.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "in {:?}: health {health:?}, alert {alert:?}",
+            common::PATIENCE
+        );
         let m = recv(&mut ws).await;
         if m["metric_type"] == "system_health" {
             health = Some(m);
@@ -68,7 +74,9 @@ async fn websocket_alerts_and_metrics_on_a_real_daemon() {
     ws.send(Message::text(r#"{"type":"ping","n":1}"#))
         .await
         .unwrap();
+    let deadline = Instant::now() + common::PATIENCE;
     loop {
+        assert!(Instant::now() < deadline, "no pong");
         let m = recv(&mut ws).await;
         if m["type"] == "pong" {
             assert_eq!(m["n"], 1);
@@ -135,7 +143,9 @@ async fn websocket_alerts_and_metrics_on_a_real_daemon() {
 
     // A stop says goodbye to WebSocket clients.
     let stopping = std::thread::spawn(move || daemon.stop(Signal::SIGTERM));
+    let deadline = Instant::now() + common::PATIENCE;
     let frame = loop {
+        assert!(Instant::now() < deadline, "no close frame");
         match tokio::time::timeout(Duration::from_secs(20), ws.next())
             .await
             .unwrap()

@@ -390,6 +390,50 @@ async fn a_client_that_never_answers_pings_is_closed() {
     drop(ws);
 }
 
+/// An embedder subscribes when it creates the bus and starts the pump later: an alert raised
+/// in between (by the first health sample, say) is still replayed to clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_subscription_keeps_alerts_raised_before_the_pump_started() {
+    let bus = EventBus::new(64);
+    let early = bus.subscribe();
+    bus.publish(Event::Alert(PerformanceAlert {
+        alert_id: "cpu-early".into(),
+        timestamp: Utc::now(),
+        alert_level: AlertLevel::Warning,
+        metric_type: MetricType::SystemHealth,
+        metric_name: "cpu_usage_percent".into(),
+        current_value: 81.0,
+        threshold_value: 80.0,
+        description: "raised before the hub existed".into(),
+        recommended_actions: vec![],
+        auto_resolved: false,
+    }));
+    let hub = Hub::new(HubConfig::default());
+    hub.pump_from(early);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    let h = hub.clone();
+    tokio::spawn(async move { h.serve_tcp(listener, Some(TOKEN.into())).await });
+    let s = Server { hub, bus, url };
+    // The pump may not have run yet: reconnect until the hub knows the alert.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut ws = loop {
+        let mut ws = connect(&s).await;
+        assert_eq!(next(&mut ws).await["type"], "connection_established");
+        ws.send(Message::text(r#"{"type":"ping"}"#)).await.unwrap();
+        let m = next(&mut ws).await;
+        if m["type"] == "alert" {
+            break ws;
+        }
+        assert_eq!(m["type"], "pong");
+        assert!(tokio::time::Instant::now() < deadline, "the alert was lost");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    ws.send(Message::text(r#"{"type":"ping"}"#)).await.unwrap();
+    assert_eq!(next(&mut ws).await["type"], "pong");
+    s.hub.shutdown();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn active_alerts_are_replayed_to_new_clients_until_resolved() {
     let s = server(HubConfig::default()).await;

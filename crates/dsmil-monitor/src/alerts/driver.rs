@@ -129,6 +129,17 @@ pub fn spawn_alert_engine(
     bus: &EventBus,
     options: AlertDriverOptions,
 ) -> Result<AlertEngineTask, NoRuntime> {
+    spawn_alert_engine_on(engine, bus.subscribe(), options)
+}
+
+/// Like [`spawn_alert_engine`], from a subscription taken earlier: an embedder subscribes as
+/// soon as it creates the bus, so that events published while it wires the rest (security
+/// events at start-up, say) are evaluated too.
+pub fn spawn_alert_engine_on(
+    engine: AlertEngine,
+    events: Subscriber,
+    options: AlertDriverOptions,
+) -> Result<AlertEngineTask, NoRuntime> {
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| NoRuntime)?;
     let view = AlertsView {
         engine: Arc::new(Mutex::new(engine)),
@@ -137,7 +148,7 @@ pub fn spawn_alert_engine(
     };
     let (stop, stop_rx) = watch::channel(false);
     let task = runtime.spawn(run(
-        bus.subscribe(),
+        events,
         view.clone(),
         options.evaluate_every.max(Duration::from_millis(1)),
         stop_rx,

@@ -37,7 +37,9 @@ mod metric;
 mod responses;
 
 pub use audit::{AuditStats, AuditWriter, DEFAULT_AUDIT_QUEUE};
-pub use driver::{AlertDriverOptions, AlertEngineTask, AlertsView, spawn_alert_engine};
+pub use driver::{
+    AlertDriverOptions, AlertEngineTask, AlertsView, spawn_alert_engine, spawn_alert_engine_on,
+};
 pub use engine::{
     ActiveAlert, AlertChange, AlertCounters, AlertEngine, AlertEngineOptions, AlertError,
     AlertTransition, AlertsSnapshot, DEFAULT_HISTORY_CAPACITY, DEFAULT_MIN_AGENT_SAMPLES,

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use dsmil_core::monitoring::MetricType;
-use dsmil_core::{EventBus, events::RecvError};
+use dsmil_core::{EventBus, Subscriber, events::RecvError};
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc, watch};
 
@@ -174,9 +174,17 @@ impl Hub {
     }
 
     /// Spawns the task that forwards every bus event to the clients (until the bus closes or
-    /// [`Hub::shutdown`]).
+    /// [`Hub::shutdown`]). Only events published after this call are seen: an embedder whose
+    /// components publish while it is still wiring the hub should subscribe first and use
+    /// [`Hub::pump_from`].
     pub fn pump(&self, bus: &EventBus) -> tokio::task::JoinHandle<()> {
-        let mut events = bus.subscribe();
+        self.pump_from(bus.subscribe())
+    }
+
+    /// Like [`Hub::pump`], from a subscription taken earlier, so that events published between
+    /// then and now (an alert raised by the first health sample, say) still reach the snapshot
+    /// that new clients are sent.
+    pub fn pump_from(&self, mut events: Subscriber) -> tokio::task::JoinHandle<()> {
         let hub = self.clone();
         let mut stop = self.inner.shutdown.subscribe();
         tokio::spawn(async move {
