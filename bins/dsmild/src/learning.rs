@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use dsmil_accel::{AccelIndex, Platform};
+use dsmil_accel::{AccelIndex, Meter, Platform};
 use dsmil_core::DaemonConfig;
 use dsmil_core::learning::EMBEDDING_DIM;
 use dsmil_core::ports::Similarity;
@@ -18,10 +18,13 @@ pub const SQLITE_FILE: &str = "learn.sqlite";
 pub const OUTBOX_FILE: &str = "learn-outbox.sqlite";
 
 /// Opens the store and starts the engine; agents from the configuration become candidates.
+/// The embedded store's similarity searches are counted by `meter` (the accelerator engine's
+/// counters and throughput events, so the dashboard charts them).
 pub async fn start(
     config: &DaemonConfig,
     data_dir: &Path,
     platform: Platform,
+    meter: Meter,
 ) -> Result<Arc<LearningEngine>> {
     let store: Arc<dyn PerformanceStore> = match &config.database_url {
         Some(url) => {
@@ -38,7 +41,8 @@ pub async fn start(
         None => {
             let path = data_dir.join(SQLITE_FILE);
             let index = AccelIndex::new(platform, EMBEDDING_DIM, Similarity::Cosine)
-                .context("cannot create the vector index")?;
+                .context("cannot create the vector index")?
+                .with_meter(meter);
             Arc::new(
                 SqliteStore::open(&path, Box::new(index))
                     .await

@@ -95,7 +95,7 @@ async fn run(config: DaemonConfig) -> Result<()> {
 
     let tpm = tpm::start(&config, &data_dir, &bus)?;
     let audit_signer = tpm::audit_signer(&tpm).await?;
-    let learning = learning::start(&config, &data_dir, platform).await?;
+    let learning = learning::start(&config, &data_dir, platform, engine.meter()).await?;
     let audit = audit::start(&data_dir, audit_signer.clone()).await?;
     let coordinator = coordination::start(
         &config,

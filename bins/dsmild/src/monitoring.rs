@@ -56,7 +56,7 @@ pub fn start(
     throttle: Arc<dyn Throttle>,
     scaling: Arc<dyn PerformanceScaling>,
 ) -> Result<Monitoring> {
-    let hub = Hub::new(HubConfig::default());
+    let hub = Hub::new(HubConfig::from(&config.websocket));
     hub.pump_from(early.hub);
     let engine = AlertEngine::new(config.alerts.clone())
         .context("invalid alert thresholds")?

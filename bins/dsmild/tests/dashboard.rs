@@ -245,6 +245,13 @@ fn activity(daemon: &Daemon, token: &str, round: u32) {
          [[tasks]]\nid = \"a\"\nagent_id = \"echo\"\ntask_description = \"echo\"\ninput_data = {{ n = {round} }}\n\
          [[tasks]]\nid = \"b\"\nagent_id = \"echo\"\ntask_description = \"echo\"\ninput_data = {{ n = 0 }}\n{fails}"
     );
+    // A prediction searches the embedded store's index: accelerator work on the chart.
+    let (status, p) = daemon.post(
+        "/api/learn/predict",
+        token,
+        &format!(r#"{{"task_description":"echo round {round}"}}"#),
+    );
+    assert_eq!(status, 200, "{p}");
     let mut resp = agent()
         .post(format!("{}/api/workflows", daemon.base))
         .header("Authorization", &format!("Bearer {token}"))
@@ -326,20 +333,24 @@ fn dashboard_shows_live_data_and_reconnects_after_a_restart() {
         }
         std::thread::sleep(Duration::from_millis(700));
     }
-    browser.wait_until("TPM operations, agent outcomes and events", |p| {
-        leading_number(&p["tpm_ops"]).is_some_and(|n| n > 0.0)
-            && p["agents"].as_str().is_some_and(|a| a != "0 / 0")
-            && p["events"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|k| k == "quarantine_violation")
-            && p["events"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|k| k == "device_write")
-    });
+    browser.wait_until(
+        "TPM operations, agent outcomes, accelerator work and events",
+        |p| {
+            leading_number(&p["tpm_ops"]).is_some_and(|n| n > 0.0)
+                && p["accel"].as_str().is_some_and(|a| a.ends_with("B/s"))
+                && p["agents"].as_str().is_some_and(|a| a != "0 / 0")
+                && p["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|k| k == "quarantine_violation")
+                && p["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|k| k == "device_write")
+        },
+    );
     // Nothing was lost on the way (the bus and the per-client queue have room to spare).
     assert_eq!(browser.execute(READ_PAGE)["missed"], "0");
     std::thread::sleep(Duration::from_millis(1200)); // one redraw of the charts

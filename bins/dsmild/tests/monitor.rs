@@ -187,3 +187,56 @@ fn the_websocket_route_refuses_plain_http() {
     assert_eq!(status, 426, "{body}");
     assert_eq!(body["error"]["code"], "websocket_required");
 }
+
+/// `[websocket]` limits reach the hub: a second client beyond `max_clients` is refused with
+/// 1013, and a message over `max_message_bytes` closes its sender with 1009.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_limits_come_from_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dsmil.toml");
+    std::fs::write(
+        &config,
+        "[websocket]\nmax_clients = 1\nmax_message_bytes = 1024\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let daemon = Daemon::start(&data, &["--config", config.to_str().unwrap()]);
+    let token = std::fs::read_to_string(data.join("api-token")).unwrap();
+    let url = format!("{}?token={}", ws_url(&daemon), token.trim());
+    let (mut first, _) = connect_async(&url).await.unwrap();
+    assert_eq!(recv(&mut first).await["type"], "connection_established");
+
+    let (mut second, _) = connect_async(&url).await.unwrap();
+    let refused = close_frame(&mut second).await;
+    assert_eq!(refused.code, CloseCode::Again, "{refused:?}");
+    assert!(refused.reason.contains("too many clients"), "{refused:?}");
+
+    first
+        .send(Message::text(format!(
+            r#"{{"type":"ping","pad":"{}"}}"#,
+            "x".repeat(2048)
+        )))
+        .await
+        .unwrap();
+    let closed = close_frame(&mut first).await;
+    assert_eq!(closed.code, CloseCode::Size, "{closed:?}");
+    assert!(closed.reason.contains("1024"), "{closed:?}");
+}
+
+/// Reads until the server's close frame (health samples may come first).
+async fn close_frame<S>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+) -> tokio_tungstenite::tungstenite::protocol::CloseFrame
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let deadline = Instant::now() + common::PATIENCE;
+    loop {
+        assert!(Instant::now() < deadline, "no close frame");
+        match tokio::time::timeout(common::PATIENCE, ws.next()).await {
+            Ok(Some(Ok(Message::Close(Some(frame))))) => return frame,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("expected a close frame: {other:?}"),
+        }
+    }
+}

@@ -3,9 +3,12 @@
 //! Small indexes are scanned exactly in f32; from [`QUANTIZED_FROM_ROWS`] rows on, a search scans
 //! the int8 codes (a quarter of the bytes) and re-ranks the best candidates exactly, so the
 //! values returned are exact and recall@10 measures 1.000 on our tests and benchmark data.
+//! With a [`Meter`] ([`AccelIndex::with_meter`]) every search is counted in an engine's counters
+//! and throughput events: `top_k` for exact scans, `quantized_scan` for int8 ones.
 
 use dsmil_core::ports::{Hit, PortError, Similarity, VectorIndex, VectorKernel, check_rows};
 
+use crate::engine::{Meter, OpKind};
 use crate::quantized::{QuantizedIndex, default_candidates};
 use crate::{AccelVectorKernel, Platform};
 
@@ -19,6 +22,7 @@ pub struct AccelIndex {
     platform: Platform,
     rows: Vec<f32>,
     codes: QuantizedIndex,
+    meter: Option<Meter>,
 }
 
 impl AccelIndex {
@@ -28,7 +32,27 @@ impl AccelIndex {
             platform,
             rows: Vec::new(),
             codes: QuantizedIndex::empty(dim, metric)?,
+            meter: None,
         })
+    }
+
+    /// Counts every search with `meter` (an [`Engine::meter`](crate::Engine::meter)).
+    pub fn with_meter(mut self, meter: Meter) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
+    /// Runs a search, recorded by the meter when there is one.
+    fn metered<T>(
+        &self,
+        kind: OpKind,
+        bytes: usize,
+        search: impl FnOnce() -> Result<T, PortError>,
+    ) -> Result<T, PortError> {
+        match &self.meter {
+            Some(meter) => meter.measure(kind, u64::try_from(bytes).unwrap_or(u64::MAX), search),
+            None => search(),
+        }
     }
 
     /// Bytes held (f32 rows plus codes).
@@ -65,12 +89,25 @@ impl VectorIndex for AccelIndex {
         if self.len() < QUANTIZED_FROM_ROWS {
             self.search_exact(query, k)
         } else {
-            self.codes
-                .search(self.platform, query, &self.rows, k, default_candidates(k))
+            // The codes are scanned; the candidates' f32 rows are read again to re-rank them.
+            let candidates = default_candidates(k).min(self.len());
+            let bytes = self.codes.code_bytes() + candidates * self.dim() * 4;
+            self.metered(OpKind::QuantizedScan, bytes, || {
+                self.codes
+                    .search(self.platform, query, &self.rows, k, default_candidates(k))
+            })
         }
     }
 
     fn search_exact(&self, query: &[f32], k: usize) -> Result<Vec<Hit>, PortError> {
-        AccelVectorKernel::new(self.platform).top_k(query, &self.rows, self.dim(), k, self.metric())
+        self.metered(OpKind::TopK, self.rows.len() * 4, || {
+            AccelVectorKernel::new(self.platform).top_k(
+                query,
+                &self.rows,
+                self.dim(),
+                k,
+                self.metric(),
+            )
+        })
     }
 }

@@ -56,8 +56,8 @@ pub mod topology;
 
 pub use detect::capabilities;
 pub use engine::{
-    AccelError, AlignedBytes, AlignedVec, Completed, Engine, EngineConfig, JobHandle, OpCounters,
-    OpKind,
+    AccelError, AlignedBytes, AlignedVec, Completed, Engine, EngineConfig, JobHandle, Meter,
+    OpCounters, OpKind,
 };
 pub use index::AccelIndex;
 pub use platform::{FORCE_VAR, Platform, PlatformError};

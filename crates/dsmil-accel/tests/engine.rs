@@ -383,6 +383,54 @@ async fn counters_add_up_and_the_bus_hears_about_it() {
     assert!(engine.counters().is_empty());
 }
 
+/// Searches of an index with the engine's meter count as `top_k` (exact) and
+/// `quantized_scan` (int8) work, with the rows' bytes, and the bus hears about them; a failed
+/// search counts as a failure.
+#[tokio::test]
+async fn a_metered_index_counts_its_searches_with_the_engine() {
+    use dsmil_accel::AccelIndex;
+    use dsmil_accel::index::QUANTIZED_FROM_ROWS;
+    use dsmil_core::ports::{Similarity, VectorIndex};
+
+    let bus = EventBus::new(64);
+    let mut events = bus.subscribe();
+    let engine = start(config(1, 8), Some(bus));
+    let (platform, _) = platform_and_topology();
+    let dim = 8;
+    let mut index = AccelIndex::new(platform, dim, Similarity::Cosine)
+        .unwrap()
+        .with_meter(engine.meter());
+    let row = |i: usize| (0..dim).map(move |j| ((i * 7 + j) % 11) as f32 + 1.0);
+    let rows: Vec<f32> = (0..100).flat_map(row).collect();
+    index.add(&rows).unwrap();
+    let query: Vec<f32> = row(3).collect();
+    assert_eq!(index.search(&query, 5).unwrap()[0].index, 3);
+    index.search_exact(&query, 5).unwrap();
+    let top_k = engine.counters()["top_k"];
+    assert_eq!(
+        (top_k.ops, top_k.failures, top_k.bytes),
+        (2, 0, 2 * 100 * 8 * 4)
+    );
+    assert!(index.search(&query[..3], 5).is_err(), "wrong dimension");
+    assert_eq!(engine.counters()["top_k"].failures, 1);
+
+    let more: Vec<f32> = (100..QUANTIZED_FROM_ROWS).flat_map(row).collect();
+    index.add(&more).unwrap();
+    assert!(index.search(&query, 5).unwrap()[0].value > 0.999);
+    let scan = engine.counters()["quantized_scan"];
+    assert_eq!(scan.ops, 1);
+    assert!(scan.bytes >= (QUANTIZED_FROM_ROWS * dim) as u64, "{scan:?}");
+    let published = tokio::time::timeout(GUARD, events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    match published.event.as_ref() {
+        Event::Accel(a) => assert_eq!(a.kernel, "top_k"),
+        other => panic!("expected an accel event, got {other:?}"),
+    }
+    assert_eq!(engine.running(), 0, "metered work does not use the workers");
+}
+
 #[tokio::test]
 async fn avx512_work_only_runs_on_allowed_cores_and_threads_are_named() {
     let (platform, topology) = platform_and_topology();

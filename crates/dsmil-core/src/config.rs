@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::ids::AgentId;
-use crate::monitoring::AlertThresholds;
+use crate::monitoring::{AlertThresholds, WebSocketLimits};
 
 /// A configuration problem, naming the field.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -479,6 +479,8 @@ pub struct DaemonConfig {
     pub alerts: AlertThresholds,
     /// How often system health is sampled, milliseconds (100–3,600,000). Default: 2000.
     pub health_interval_ms: u64,
+    /// Limits of the live WebSocket stream at `/ws`. Default: see [`WebSocketLimits`].
+    pub websocket: WebSocketLimits,
 }
 
 impl Default for DaemonConfig {
@@ -496,6 +498,7 @@ impl Default for DaemonConfig {
             agents: Vec::new(),
             alerts: AlertThresholds::default(),
             health_interval_ms: 2000,
+            websocket: WebSocketLimits::default(),
         }
     }
 }
@@ -592,6 +595,9 @@ impl DaemonConfig {
         self.alerts
             .validate("alerts.")
             .map_err(|e| invalid(e.field, e.reason))?;
+        self.websocket
+            .validate("websocket.")
+            .map_err(|e| invalid(e.field, e.reason))?;
         Ok(())
     }
 
@@ -670,6 +676,8 @@ mod tests {
             circuit_breaker = { failure_threshold = 2 }
             [alerts]
             cpu_percent = { warning = 70.0, critical = 90.0 }
+            [websocket]
+            max_clients = 50
             "#,
         )
         .unwrap();
@@ -678,6 +686,8 @@ mod tests {
         assert_eq!(c.agents[1].circuit_breaker.success_threshold, 3);
         assert_eq!(c.alerts.cpu_percent.warning, 70.0);
         assert_eq!(c.alerts.memory_percent.warning, 85.0);
+        assert_eq!(c.websocket.max_clients, 50);
+        assert_eq!(c.websocket.queue_depth, 256);
         assert_eq!(
             c.tpm,
             TpmBackendSpec::Tss {
@@ -700,6 +710,23 @@ mod tests {
         check_invalid(
             "[alerts]\ncpu_percent = { warning = 99.0, critical = 95.0 }",
             "alerts.cpu_percent.warning",
+        );
+        check_invalid(
+            "[websocket]\nqueue_depth = 0",
+            "websocket.queue_depth: is 0",
+        );
+        check_invalid(
+            "[websocket]\nmax_message_bytes = 100",
+            "websocket.max_message_bytes",
+        );
+        check_invalid("[websocket]\nmax_clinets = 5", "max_clinets");
+        check_invalid(
+            "[websocket]\nping_interval_seconds = 30\npong_timeout_seconds = 30",
+            "websocket.pong_timeout_seconds: is 30, which is not above",
+        );
+        check_invalid(
+            "[websocket]\nwrite_timeout_ms = 10",
+            "websocket.write_timeout_ms",
         );
         check_invalid(
             "[[agents]]\nid = \"a\"\nkind = \"command\"",

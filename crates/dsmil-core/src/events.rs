@@ -70,7 +70,8 @@ pub struct AccelEvent {
     pub kernel: String,
     /// The path it ran on.
     pub path: KernelPath,
-    /// Bytes (or elements) processed per second.
+    /// Bytes (or elements) processed per second of busy time, over the work since the
+    /// previous event of the same kernel.
     pub throughput_per_second: f64,
     /// The scaling factor in effect.
     pub scale: f64,

@@ -396,6 +396,79 @@ impl AlertThresholds {
     }
 }
 
+/// Limits of the live WebSocket stream (`[websocket]` in dsmild's configuration): how many
+/// clients, how far one may fall behind, how large a message it may send, and the keep-alive
+/// timings. The defaults suit a dashboard on a LAN; the bounds keep one client from costing
+/// more than `queue_depth` messages of memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSocketLimits {
+    /// Most clients at once; more are refused (close 1013). Default: 10,000.
+    pub max_clients: usize,
+    /// Messages a client may have waiting before it is closed as too slow. Default: 256.
+    pub queue_depth: usize,
+    /// Largest message a client may send, bytes. Default: 65,536.
+    pub max_message_bytes: usize,
+    /// How often the server pings each client, seconds. Default: 15.
+    pub ping_interval_seconds: u64,
+    /// A client silent to pings this long is closed, seconds. Default: 45.
+    pub pong_timeout_seconds: u64,
+    /// A write blocked this long ends the connection, milliseconds. Default: 5,000.
+    pub write_timeout_ms: u64,
+}
+
+impl Default for WebSocketLimits {
+    fn default() -> Self {
+        Self {
+            max_clients: 10_000,
+            queue_depth: 256,
+            max_message_bytes: 64 * 1024,
+            ping_interval_seconds: 15,
+            pong_timeout_seconds: 45,
+            write_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl WebSocketLimits {
+    /// Checks every limit is in its range and the pong timeout outlasts the ping interval.
+    /// `prefix` is prepended to field paths.
+    pub fn validate(&self, prefix: &str) -> Result<(), ThresholdError> {
+        let ranges: [(&str, u64, u64, u64); 6] = [
+            ("max_clients", self.max_clients as u64, 1, 1_000_000),
+            ("queue_depth", self.queue_depth as u64, 1, 65_536),
+            (
+                "max_message_bytes",
+                self.max_message_bytes as u64,
+                1024,
+                16 << 20,
+            ),
+            ("ping_interval_seconds", self.ping_interval_seconds, 1, 3600),
+            ("pong_timeout_seconds", self.pong_timeout_seconds, 2, 10_800),
+            ("write_timeout_ms", self.write_timeout_ms, 100, 600_000),
+        ];
+        for (name, value, min, max) in ranges {
+            if !(min..=max).contains(&value) {
+                return Err(ThresholdError {
+                    field: format!("{prefix}{name}"),
+                    reason: format!("is {value}; expected {min} to {max}"),
+                });
+            }
+        }
+        if self.pong_timeout_seconds <= self.ping_interval_seconds {
+            return Err(ThresholdError {
+                field: format!("{prefix}pong_timeout_seconds"),
+                reason: format!(
+                    "is {}, which is not above ping_interval_seconds ({}): every client would \
+                     be closed before it could answer",
+                    self.pong_timeout_seconds, self.ping_interval_seconds
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Latest value per metric name, as a flat map (used in status answers and snapshots).
 pub type MetricSnapshot = BTreeMap<String, f64>;
 

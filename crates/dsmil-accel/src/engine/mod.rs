@@ -16,8 +16,10 @@
 //!   [`EngineConfig::thermal_scale`]; throttling ends below the threshold minus
 //!   [`THERMAL_HYSTERESIS_CELSIUS`].
 //! - **Counters and events.** Per [`OpKind`]: ops, failures, bytes, busy time, throughput
-//!   ([`Engine::counters`]); an `Event::Accel` per kind at most every [`EVENT_INTERVAL`], and
-//!   one named [`THERMAL_EVENT_KERNEL`] when throttling starts or ends.
+//!   ([`Engine::counters`]); an `Event::Accel` per kind at most every [`EVENT_INTERVAL`] with
+//!   the throughput since the kind's previous event, and
+//!   one named [`THERMAL_EVENT_KERNEL`] when throttling starts or ends. Work that runs on the
+//!   caller's thread is counted the same way through a [`Meter`] ([`Engine::meter`]).
 //! - **Shutdown.** [`Engine::shutdown`] (or dropping the engine) refuses new work with
 //!   [`AccelError::ShutDown`], lets running and queued jobs finish — even when paused — and
 //!   joins every thread.
@@ -48,6 +50,7 @@ mod error;
 mod gate;
 mod hashing;
 mod job;
+mod meter;
 mod ops;
 mod placement;
 
@@ -71,6 +74,7 @@ pub use config::{
 };
 pub use error::AccelError;
 pub use job::{Completed, JobHandle};
+pub use meter::Meter;
 pub use ops::{EVENT_INTERVAL, OpCounters, OpKind};
 
 use crate::Platform;
@@ -125,8 +129,8 @@ fn worker_loop(shared: &Shared, platform: Platform) {
             let due = shared
                 .counters
                 .record(kind, bytes, busy, succeeded, Instant::now());
-            if let Some(counters) = due {
-                shared.publish(kind.name(), platform, counters.throughput_bytes_per_second);
+            if let Some(throughput) = due {
+                shared.publish(kind.name(), platform, throughput);
             }
         };
         (task.run)(platform, task.operation_id, permit.queued, &record);
@@ -336,6 +340,13 @@ impl Engine {
     /// Counters per operation kind that has run, keyed by [`OpKind::name`].
     pub fn counters(&self) -> BTreeMap<&'static str, OpCounters> {
         self.shared.counters.snapshot()
+    }
+
+    /// A [`Meter`] that records work done outside the queue into these counters and events.
+    pub fn meter(&self) -> Meter {
+        Meter {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// Zeroes every counter.

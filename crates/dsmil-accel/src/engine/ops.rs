@@ -117,6 +117,10 @@ struct Raw {
     bytes: u64,
     busy_nanos: u64,
     last_event: Option<Instant>,
+    /// `bytes` and `busy_nanos` when the last event was due: the next event's throughput is
+    /// over what ran since.
+    reported_bytes: u64,
+    reported_busy_nanos: u64,
 }
 
 impl Raw {
@@ -143,8 +147,9 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    /// Records one finished job; returns the kind's counters when an event is due
-    /// (at most one per kind per [`EVENT_INTERVAL`]).
+    /// Records one finished job. When an event is due (at most one per kind per
+    /// [`EVENT_INTERVAL`]) returns the kind's throughput since its previous event — bytes per
+    /// second of busy time — so a live chart shows the present, not the average since start.
     pub(crate) fn record(
         &self,
         kind: OpKind,
@@ -152,7 +157,7 @@ impl Counters {
         busy: Duration,
         succeeded: bool,
         now: Instant,
-    ) -> Option<OpCounters> {
+    ) -> Option<f64> {
         let mut kinds = self.kinds.lock().unwrap_or_else(|p| p.into_inner());
         let raw = kinds.entry(kind).or_default();
         if succeeded {
@@ -166,12 +171,18 @@ impl Counters {
         let due = raw
             .last_event
             .is_none_or(|last| now.duration_since(last) >= EVENT_INTERVAL);
-        if due {
-            raw.last_event = Some(now);
-            Some(raw.snapshot())
-        } else {
-            None
+        if !due {
+            return None;
         }
+        raw.last_event = Some(now);
+        let bytes = raw.bytes - raw.reported_bytes;
+        let busy = raw.busy_nanos - raw.reported_busy_nanos;
+        (raw.reported_bytes, raw.reported_busy_nanos) = (raw.bytes, raw.busy_nanos);
+        Some(if busy == 0 {
+            0.0
+        } else {
+            bytes as f64 / (busy as f64 / 1e9)
+        })
     }
 
     /// Every kind that ran at least one job.
@@ -211,8 +222,7 @@ mod tests {
         let t0 = Instant::now();
         let second = Duration::from_secs(1);
         let first = c.record(OpKind::Dot, 1000, second, true, t0).unwrap();
-        assert_eq!(first.ops, 1);
-        assert_eq!(first.throughput_bytes_per_second, 1000.0);
+        assert_eq!(first, 1000.0);
         assert!(
             c.record(OpKind::Dot, 1000, second, false, t0 + EVENT_INTERVAL / 2)
                 .is_none()
@@ -221,11 +231,15 @@ mod tests {
             c.record(OpKind::Sha256, 64, second, true, t0).is_some(),
             "per kind"
         );
+        // Since the first event: one failed second and one second that did 3000 bytes.
         let later = c
-            .record(OpKind::Dot, 1000, second, true, t0 + EVENT_INTERVAL)
+            .record(OpKind::Dot, 3000, second, true, t0 + EVENT_INTERVAL)
             .unwrap();
-        assert_eq!((later.ops, later.failures, later.bytes), (2, 1, 2000));
-        assert_eq!(later.busy_nanos, 3_000_000_000);
+        assert_eq!(later, 1500.0);
+        let dot = c.snapshot()["dot"];
+        assert_eq!((dot.ops, dot.failures, dot.bytes), (2, 1, 4000));
+        assert_eq!(dot.busy_nanos, 3_000_000_000);
+        assert_eq!(dot.throughput_bytes_per_second, 4000.0 / 3.0, "since start");
         let snap = c.snapshot();
         assert_eq!(snap.keys().copied().collect::<Vec<_>>(), ["dot", "sha256"]);
         c.reset();

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use dsmil_core::monitoring::MetricType;
+use dsmil_core::monitoring::{MetricType, WebSocketLimits};
 use dsmil_core::{EventBus, Subscriber, events::RecvError};
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc, watch};
@@ -41,6 +41,20 @@ impl Default for HubConfig {
             pong_timeout: Duration::from_secs(45),
             write_timeout: Duration::from_secs(5),
             max_clients: 10_000,
+        }
+    }
+}
+
+impl From<&WebSocketLimits> for HubConfig {
+    /// The hub configured from a daemon's `[websocket]` limits.
+    fn from(limits: &WebSocketLimits) -> Self {
+        Self {
+            queue_depth: limits.queue_depth,
+            max_message_bytes: limits.max_message_bytes,
+            ping_interval: Duration::from_secs(limits.ping_interval_seconds),
+            pong_timeout: Duration::from_secs(limits.pong_timeout_seconds),
+            write_timeout: Duration::from_millis(limits.write_timeout_ms),
+            max_clients: limits.max_clients,
         }
     }
 }
