@@ -66,6 +66,7 @@ pub fn start(
         .with_scaling(scaling);
     let alert_task = spawn_alert_engine_on(engine, early.alerts, AlertDriverOptions::default())
         .context("cannot start the alert engine")?;
+    hub.set_alert_source(alert_task.view().alert_source());
     let collector = spawn_system_collector(
         SystemCollector::new(&config.data_dir),
         Duration::from_millis(config.health_interval_ms),

@@ -390,24 +390,85 @@ async fn a_client_that_never_answers_pings_is_closed() {
     drop(ws);
 }
 
-/// An embedder subscribes when it creates the bus and starts the pump later: an alert raised
-/// in between (by the first health sample, say) is still replayed to clients.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_early_subscription_keeps_alerts_raised_before_the_pump_started() {
-    let bus = EventBus::new(64);
-    let early = bus.subscribe();
-    bus.publish(Event::Alert(PerformanceAlert {
-        alert_id: "cpu-early".into(),
+fn alert(id: &str, resolved: bool) -> PerformanceAlert {
+    PerformanceAlert {
+        alert_id: id.into(),
         timestamp: Utc::now(),
         alert_level: AlertLevel::Warning,
         metric_type: MetricType::SystemHealth,
         metric_name: "cpu_usage_percent".into(),
         current_value: 81.0,
         threshold_value: 80.0,
-        description: "raised before the hub existed".into(),
+        description: format!("alert {id}"),
         recommended_actions: vec![],
-        auto_resolved: false,
-    }));
+        auto_resolved: resolved,
+    }
+}
+
+/// The alert ids replayed to a new client (it sends a ping; everything before the pong is the
+/// snapshot).
+async fn replayed_alerts(s: &Server) -> Vec<String> {
+    let mut ws = connect(s).await;
+    assert_eq!(next(&mut ws).await["type"], "connection_established");
+    ws.send(Message::text(r#"{"type":"ping"}"#)).await.unwrap();
+    let mut ids = Vec::new();
+    loop {
+        let m = next(&mut ws).await;
+        match m["type"].as_str() {
+            Some("pong") => return ids,
+            Some("alert") => ids.push(m["data"]["alert_id"].as_str().unwrap().to_owned()),
+            _ => {}
+        }
+    }
+}
+
+/// A hub that falls behind the bus may miss alerts being raised and resolved; with an alert
+/// source it re-reads the active ones, so new clients get the truth, not a stale list.
+#[tokio::test(flavor = "current_thread")]
+async fn after_falling_behind_the_hub_re_reads_the_active_alerts() {
+    for with_source in [false, true] {
+        let bus = EventBus::new(4);
+        let hub = Hub::new(HubConfig::default());
+        if with_source {
+            // What the alert engine says is active now.
+            assert!(hub.set_alert_source(std::sync::Arc::new(|| vec![alert("fresh", false)])));
+            assert!(
+                !hub.set_alert_source(std::sync::Arc::new(Vec::new)),
+                "set once"
+            );
+        }
+        hub.pump(&bus);
+        bus.publish(Event::Alert(alert("stale", false)));
+        tokio::task::yield_now().await; // the pump sees "stale" raised
+        // Without yielding: the pump falls behind, "stale" resolved and "fresh" raised are lost.
+        bus.publish(Event::Alert(alert("stale", true)));
+        bus.publish(Event::Alert(alert("fresh", false)));
+        for _ in 0..8 {
+            bus.publish(health(10.0));
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+        let h = hub.clone();
+        tokio::spawn(async move { h.serve_tcp(listener, Some(TOKEN.into())).await });
+        let s = Server { hub, bus, url };
+        let replayed = replayed_alerts(&s).await;
+        assert!(s.hub.stats().lagged_events_total > 0);
+        if with_source {
+            assert_eq!(replayed, ["fresh"]);
+        } else {
+            assert_eq!(replayed, ["stale"], "without a source the list stays stale");
+        }
+        s.hub.shutdown();
+    }
+}
+
+/// An embedder subscribes when it creates the bus and starts the pump later: an alert raised
+/// in between (by the first health sample, say) is still replayed to clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_subscription_keeps_alerts_raised_before_the_pump_started() {
+    let bus = EventBus::new(64);
+    let early = bus.subscribe();
+    bus.publish(Event::Alert(alert("cpu-early", false)));
     let hub = Hub::new(HubConfig::default());
     hub.pump_from(early);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -417,20 +478,10 @@ async fn an_early_subscription_keeps_alerts_raised_before_the_pump_started() {
     let s = Server { hub, bus, url };
     // The pump may not have run yet: reconnect until the hub knows the alert.
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    let mut ws = loop {
-        let mut ws = connect(&s).await;
-        assert_eq!(next(&mut ws).await["type"], "connection_established");
-        ws.send(Message::text(r#"{"type":"ping"}"#)).await.unwrap();
-        let m = next(&mut ws).await;
-        if m["type"] == "alert" {
-            break ws;
-        }
-        assert_eq!(m["type"], "pong");
+    while replayed_alerts(&s).await != ["cpu-early"] {
         assert!(tokio::time::Instant::now() < deadline, "the alert was lost");
         tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    ws.send(Message::text(r#"{"type":"ping"}"#)).await.unwrap();
-    assert_eq!(next(&mut ws).await["type"], "pong");
+    }
     s.hub.shutdown();
 }
 

@@ -59,6 +59,13 @@ impl AlertsView {
         lock(&self.engine).active()
     }
 
+    /// The active alerts as a [`Hub`](crate::ws::Hub)'s source after it fell behind the bus
+    /// ([`Hub::set_alert_source`](crate::ws::Hub::set_alert_source)).
+    pub fn alert_source(&self) -> crate::ws::AlertSource {
+        let view = self.clone();
+        Arc::new(move || view.active().into_iter().map(|a| a.alert).collect())
+    }
+
     /// Past transitions, oldest first.
     pub fn history(&self) -> Vec<AlertTransition> {
         lock(&self.engine).history()

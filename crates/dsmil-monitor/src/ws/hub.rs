@@ -5,10 +5,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
-use dsmil_core::monitoring::{MetricType, WebSocketLimits};
+use dsmil_core::monitoring::{MetricType, PerformanceAlert, WebSocketLimits};
 use dsmil_core::{EventBus, Subscriber, events::RecvError};
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc, watch};
@@ -108,7 +108,13 @@ pub(crate) struct HubInner {
     pub next_id: AtomicU64,
     pub counters: Counters,
     pub shutdown: watch::Sender<bool>,
+    /// Where the active alerts are re-read after the pump fell behind the bus.
+    pub alert_source: OnceLock<AlertSource>,
 }
+
+/// The alerts active now, from their owner (the alert engine's
+/// [`AlertsView`](crate::alerts::AlertsView)); see [`Hub::set_alert_source`].
+pub type AlertSource = Arc<dyn Fn() -> Vec<PerformanceAlert> + Send + Sync>;
 
 /// The WebSocket hub. Cheap to clone.
 #[derive(Clone)]
@@ -155,6 +161,7 @@ impl Hub {
                 next_id: AtomicU64::new(1),
                 counters: Counters::default(),
                 shutdown,
+                alert_source: OnceLock::new(),
             }),
         }
     }
@@ -215,6 +222,7 @@ impl Hub {
                             .lagged_events
                             .fetch_add(n, Ordering::Relaxed);
                         tracing::warn!(missed = n, "the WebSocket hub fell behind the event bus");
+                        hub.resync_alerts();
                     }
                     Err(RecvError::Closed) => return,
                 }
@@ -265,6 +273,37 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// Gives the hub the owner of the active alerts. Events the pump misses because it fell
+    /// behind the bus may include alerts raised or resolved; after such a gap the hub replaces
+    /// the alerts it replays to new clients with the source's. Without a source the list
+    /// stays as the events left it. Returns false when a source was already set.
+    pub fn set_alert_source(&self, source: AlertSource) -> bool {
+        self.inner.alert_source.set(source).is_ok()
+    }
+
+    /// Replaces the active alerts with the source's, when there is one.
+    fn resync_alerts(&self) {
+        let Some(source) = self.inner.alert_source.get() else {
+            return;
+        };
+        let fresh: BTreeMap<String, Arc<str>> = source()
+            .into_iter()
+            .map(|alert| {
+                let message = serde_json::json!({"type": "alert", "snapshot": true, "data": alert});
+                (alert.alert_id.clone(), Arc::from(message.to_string()))
+            })
+            .collect();
+        tracing::info!(
+            active = fresh.len(),
+            "active alerts re-read from the alert engine"
+        );
+        *self
+            .inner
+            .active_alerts
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = fresh;
     }
 
     /// The latest `alert` message of every active alert.

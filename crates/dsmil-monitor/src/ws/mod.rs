@@ -20,7 +20,7 @@ mod hub;
 pub mod protocol;
 
 pub use connection::Ended;
-pub use hub::{Hub, HubConfig, HubStats};
+pub use hub::{AlertSource, Hub, HubConfig, HubStats};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
