@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use dsmil_core::ports::{AuditSink, PerformanceScaling, Throttle};
 use dsmil_core::{DaemonConfig, EventBus, Subscriber};
 use dsmil_monitor::alerts::{
-    AlertDriverOptions, AlertEngine, AlertEngineTask, AlertsView, AuditWriter,
+    AlertDriverOptions, AlertEngine, AlertEngineOptions, AlertEngineTask, AlertsView, AuditWriter,
     spawn_alert_engine_on,
 };
 use dsmil_monitor::collect::{CollectorHandle, SystemCollector, spawn_system_collector};
@@ -60,6 +60,11 @@ pub fn start(
     hub.pump_from(early.hub);
     let engine = AlertEngine::new(config.alerts.clone())
         .context("invalid alert thresholds")?
+        .with_options(AlertEngineOptions {
+            responses: config.responses.clone(),
+            ..AlertEngineOptions::default()
+        })
+        .context("invalid automatic responses")?
         .with_bus(bus.clone())
         .with_audit(AuditWriter::spawn(audit).context("cannot start the alert audit writer")?)
         .with_throttle(throttle)

@@ -240,3 +240,47 @@ where
         }
     }
 }
+
+/// `[responses]` reaches the alert engine: a CPU-critical alert pauses non-critical workflows
+/// (audited as `automatic_response`) when responses are on, and only raises the alert when
+/// `enabled = false`.
+#[test]
+fn automatic_responses_follow_the_configuration() {
+    for enabled in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("dsmil.toml");
+        // Any CPU use at all is critical.
+        std::fs::write(
+            &config,
+            format!(
+                "health_interval_ms = 200\n[alerts]\ncpu_percent = {{ warning = 0.0, critical = 0.001 }}\n\
+                 [responses]\nenabled = {enabled}\n"
+            ),
+        )
+        .unwrap();
+        let data = dir.path().join("data");
+        let daemon = Daemon::start(&data, &["--config", config.to_str().unwrap()]);
+        let token = std::fs::read_to_string(data.join("api-token")).unwrap();
+        let deadline = Instant::now() + common::PATIENCE;
+        loop {
+            let (_, alerts) = daemon.get("/api/alerts", Some(token.trim()));
+            let critical = alerts["history"].as_array().unwrap().iter().any(|t| {
+                t["alert"]["metric_name"] == "cpu_usage_percent"
+                    && t["alert"]["alert_level"] == "critical"
+            });
+            if critical {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no critical CPU alert: {alerts}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (status, stderr) = daemon.stop(Signal::SIGTERM);
+        assert!(status.success(), "{stderr}");
+        let log = std::fs::read_to_string(data.join("audit/audit.log")).unwrap();
+        assert_eq!(
+            log.contains("automatic_response"),
+            enabled,
+            "responses enabled = {enabled}:\n{log}"
+        );
+    }
+}

@@ -16,14 +16,16 @@ fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates/dsmil-coord/examples")
 }
 
-/// The example configuration with absolute agent paths.
+/// The example configuration with absolute agent paths, without automatic responses: a busy
+/// machine's CPU-critical alert would pause these non-critical workflows (the responses have
+/// tests of their own).
 fn config(dir: &Path) -> PathBuf {
     let text = std::fs::read_to_string(examples().join("dsmil.toml")).unwrap();
     let agents = examples().join("agents").canonicalize().unwrap();
     let text = text.replace(
         "crates/dsmil-coord/examples/agents",
         agents.to_str().unwrap(),
-    );
+    ) + "\n[responses]\nenabled = false\n";
     let path = dir.join("dsmil.toml");
     std::fs::write(&path, text).unwrap();
     path

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::ids::AgentId;
-use crate::monitoring::{AlertThresholds, WebSocketLimits};
+use crate::monitoring::{AlertThresholds, ResponsePolicy, WebSocketLimits};
 
 /// A configuration problem, naming the field.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -477,6 +477,8 @@ pub struct DaemonConfig {
     pub agents: Vec<AgentConfig>,
     /// Alert thresholds. Default: the seed's values.
     pub alerts: AlertThresholds,
+    /// Automatic responses to critical alerts. Default: on, with the seed's factors.
+    pub responses: ResponsePolicy,
     /// How often system health is sampled, milliseconds (100–3,600,000). Default: 2000.
     pub health_interval_ms: u64,
     /// Limits of the live WebSocket stream at `/ws`. Default: see [`WebSocketLimits`].
@@ -497,6 +499,7 @@ impl Default for DaemonConfig {
             default_agent: None,
             agents: Vec::new(),
             alerts: AlertThresholds::default(),
+            responses: ResponsePolicy::default(),
             health_interval_ms: 2000,
             websocket: WebSocketLimits::default(),
         }
@@ -594,6 +597,9 @@ impl DaemonConfig {
         }
         self.alerts
             .validate("alerts.")
+            .map_err(|e| invalid(e.field, e.reason))?;
+        self.responses
+            .validate("responses.")
             .map_err(|e| invalid(e.field, e.reason))?;
         self.websocket
             .validate("websocket.")

@@ -396,6 +396,70 @@ impl AlertThresholds {
     }
 }
 
+/// What the alert engine does on its own under pressure (seed `_handle_critical_alert`;
+/// `[responses]` in dsmild's configuration): temperature critical or worse reduces agent
+/// concurrency and the accelerator scale, CPU critical pauses non-critical workflows, and
+/// enough critical alerts (or one at emergency level) trigger the emergency stop. Every
+/// response is reversed when its condition ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResponsePolicy {
+    /// Whether automatic responses run at all (alerts are raised either way). Default: yes.
+    pub enabled: bool,
+    /// Agent concurrency factor while temperature is critical or worse. Default: 0.5.
+    pub thermal_concurrency_factor: f64,
+    /// Accelerator scale while temperature is critical or worse (never raised: a scale
+    /// already below it is left alone). Default: 0.7.
+    pub thermal_scale: f64,
+    /// How many simultaneously active critical-or-worse alerts trigger the emergency stop.
+    /// Default: 3.
+    pub emergency_min_critical: usize,
+    /// Whether a single alert at emergency level (temperature at or above its emergency
+    /// threshold) triggers the emergency stop too, as `AlertLevel::Emergency` promises.
+    /// Default: yes.
+    pub emergency_on_emergency_level: bool,
+}
+
+impl Default for ResponsePolicy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            thermal_concurrency_factor: 0.5,
+            thermal_scale: 0.7,
+            emergency_min_critical: 3,
+            emergency_on_emergency_level: true,
+        }
+    }
+}
+
+impl ResponsePolicy {
+    /// Checks the factors are within (0, 1] and the emergency count is at least 1. `prefix`
+    /// is prepended to field paths.
+    pub fn validate(&self, prefix: &str) -> Result<(), ThresholdError> {
+        for (name, v) in [
+            (
+                "thermal_concurrency_factor",
+                self.thermal_concurrency_factor,
+            ),
+            ("thermal_scale", self.thermal_scale),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v <= 1.0) {
+                return Err(ThresholdError {
+                    field: format!("{prefix}{name}"),
+                    reason: format!("is {v}; expected a number above 0 up to 1"),
+                });
+            }
+        }
+        if self.emergency_min_critical == 0 {
+            return Err(ThresholdError {
+                field: format!("{prefix}emergency_min_critical"),
+                reason: "is 0; expected at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Limits of the live WebSocket stream (`[websocket]` in dsmild's configuration): how many
 /// clients, how far one may fall behind, how large a message it may send, and the keep-alive
 /// timings. The defaults suit a dashboard on a LAN; the bounds keep one client from costing

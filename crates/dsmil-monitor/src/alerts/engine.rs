@@ -235,7 +235,10 @@ impl AlertEngine {
 
     /// Replaces the options (validated).
     pub fn with_options(mut self, options: AlertEngineOptions) -> Result<Self, AlertError> {
-        options.responses.validate().map_err(AlertError::Options)?;
+        options
+            .responses
+            .validate("")
+            .map_err(|e| AlertError::Options(e.to_string()))?;
         self.responder.set_policy(options.responses.clone());
         self.options = options;
         self.trim_history();

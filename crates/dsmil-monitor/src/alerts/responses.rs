@@ -16,58 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::metric::{AlertMetric, level_name};
 use crate::collect::MONITOR_COMPONENT;
 
-/// What the engine does on its own under pressure.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ResponsePolicy {
-    /// Whether automatic responses run at all. Default: yes.
-    pub enabled: bool,
-    /// Agent concurrency factor while temperature is critical or worse. Default: 0.5.
-    pub thermal_concurrency_factor: f64,
-    /// Accelerator scale while temperature is critical or worse (never raised: a scale
-    /// already below it is left alone). Default: 0.7.
-    pub thermal_scale: f64,
-    /// How many simultaneously active critical-or-worse alerts trigger the emergency stop.
-    /// Default: 3.
-    pub emergency_min_critical: usize,
-    /// Whether a single alert at emergency level (temperature at or above its emergency
-    /// threshold) triggers the emergency stop too, as `AlertLevel::Emergency` promises.
-    /// Default: yes.
-    pub emergency_on_emergency_level: bool,
-}
-
-impl Default for ResponsePolicy {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            thermal_concurrency_factor: 0.5,
-            thermal_scale: 0.7,
-            emergency_min_critical: 3,
-            emergency_on_emergency_level: true,
-        }
-    }
-}
-
-impl ResponsePolicy {
-    /// Checks the factors are within (0, 1] and the emergency count is at least 1.
-    pub fn validate(&self) -> Result<(), String> {
-        for (name, v) in [
-            (
-                "thermal_concurrency_factor",
-                self.thermal_concurrency_factor,
-            ),
-            ("thermal_scale", self.thermal_scale),
-        ] {
-            if !(v.is_finite() && v > 0.0 && v <= 1.0) {
-                return Err(format!("{name} is {v}; expected a number above 0 up to 1"));
-            }
-        }
-        if self.emergency_min_critical == 0 {
-            return Err("emergency_min_critical is 0; expected at least 1".into());
-        }
-        Ok(())
-    }
-}
+pub use dsmil_core::monitoring::ResponsePolicy;
 
 /// Which automatic responses are in effect.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
