@@ -17,9 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dsmil_core::monitoring::{AlertLevel, SecurityEvent};
-use dsmil_core::ports::Signer;
 use dsmil_core::tpm::{HashAlgorithm, KeyTemplate, NvAttributes, PcrSelection};
-use dsmil_tpm::audit::{AuditConfig, AuditLog};
+use dsmil_tpm::audit::{AuditConfig, AuditLog, verify_file};
 use dsmil_tpm::{NvSpec, SealPolicy, Tpm, TpmOptions, TpmSigner};
 use serde_json::{Value, json};
 
@@ -203,7 +202,7 @@ fn event(i: u64) -> SecurityEvent {
 
 /// Sustained appends from many tasks with batching and group commit; every event's time to
 /// be covered by a signed checkpoint is sampled.
-async fn audit_batched(b: &mut Bench, backend: &str, signer: Arc<dyn Signer>, dir: &Path) {
+async fn audit_batched(b: &mut Bench, backend: &str, signer: Arc<TpmSigner>, dir: &Path) {
     let run_for = if b.quick {
         Duration::from_secs(1)
     } else {
@@ -211,7 +210,7 @@ async fn audit_batched(b: &mut Bench, backend: &str, signer: Arc<dyn Signer>, di
     };
     let (log, _) = AuditLog::open(
         &dir.join(format!("batched-{backend}.log")),
-        signer,
+        signer.clone(),
         AuditConfig::default(),
     )
     .await
@@ -293,6 +292,34 @@ async fn audit_batched(b: &mut Bench, backend: &str, signer: Arc<dyn Signer>, di
             *max,
         );
     }
+    // What that log costs to read back: reopening it (dsmild's start) and verifying it offline
+    // (`dsmilctl audit verify`), both streaming the file.
+    let path = log.path().to_owned();
+    let entries = log.len() as f64;
+    drop(log);
+    let started = Instant::now();
+    let (reopened, _) = AuditLog::open(&path, signer.clone(), AuditConfig::default())
+        .await
+        .unwrap();
+    let reopen = started.elapsed().as_secs_f64();
+    drop(reopened);
+    b.row(
+        "audit_reopen",
+        backend,
+        "dsmil",
+        "entries/s",
+        entries / reopen,
+    );
+    let started = Instant::now();
+    let summary = verify_file(&path, signer.as_ref()).await.unwrap();
+    let verify = started.elapsed().as_secs_f64();
+    b.row(
+        "audit_verify",
+        backend,
+        "dsmil",
+        "entries/s",
+        summary.entries as f64 / verify,
+    );
 }
 
 /// The seed's design: every event signed by the TPM, then written and synced on its own.
@@ -550,8 +577,7 @@ fn main() {
             backend_ops(&mut b, "soft", &soft).await;
         }
         if b.wants("audit") {
-            let signer: Arc<dyn Signer> =
-                Arc::new(TpmSigner::ensure(soft.clone(), "audit").await.unwrap());
+            let signer = Arc::new(TpmSigner::ensure(soft.clone(), "audit").await.unwrap());
             audit_batched(&mut b, "soft", signer, dir.path()).await;
             audit_sign_every_event(&mut b, "soft", &soft, dir.path()).await;
         }
@@ -569,8 +595,7 @@ fn main() {
                 backend_ops(&mut b, "swtpm", &tpm).await;
             }
             if b.wants("audit") {
-                let signer: Arc<dyn Signer> =
-                    Arc::new(TpmSigner::ensure(tpm.clone(), "audit").await.unwrap());
+                let signer = Arc::new(TpmSigner::ensure(tpm.clone(), "audit").await.unwrap());
                 audit_batched(&mut b, "swtpm", signer, dir.path()).await;
                 audit_sign_every_event(&mut b, "swtpm", &tpm, dir.path()).await;
             }

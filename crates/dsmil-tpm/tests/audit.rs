@@ -82,7 +82,7 @@ async fn batches_close_with_signed_tree_heads_and_entries_prove_inclusion() {
         panic!("not an entry")
     };
     let leaf = entry_leaf(&body_bytes(&entry.body));
-    let proof = log.prove(6).unwrap();
+    let proof = log.prove(6).await.unwrap().unwrap();
     let path: Vec<_> = proof.proof.iter().map(|h| parse_hash(h).unwrap()).collect();
     assert!(verify_inclusion(
         &leaf,
@@ -98,7 +98,7 @@ async fn batches_close_with_signed_tree_heads_and_entries_prove_inclusion() {
         &path,
         &parse_hash(&proof.root).unwrap()
     ));
-    assert!(log.prove(10).is_none());
+    assert!(log.prove(10).await.unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -374,4 +374,95 @@ async fn concurrent_appenders_share_fsyncs_and_keep_one_valid_chain() {
     assert_eq!((summary.entries, summary.signed_entries), (2000, 2000));
     // A group larger than a batch is closed by one checkpoint covering all of it.
     assert!(summary.checkpoints >= 1);
+}
+
+/// Signs like the key it wraps, after a pause: appends go on meanwhile, so checkpoints cover
+/// fewer entries than precede them (as on a hardware TPM under load).
+struct SlowSigner(Arc<SoftEcdsaKey>);
+
+#[async_trait::async_trait]
+impl dsmil_core::ports::Signer for SlowSigner {
+    fn key_name(&self) -> String {
+        self.0.key_name()
+    }
+    fn scheme(&self) -> dsmil_core::tpm::SignatureScheme {
+        self.0.scheme()
+    }
+    async fn sign(
+        &self,
+        message: &[u8],
+    ) -> Result<dsmil_core::tpm::Signature, dsmil_core::ports::PortError> {
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        self.0.sign(message).await
+    }
+}
+
+/// A log longer than the proof chunks (1,024 entries), whose checkpoints lag behind the
+/// appends, verifies offline, reopens, and proves any signed entry from chunk roots and leaves
+/// read back from the file — including entries in the last, partial chunk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_logs_with_lagging_checkpoints_verify_reopen_and_prove() {
+    use dsmil_core::ports::Signer;
+    const N: usize = 2_600;
+    let dir = tempfile::tempdir().unwrap();
+    let key = Arc::new(SoftEcdsaKey::load_or_create(&dir.path().join("key.p8")).unwrap());
+    let config = AuditConfig {
+        batch_entries: 64,
+        batch_interval: Duration::from_millis(5),
+        min_checkpoint_interval: Duration::ZERO,
+    };
+    let path = dir.path().join("audit.log");
+    let signer: Arc<dyn Signer> = Arc::new(SlowSigner(key.clone()));
+    let (log, _) = AuditLog::open(&path, signer, config.clone()).await.unwrap();
+    let log = Arc::new(log);
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let log = Arc::clone(&log);
+            tokio::spawn(async move {
+                for i in (w..N).step_by(8) {
+                    log.append_event(event(i)).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    log.checkpoint().await.unwrap();
+    drop(log);
+
+    // Most checkpoints were written after more entries than they cover.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (mut entries, mut lagging) = (0u64, 0);
+    let mut leaves = Vec::new();
+    for line in text.lines() {
+        match serde_json::from_str::<Line>(line).unwrap() {
+            Line::Entry(e) => {
+                entries += 1;
+                leaves.push(entry_leaf(&body_bytes(&e.body)));
+            }
+            Line::Checkpoint(c) => lagging += usize::from(c.tree_size < entries),
+        }
+    }
+    assert!(lagging > 0, "no checkpoint lagged behind the appends");
+    let summary = verify_file(&path, &verifier(&key)).await.unwrap();
+    assert_eq!(
+        (summary.entries, summary.signed_entries),
+        (N as u64, N as u64)
+    );
+
+    let (log, report) = AuditLog::open(&path, key.clone(), config).await.unwrap();
+    assert_eq!(report.entries, N as u64);
+    let head = log.tree_head().unwrap();
+    for seq in [0, 1, 511, 1023, 1024, 1500, 2047, 2048, 2100, N as u64 - 1] {
+        let proof = log.prove(seq).await.unwrap().unwrap();
+        assert_eq!(proof.tree_size, N as u64);
+        assert_eq!(parse_hash(&proof.root), Some(head.root));
+        let path: Vec<_> = proof.proof.iter().map(|h| parse_hash(h).unwrap()).collect();
+        assert!(
+            verify_inclusion(&leaves[seq as usize], seq, N as u64, &path, &head.root),
+            "entry {seq}"
+        );
+    }
+    assert!(log.prove(N as u64).await.unwrap().is_none());
 }

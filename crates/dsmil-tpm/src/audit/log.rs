@@ -5,11 +5,17 @@
 //! returns. Appends are group-committed: a writer thread takes every event waiting (up to
 //! [`MAX_GROUP`]), writes their lines with one `write` and one `fsync`, and answers them all —
 //! so throughput grows with concurrency instead of being one `fsync` per event. A group that
-//! cannot be written is cut off the file again and fails as a whole. Every `batch_entries` entries, or `batch_interval` after the first unsigned one, a
-//! checkpoint line closes the batch: the Merkle root over all entries so far, signed through
-//! the `Signer` port (a signed tree head, as in transparency logs). Signing is per batch, not
-//! per event, because hardware TPMs sign a few times per second.
+//! cannot be written is cut off the file again and fails as a whole. Every `batch_entries`
+//! entries, or `batch_interval` after the first unsigned one, a checkpoint line closes the
+//! batch: the Merkle root over all entries so far, signed through the `Signer` port (a signed
+//! tree head, as in transparency logs). Signing is per batch, not per event, because hardware
+//! TPMs sign a few times per second.
+//!
+//! Memory does not grow with the log: reopening streams the file, and what stays in memory is
+//! the Merkle frontier, the leaves since the last checkpoint, and 40 bytes per 1,024 entries
+//! for inclusion proofs (see `chunks`).
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,11 +30,13 @@ use dsmil_core::ports::{AuditReceipt, AuditSink, PortError, Signer};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::merkle::{Hash, inclusion_proof, root};
+use super::chunks::ChunkIndex;
+use super::lines::{LineReader, read_leaves};
+use super::merkle::Hash;
 use super::record::{
     Checkpoint, EntryBody, Line, body_bytes, chain_hash, checkpoint_message, entry_leaf, entry_line,
 };
-use super::verify::{Replay, VerifyError, replay_line};
+use super::verify::{Replay, VerifyError, replay_line, utf8_line};
 
 /// When batches close.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,6 +116,8 @@ struct State {
     /// Bytes of intact lines in the file.
     file_len: u64,
     replay: Replay,
+    /// Chunk roots and offsets, for inclusion proofs.
+    chunks: ChunkIndex,
     unsigned_since: Option<Instant>,
     /// When the last checkpoint was written.
     last_checkpoint: Option<Instant>,
@@ -167,20 +177,34 @@ impl AuditLog {
             path: path.to_owned(),
             reason,
         };
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(io(e.to_string())),
+        let damaged = |error: VerifyError| AuditError::Damaged {
+            path: path.to_owned(),
+            error,
         };
-        let good_len = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        let torn = (bytes.len() - good_len) as u64;
-        let text = String::from_utf8_lossy(&bytes[..good_len]);
         let mut replay = Replay::default();
-        for (i, line) in text.lines().enumerate() {
-            replay_line(&mut replay, line, i + 1).map_err(|error| AuditError::Damaged {
-                path: path.to_owned(),
-                error,
-            })?;
+        let mut chunks = ChunkIndex::default();
+        let (mut good_len, mut torn) = (0u64, 0u64);
+        match File::open(path) {
+            Ok(existing) => {
+                let mut lines = LineReader::new(existing, 0, 1).map_err(|e| io(e.to_string()))?;
+                while let Some(raw) = lines.next_line().map_err(|e| io(e.to_string()))? {
+                    if !raw.complete {
+                        torn = raw.bytes.len() as u64;
+                        break;
+                    }
+                    let text = utf8_line(raw.bytes, raw.number, replay.entries).map_err(damaged)?;
+                    let before = replay.entries;
+                    replay_line(&mut replay, text, raw.number).map_err(damaged)?;
+                    if replay.entries > before
+                        && let Some(leaf) = replay.unsigned.last()
+                    {
+                        chunks.push(*leaf, raw.offset);
+                    }
+                    good_len = raw.offset + raw.bytes.len() as u64 + 1;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(e.to_string())),
         }
         let file = OpenOptions::new()
             .create(true)
@@ -189,11 +213,10 @@ impl AuditLog {
             .map_err(|e| io(e.to_string()))?;
         if torn > 0 {
             tracing::warn!(path = %path.display(), torn_bytes = torn, "audit log ended in a torn write; cutting it off");
-            file.set_len(good_len as u64)
-                .map_err(|e| io(e.to_string()))?;
+            file.set_len(good_len).map_err(|e| io(e.to_string()))?;
             file.sync_all().map_err(|e| io(e.to_string()))?;
         }
-        let entries = replay.leaves.len() as u64;
+        let entries = replay.entries;
         let unsigned_since = (replay.signed < entries).then(Instant::now);
         let inner = Arc::new(Inner {
             path: path.to_owned(),
@@ -201,8 +224,9 @@ impl AuditLog {
             config,
             state: Mutex::new(State {
                 file,
-                file_len: good_len as u64,
+                file_len: good_len,
                 replay,
+                chunks,
                 unsigned_since,
                 last_checkpoint: None,
             }),
@@ -239,7 +263,7 @@ impl AuditLog {
 
     /// Entries in the log.
     pub fn len(&self) -> u64 {
-        lock(&self.inner.state).replay.leaves.len() as u64
+        lock(&self.inner.state).replay.entries
     }
 
     /// Whether it holds no entries.
@@ -282,23 +306,53 @@ impl AuditLog {
     }
 
     /// The inclusion proof of entry `seq` in the latest signed tree head (`None` until it is
-    /// signed).
-    pub fn prove(&self, seq: u64) -> Option<InclusionProof> {
-        let state = lock(&self.inner.state);
-        let size = state.replay.signed;
-        if seq >= size {
-            return None;
-        }
-        let leaves = &state.replay.leaves[..size as usize];
-        Some(InclusionProof {
-            seq,
-            tree_size: size,
-            root: hex::encode(&root(leaves)),
-            proof: inclusion_proof(leaves, seq as usize)?
-                .iter()
-                .map(|h| hex::encode(h))
-                .collect(),
+    /// signed). The log keeps only chunk roots in memory; the leaves of at most two chunks
+    /// are read back from the file, on the blocking pool.
+    pub async fn prove(&self, seq: u64) -> Result<Option<InclusionProof>, AuditError> {
+        let (size, head, plan) = {
+            let state = lock(&self.inner.state);
+            let size = state.replay.signed;
+            let Some((head_size, head)) = state.replay.last_head else {
+                return Ok(None);
+            };
+            if seq >= size || head_size != size {
+                return Ok(None);
+            }
+            (size, head, state.chunks.plan(seq, size))
+        };
+        let path = self.inner.path.clone();
+        let file = path.clone();
+        let io = move |reason: String| AuditError::Io {
+            path: file.clone(),
+            reason,
+        };
+        tokio::task::spawn_blocking(move || {
+            let mut loaded = BTreeMap::new();
+            for read in &plan.reads {
+                let leaves = read_leaves(&path, read)
+                    .map_err(|e| io(format!("cannot read entries back for a proof: {e}")))?;
+                loaded.insert(read.chunk, leaves);
+            }
+            let (root, proof) = plan
+                .prove(seq, size, &loaded)
+                .map_err(|m| io(format!("proof needs chunk {} that was not read", m.0)))?;
+            if root != head {
+                return Err(io(format!(
+                    "the entries on disk no longer match the signed tree head of {size} entries"
+                )));
+            }
+            Ok(Some(InclusionProof {
+                seq,
+                tree_size: size,
+                root: hex::encode(&root),
+                proof: proof.iter().map(|h| hex::encode(h)).collect(),
+            }))
         })
+        .await
+        .map_err(|e| AuditError::Io {
+            path: self.inner.path.clone(),
+            reason: format!("the proof task failed: {e}"),
+        })?
     }
 }
 
@@ -365,7 +419,7 @@ impl Inner {
     /// full.
     fn write_group(&self, events: Vec<SecurityEvent>) -> Result<Vec<AuditReceipt>, AuditError> {
         let mut state = lock(&self.state);
-        let first = state.replay.leaves.len() as u64;
+        let first = state.replay.entries;
         let mut prev = state.replay.prev;
         let mut text = Vec::with_capacity(events.len() * 512);
         let mut chained = Vec::with_capacity(events.len());
@@ -377,16 +431,17 @@ impl Inner {
             };
             let bytes = body_bytes(&body);
             let hash: Hash = chain_hash(&prev, &bytes);
+            let offset = state.file_len + text.len() as u64;
             entry_line(&bytes, &prev, &hash, &mut text);
             text.push(b'\n');
-            chained.push((hash, entry_leaf(&bytes)));
+            chained.push((hash, entry_leaf(&bytes), offset));
             prev = hash;
         }
         self.write_text(&mut state, &text)?;
         let mut receipts = Vec::with_capacity(chained.len());
-        for (i, (hash, leaf)) in chained.into_iter().enumerate() {
-            state.replay.leaves.push(leaf);
-            state.replay.frontier.push(leaf);
+        for (i, (hash, leaf, offset)) in chained.into_iter().enumerate() {
+            state.replay.push_leaf(leaf);
+            state.chunks.push(leaf, offset);
             receipts.push(AuditReceipt {
                 sequence: first + i as u64,
                 entry_hash: hex::encode(&hash),
@@ -394,9 +449,7 @@ impl Inner {
         }
         state.replay.prev = prev;
         state.unsigned_since.get_or_insert_with(Instant::now);
-        if state.replay.leaves.len() as u64 - state.replay.signed
-            >= self.config.batch_entries.max(1)
-        {
+        if state.replay.entries - state.replay.signed >= self.config.batch_entries.max(1) {
             self.batch_full.notify_one();
         }
         Ok(receipts)
@@ -407,15 +460,11 @@ async fn checkpoint(inner: &Arc<Inner>) -> Result<(), AuditError> {
     let _one = inner.signing.lock().await;
     let (previous, size, root_hash) = {
         let state = lock(&inner.state);
-        let size = state.replay.leaves.len();
-        if size as u64 == state.replay.signed {
+        let size = state.replay.entries;
+        if size == state.replay.signed {
             return Ok(());
         }
-        (
-            state.replay.signed,
-            size as u64,
-            state.replay.frontier.root(),
-        )
+        (state.replay.signed, size, state.replay.frontier.root())
     };
     let time = Utc::now();
     let signature = inner
@@ -440,10 +489,10 @@ async fn checkpoint(inner: &Arc<Inner>) -> Result<(), AuditError> {
     tokio::task::spawn_blocking(move || {
         let mut state = lock(&this.state);
         this.write_line(&mut state, &line)?;
-        state.replay.signed = size;
-        state.replay.checkpoints += 1;
-        state.replay.last_head = Some((size, root_hash));
-        state.unsigned_since = (size < state.replay.leaves.len() as u64).then(Instant::now);
+        let at = state.replay.frontier_at(size);
+        debug_assert_eq!(at.root(), root_hash);
+        state.replay.mark_signed(size, at);
+        state.unsigned_since = (size < state.replay.entries).then(Instant::now);
         state.last_checkpoint = Some(Instant::now());
         Ok::<(), AuditError>(())
     })
@@ -456,7 +505,7 @@ async fn checkpoint(inner: &Arc<Inner>) -> Result<(), AuditError> {
 
 /// How long until the open batch must be closed (`None`: nothing unsigned).
 fn due_in(state: &State, config: &AuditConfig) -> Option<Duration> {
-    let unsigned = state.replay.leaves.len() as u64 - state.replay.signed;
+    let unsigned = state.replay.entries - state.replay.signed;
     let since = state.unsigned_since?;
     if unsigned == 0 {
         return None;

@@ -30,7 +30,7 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
 }
 
 /// Largest power of two strictly below `n` (n ≥ 2).
-fn split(n: usize) -> usize {
+pub(crate) fn split(n: u64) -> u64 {
     let mut k = 1;
     while k << 1 < n {
         k <<= 1;
@@ -44,7 +44,7 @@ pub fn root(leaves: &[Hash]) -> Hash {
         0 => empty_root(),
         1 => leaves[0],
         n => {
-            let k = split(n);
+            let k = split(n as u64) as usize;
             node_hash(&root(&leaves[..k]), &root(&leaves[k..]))
         }
     }
@@ -98,23 +98,41 @@ pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Option<Vec<Hash>> {
     if index >= leaves.len() {
         return None;
     }
-    fn path(leaves: &[Hash], m: usize, out: &mut Vec<Hash>) {
-        let n = leaves.len();
-        if n <= 1 {
-            return;
-        }
-        let k = split(n);
-        if m < k {
-            path(&leaves[..k], m, out);
-            out.push(root(&leaves[k..]));
+    let subtree = |lo: u64, hi: u64| {
+        Ok::<_, std::convert::Infallible>(root(&leaves[lo as usize..hi as usize]))
+    };
+    match inclusion_proof_by(leaves.len() as u64, index as u64, subtree) {
+        Ok(proof) => Some(proof),
+        Err(never) => match never {},
+    }
+}
+
+/// The inclusion proof of leaf `index` (< `size`) in the tree of `size` leaves, with the root of
+/// each sibling subtree — the leaves `lo..hi` — asked of `subtree`. For a tree too large to keep
+/// every leaf: the caller answers from whatever it stores (roots of complete chunks, leaves
+/// read back from disk). Every range asked for is a node of the tree: it starts at a multiple
+/// of the largest power of two below its length, so it never straddles an aligned block
+/// unless it covers it whole.
+pub fn inclusion_proof_by<E>(
+    size: u64,
+    index: u64,
+    mut subtree: impl FnMut(u64, u64) -> Result<Hash, E>,
+) -> Result<Vec<Hash>, E> {
+    let mut out = Vec::new();
+    let (mut lo, mut hi) = (0, size);
+    // Top down, then reversed: the proof lists siblings bottom up.
+    while hi - lo > 1 {
+        let k = split(hi - lo);
+        if index < lo + k {
+            out.push(subtree(lo + k, hi)?);
+            hi = lo + k;
         } else {
-            path(&leaves[k..], m - k, out);
-            out.push(root(&leaves[..k]));
+            out.push(subtree(lo, lo + k)?);
+            lo += k;
         }
     }
-    let mut out = Vec::new();
-    path(leaves, index, &mut out);
-    Some(out)
+    out.reverse();
+    Ok(out)
 }
 
 /// Checks that `leaf` is entry `index` of the tree of `size` leaves with root `root`

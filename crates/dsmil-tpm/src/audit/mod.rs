@@ -1,6 +1,8 @@
 //! The tamper-evident audit log: an append-only file of hash-chained entries, grouped into
 //! Merkle batches closed by signed tree heads, with inclusion proofs and an offline verifier.
 
+mod chunks;
+mod lines;
 mod log;
 pub mod merkle;
 pub mod record;

@@ -6,7 +6,8 @@ use dsmil_core::ports::Verifier;
 use serde::Serialize;
 use thiserror::Error;
 
-use super::merkle::{Frontier, Hash, root};
+use super::lines::LineReader;
+use super::merkle::{Frontier, Hash};
 use super::record::{Line, body_bytes, chain_hash, checkpoint_message, entry_leaf, parse_hash};
 
 /// The first problem found, with where.
@@ -34,12 +35,19 @@ pub struct VerifySummary {
     pub key_name: Option<String>,
 }
 
-/// State rebuilt while reading a log (also used to reopen one for appending).
+/// State rebuilt while reading a log (also used to reopen one for appending). Memory stays
+/// bounded by the unsigned tail, not the log: no leaf before the last checkpoint is kept.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Replay {
-    pub leaves: Vec<Hash>,
-    /// Root tracker over `leaves`.
+    /// Entries read.
+    pub entries: u64,
+    /// Root tracker over every entry.
     pub frontier: Frontier,
+    /// The tracker at the last checkpoint's size, and the leaves since. A checkpoint signed
+    /// while more entries were being appended covers fewer entries than precede it; its root
+    /// is rebuilt from these in time proportional to the batch, not to the log.
+    pub at_signed: Frontier,
+    pub unsigned: Vec<Hash>,
     pub prev: Hash,
     pub checkpoints: u64,
     pub signed: u64,
@@ -48,13 +56,54 @@ pub(crate) struct Replay {
     pub last_head: Option<(u64, Hash)>,
 }
 
+impl Replay {
+    /// Adds the leaf of the next entry.
+    pub fn push_leaf(&mut self, leaf: Hash) {
+        self.entries += 1;
+        self.frontier.push(leaf);
+        self.unsigned.push(leaf);
+    }
+
+    /// The root tracker over the first `size` entries (`signed <= size <= entries`).
+    pub fn frontier_at(&self, size: u64) -> Frontier {
+        if size == self.entries {
+            return self.frontier.clone();
+        }
+        let mut f = self.at_signed.clone();
+        let take = size.saturating_sub(self.signed) as usize;
+        for leaf in &self.unsigned[..take.min(self.unsigned.len())] {
+            f.push(*leaf);
+        }
+        f
+    }
+
+    /// Records a checkpoint over the first `size` entries whose tracker is `at`.
+    pub fn mark_signed(&mut self, size: u64, at: Frontier) {
+        let covered = size.saturating_sub(self.signed) as usize;
+        self.unsigned.drain(..covered.min(self.unsigned.len()));
+        self.last_head = Some((size, at.root()));
+        self.at_signed = at;
+        self.signed = size;
+        self.checkpoints += 1;
+    }
+}
+
+/// A log line as text; a line that is not UTF-8 was not written by the log.
+pub(crate) fn utf8_line(bytes: &[u8], line: usize, entry: u64) -> Result<&str, VerifyError> {
+    std::str::from_utf8(bytes).map_err(|_| VerifyError {
+        line,
+        entry: Some(entry),
+        reason: "the line is not UTF-8 text (edited or corrupted)".into(),
+    })
+}
+
 /// Checks one line against the state so far; signatures are checked by the caller.
 pub(crate) fn replay_line(
     state: &mut Replay,
     text: &str,
     line: usize,
 ) -> Result<Option<super::record::Checkpoint>, VerifyError> {
-    let next = state.leaves.len() as u64;
+    let next = state.entries;
     let fail = |entry: Option<u64>, reason: String| VerifyError {
         line,
         entry,
@@ -95,9 +144,7 @@ pub(crate) fn replay_line(
                 ));
             }
             state.prev = hash;
-            let leaf = entry_leaf(&body);
-            state.leaves.push(leaf);
-            state.frontier.push(leaf);
+            state.push_leaf(entry_leaf(&body));
             Ok(None)
         }
         Line::Checkpoint(c) => {
@@ -128,12 +175,8 @@ pub(crate) fn replay_line(
                     ),
                 ));
             }
-            // Checkpoints normally cover every entry before them: O(log n) from the frontier.
-            let expected = if c.tree_size == next {
-                state.frontier.root()
-            } else {
-                root(&state.leaves[..c.tree_size as usize])
-            };
+            let at = state.frontier_at(c.tree_size);
+            let expected = at.root();
             if parse_hash(&c.root) != Some(expected) {
                 return Err(fail(
                     None,
@@ -143,9 +186,7 @@ pub(crate) fn replay_line(
                     ),
                 ));
             }
-            state.checkpoints += 1;
-            state.signed = c.tree_size;
-            state.last_head = Some((c.tree_size, expected));
+            state.mark_signed(c.tree_size, at);
             state.key_name = Some(c.signature.key_name.clone());
             Ok(Some(c))
         }
@@ -216,24 +257,33 @@ pub async fn verify_file_against(
     verifier: &dyn Verifier,
     head: Option<&TreeHead>,
 ) -> Result<VerifySummary, VerifyError> {
-    let text = std::fs::read_to_string(path).map_err(|e| VerifyError {
-        line: 0,
+    let cannot_read = |line: usize, e: std::io::Error| VerifyError {
+        line,
         entry: None,
         reason: format!("cannot read {}: {e}", path.display()),
-    })?;
+    };
+    let file = std::fs::File::open(path).map_err(|e| cannot_read(0, e))?;
+    let mut lines = LineReader::new(file, 0, 1).map_err(|e| cannot_read(0, e))?;
     let mut state = Replay::default();
     let mut head_seen = false;
-    let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    for (i, raw) in lines.iter().enumerate() {
-        let line = i + 1;
-        if !raw.ends_with('\n') {
+    let mut last_line = 0;
+    loop {
+        let raw = match lines.next_line() {
+            Ok(Some(raw)) => raw,
+            Ok(None) => break,
+            Err(e) => return Err(cannot_read(last_line + 1, e)),
+        };
+        let line = raw.number;
+        last_line = line;
+        if !raw.complete {
             return Err(VerifyError {
                 line,
-                entry: Some(state.leaves.len() as u64),
+                entry: Some(state.entries),
                 reason: "the last line is incomplete (a torn write, or the file was cut)".into(),
             });
         }
-        if let Some(c) = replay_line(&mut state, raw.trim_end(), line)? {
+        let text = utf8_line(raw.bytes, line, state.entries)?;
+        if let Some(c) = replay_line(&mut state, text, line)? {
             head_seen |= head.is_some_and(|h| state.last_head == Some((h.tree_size, h.root)));
             let root_hash = parse_hash(&c.root).unwrap_or_default();
             let message = checkpoint_message(
@@ -263,7 +313,7 @@ pub async fn verify_file_against(
         && !head_seen
     {
         return Err(VerifyError {
-            line: lines.len(),
+            line: last_line,
             entry: None,
             reason: format!(
                 "no checkpoint matches the trusted tree head of {} entries (the log was cut back or rewritten)",
@@ -272,7 +322,7 @@ pub async fn verify_file_against(
         });
     }
     Ok(VerifySummary {
-        entries: state.leaves.len() as u64,
+        entries: state.entries,
         checkpoints: state.checkpoints,
         signed_entries: state.signed,
         key_name: state.key_name,

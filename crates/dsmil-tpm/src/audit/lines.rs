@@ -1,0 +1,91 @@
+//! Reading a log file line by line with bounded memory (a log can be many gigabytes), knowing
+//! where each line starts; and reading one chunk's leaves back for a proof.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::Path;
+
+use super::chunks::ChunkRead;
+use super::merkle::Hash;
+use super::record::{Line, body_bytes, entry_leaf};
+
+/// One line read: where it starts, its number (from 1), its text without the newline, and
+/// whether it ended in one (a last line without is a torn write).
+pub(crate) struct RawLine<'a> {
+    pub offset: u64,
+    pub number: usize,
+    pub bytes: &'a [u8],
+    pub complete: bool,
+}
+
+/// Reads `file` line by line from its current position.
+pub(crate) struct LineReader {
+    reader: BufReader<File>,
+    buf: Vec<u8>,
+    offset: u64,
+    number: usize,
+}
+
+impl LineReader {
+    /// Reads from byte `offset` of `file`; line numbers count from `first_number`.
+    pub fn new(mut file: File, offset: u64, first_number: usize) -> std::io::Result<Self> {
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(Self {
+            reader: BufReader::with_capacity(1 << 16, file),
+            buf: Vec::new(),
+            offset,
+            number: first_number,
+        })
+    }
+
+    /// The next line, or `None` at the end of the file.
+    pub fn next_line(&mut self) -> std::io::Result<Option<RawLine<'_>>> {
+        self.buf.clear();
+        let n = self.reader.read_until(b'\n', &mut self.buf)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let offset = self.offset;
+        self.offset += n as u64;
+        let number = self.number;
+        self.number += 1;
+        let complete = self.buf.last() == Some(&b'\n');
+        let bytes = if complete {
+            &self.buf[..n - 1]
+        } else {
+            &self.buf[..]
+        };
+        Ok(Some(RawLine {
+            offset,
+            number,
+            bytes,
+            complete,
+        }))
+    }
+}
+
+/// Reads the leaves `read` names back from the log at `path`: `read.count` entries from
+/// `read.offset`, skipping checkpoint lines, checking their sequence numbers.
+pub(crate) fn read_leaves(path: &Path, read: &ChunkRead) -> Result<Vec<Hash>, String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let mut lines = LineReader::new(file, read.offset, 0).map_err(|e| e.to_string())?;
+    let mut leaves = Vec::with_capacity(read.count as usize);
+    while (leaves.len() as u64) < read.count {
+        let expected = read.first_seq + leaves.len() as u64;
+        let Some(line) = lines.next_line().map_err(|e| e.to_string())? else {
+            return Err(format!("the file ends before entry {expected}"));
+        };
+        let parsed: Line = serde_json::from_slice(line.bytes)
+            .map_err(|e| format!("the line at byte {} is not a record: {e}", line.offset))?;
+        if let Line::Entry(e) = parsed {
+            if e.body.seq != expected {
+                return Err(format!(
+                    "found entry {} at byte {} where entry {expected} was",
+                    e.body.seq, line.offset
+                ));
+            }
+            leaves.push(entry_leaf(&body_bytes(&e.body)));
+        }
+    }
+    Ok(leaves)
+}
