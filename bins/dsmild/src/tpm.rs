@@ -11,7 +11,7 @@ use dsmil_core::monitoring::{AlertLevel, SecurityEvent};
 use dsmil_core::ports::{AuditSink, Throttle};
 use dsmil_core::tpm::NvAttributes;
 use dsmil_core::{DaemonConfig, Event, EventBus};
-use dsmil_tpm::audit::{AuditLog, TreeHead, verify_file_against};
+use dsmil_tpm::audit::{AuditLog, TreeHead};
 use dsmil_tpm::bridge::{BridgeConfig, DsmilBridge, MemoryDevices};
 use dsmil_tpm::{NvSpec, Tpm, TpmOptions, TpmSigner};
 
@@ -125,7 +125,7 @@ pub async fn anchor(tpm: &Tpm, log: &AuditLog) -> Result<Option<TreeHead>> {
 pub fn spawn_anchor_task(tpm: Tpm, log: Arc<AuditLog>, signer: Arc<TpmSigner>, bus: EventBus) {
     tokio::spawn(async move {
         if let Some(head) = read_anchor(&tpm).await {
-            match verify_file_against(log.path(), signer.as_ref(), Some(&head)).await {
+            match log.verify_against(signer.as_ref(), Some(&head)).await {
                 Ok(summary) => tracing::info!(
                     entries = summary.entries,
                     anchored = head.tree_size,

@@ -2,7 +2,7 @@
 //! where each line starts; and reading one chunk's leaves back for a proof.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Take};
 use std::path::Path;
 
 use super::chunks::ChunkRead;
@@ -20,7 +20,7 @@ pub(crate) struct RawLine<'a> {
 
 /// Reads `file` line by line from its current position.
 pub(crate) struct LineReader {
-    reader: BufReader<File>,
+    reader: BufReader<Take<File>>,
     buf: Vec<u8>,
     offset: u64,
     number: usize,
@@ -28,10 +28,21 @@ pub(crate) struct LineReader {
 
 impl LineReader {
     /// Reads from byte `offset` of `file`; line numbers count from `first_number`.
-    pub fn new(mut file: File, offset: u64, first_number: usize) -> std::io::Result<Self> {
+    pub fn new(file: File, offset: u64, first_number: usize) -> std::io::Result<Self> {
+        Self::up_to(file, offset, u64::MAX, first_number)
+    }
+
+    /// Like [`LineReader::new`], reading no further than byte `end` — the part of a log known
+    /// to be complete while its writer may be appending.
+    pub fn up_to(
+        mut file: File,
+        offset: u64,
+        end: u64,
+        first_number: usize,
+    ) -> std::io::Result<Self> {
         file.seek(SeekFrom::Start(offset))?;
         Ok(Self {
-            reader: BufReader::with_capacity(1 << 16, file),
+            reader: BufReader::with_capacity(1 << 16, file.take(end.saturating_sub(offset))),
             buf: Vec::new(),
             offset,
             number: first_number,

@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use dsmil_core::hex;
 use dsmil_core::monitoring::SecurityEvent;
-use dsmil_core::ports::{AuditReceipt, AuditSink, PortError, Signer};
+use dsmil_core::ports::{AuditReceipt, AuditSink, PortError, Signer, Verifier};
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -303,6 +303,18 @@ impl AuditLog {
     /// Signs a checkpoint over every entry now (no-op when all are signed).
     pub async fn checkpoint(&self) -> Result<(), AuditError> {
         checkpoint(&self.inner).await
+    }
+
+    /// Verifies the log as written so far, like [`super::verify_file_against`], while it stays
+    /// open for appending: only the lines complete when the call starts are read, so an append
+    /// in progress is not mistaken for a torn write.
+    pub async fn verify_against(
+        &self,
+        verifier: &dyn Verifier,
+        head: Option<&super::TreeHead>,
+    ) -> Result<super::VerifySummary, VerifyError> {
+        let end = lock(&self.inner.state).file_len;
+        super::verify::verify_prefix(&self.inner.path, verifier, head, end).await
     }
 
     /// The inclusion proof of entry `seq` in the latest signed tree head (`None` until it is

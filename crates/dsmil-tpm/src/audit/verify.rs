@@ -257,13 +257,24 @@ pub async fn verify_file_against(
     verifier: &dyn Verifier,
     head: Option<&TreeHead>,
 ) -> Result<VerifySummary, VerifyError> {
+    verify_prefix(path, verifier, head, u64::MAX).await
+}
+
+/// [`verify_file_against`] over the first `end` bytes of the file only (a live log's writer
+/// may be in the middle of appending after them).
+pub(crate) async fn verify_prefix(
+    path: &Path,
+    verifier: &dyn Verifier,
+    head: Option<&TreeHead>,
+    end: u64,
+) -> Result<VerifySummary, VerifyError> {
     let cannot_read = |line: usize, e: std::io::Error| VerifyError {
         line,
         entry: None,
         reason: format!("cannot read {}: {e}", path.display()),
     };
     let file = std::fs::File::open(path).map_err(|e| cannot_read(0, e))?;
-    let mut lines = LineReader::new(file, 0, 1).map_err(|e| cannot_read(0, e))?;
+    let mut lines = LineReader::up_to(file, 0, end, 1).map_err(|e| cannot_read(0, e))?;
     let mut state = Replay::default();
     let mut head_seen = false;
     let mut last_line = 0;
