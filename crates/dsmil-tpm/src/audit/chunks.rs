@@ -6,12 +6,16 @@
 
 use std::collections::BTreeMap;
 
-use super::merkle::{Frontier, Hash, inclusion_proof_by, node_hash, root, split};
+use super::merkle::{Hash, inclusion_proof_by, node_hash, root, split};
 
+/// Height of a chunk's subtree: a chunk is `2^CHUNK_HEIGHT` leaves.
+pub(crate) const CHUNK_HEIGHT: u32 = 10;
 /// Leaves per chunk.
-pub(crate) const CHUNK: u64 = 1024;
+pub(crate) const CHUNK: u64 = 1 << CHUNK_HEIGHT;
 
-/// Chunk roots and offsets of a growing log.
+/// Chunk roots and offsets of a growing log. The roots come from the log's own Merkle frontier
+/// (the perfect subtree of height [`CHUNK_HEIGHT`] it forms every [`CHUNK`] leaves), so no
+/// leaf is hashed twice.
 #[derive(Debug, Clone)]
 pub(crate) struct ChunkIndex {
     chunk: u64,
@@ -19,8 +23,8 @@ pub(crate) struct ChunkIndex {
     roots: Vec<Hash>,
     /// Byte offset of the first entry line of every chunk begun (complete or not).
     offsets: Vec<u64>,
-    /// The chunk being filled.
-    current: Frontier,
+    /// Leaves so far.
+    len: u64,
 }
 
 impl Default for ChunkIndex {
@@ -59,24 +63,25 @@ impl ChunkIndex {
             chunk,
             roots: Vec::new(),
             offsets: Vec::new(),
-            current: Frontier::default(),
+            len: 0,
         }
     }
 
     /// Leaves so far.
     pub fn len(&self) -> u64 {
-        self.roots.len() as u64 * self.chunk + self.current.size()
+        self.len
     }
 
-    /// Appends the leaf of the entry whose line starts at byte `offset`.
-    pub fn push(&mut self, leaf: Hash, offset: u64) {
-        if self.current.size() == 0 {
+    /// Counts the leaf of the entry whose line starts at byte `offset`; `completed` is the
+    /// root of the chunk this leaf completes (from the frontier), if it completes one.
+    pub fn push(&mut self, offset: u64, completed: Option<Hash>) {
+        if self.len.is_multiple_of(self.chunk) {
             self.offsets.push(offset);
         }
-        self.current.push(leaf);
-        if self.current.size() == self.chunk {
-            self.roots.push(self.current.root());
-            self.current = Frontier::default();
+        self.len += 1;
+        debug_assert_eq!(completed.is_some(), self.len.is_multiple_of(self.chunk));
+        if let Some(root) = completed {
+            self.roots.push(root);
         }
     }
 
@@ -156,7 +161,23 @@ impl ProofPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::merkle::{inclusion_proof, leaf_hash, verify_inclusion};
+    use crate::audit::merkle::{Frontier, inclusion_proof, leaf_hash, verify_inclusion};
+
+    /// An index of chunks of 4 leaves over `all`, fed from a frontier as the log feeds it.
+    fn index_of(all: &[Hash], offset: impl Fn(u64) -> u64) -> ChunkIndex {
+        let mut frontier = Frontier::default();
+        let mut index = ChunkIndex::with_chunk(4);
+        for (i, leaf) in all.iter().enumerate() {
+            let mut completed = None;
+            frontier.push_observing(*leaf, |height, node| {
+                if height == 2 {
+                    completed = Some(*node);
+                }
+            });
+            index.push(offset(i as u64), completed);
+        }
+        index
+    }
 
     fn leaves(n: u64) -> Vec<Hash> {
         (0..n)
@@ -169,10 +190,7 @@ mod tests {
     #[test]
     fn chunked_proofs_equal_proofs_over_all_leaves() {
         let all = leaves(70);
-        let mut index = ChunkIndex::with_chunk(4);
-        for (i, leaf) in all.iter().enumerate() {
-            index.push(*leaf, 1000 + i as u64 * 10);
-        }
+        let index = index_of(&all, |i| 1000 + i * 10);
         assert_eq!(index.len(), 70);
         for size in 1..=70u64 {
             for i in 0..size {
@@ -204,10 +222,7 @@ mod tests {
 
     #[test]
     fn a_chunk_not_loaded_is_an_error_not_a_panic() {
-        let mut index = ChunkIndex::with_chunk(4);
-        for (i, leaf) in leaves(10).iter().enumerate() {
-            index.push(*leaf, i as u64);
-        }
+        let index = index_of(&leaves(10), |i| i);
         let plan = index.plan(5, 10);
         assert_eq!(
             plan.reads.iter().map(|r| r.chunk).collect::<Vec<_>>(),

@@ -195,10 +195,8 @@ impl AuditLog {
                     let text = utf8_line(raw.bytes, raw.number, replay.entries).map_err(damaged)?;
                     let before = replay.entries;
                     replay_line(&mut replay, text, raw.number).map_err(damaged)?;
-                    if replay.entries > before
-                        && let Some(leaf) = replay.unsigned.last()
-                    {
-                        chunks.push(*leaf, raw.offset);
+                    if replay.entries > before {
+                        chunks.push(raw.offset, replay.completed_chunk);
                     }
                     good_len = raw.offset + raw.bytes.len() as u64 + 1;
                 }
@@ -453,7 +451,8 @@ impl Inner {
         let mut receipts = Vec::with_capacity(chained.len());
         for (i, (hash, leaf, offset)) in chained.into_iter().enumerate() {
             state.replay.push_leaf(leaf);
-            state.chunks.push(leaf, offset);
+            let completed = state.replay.completed_chunk;
+            state.chunks.push(offset, completed);
             receipts.push(AuditReceipt {
                 sequence: first + i as u64,
                 entry_hash: hex::encode(&hash),

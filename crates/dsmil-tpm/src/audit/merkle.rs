@@ -62,6 +62,13 @@ pub struct Frontier {
 impl Frontier {
     /// Appends a leaf hash.
     pub fn push(&mut self, leaf: Hash) {
+        self.push_observing(leaf, |_, _| {});
+    }
+
+    /// Appends a leaf hash and shows `formed` every perfect subtree completed by it, as
+    /// (height, root): the subtree of height `h` over the last `2^h` leaves forms exactly when
+    /// the size becomes a multiple of `2^h`.
+    pub fn push_observing(&mut self, leaf: Hash, mut formed: impl FnMut(u32, &Hash)) {
         let mut node = (0u32, leaf);
         while let Some(&(h, left)) = self.stack.last() {
             if h != node.0 {
@@ -69,6 +76,7 @@ impl Frontier {
             }
             self.stack.pop();
             node = (h + 1, node_hash(&left, &node.1));
+            formed(node.0, &node.1);
         }
         self.stack.push(node);
         self.size += 1;

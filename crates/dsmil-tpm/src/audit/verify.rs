@@ -6,9 +6,12 @@ use dsmil_core::ports::Verifier;
 use serde::Serialize;
 use thiserror::Error;
 
+use super::chunks::CHUNK_HEIGHT;
 use super::lines::LineReader;
 use super::merkle::{Frontier, Hash};
-use super::record::{Line, body_bytes, chain_hash, checkpoint_message, entry_leaf, parse_hash};
+use super::record::{
+    EntryBody, Line, body_bytes, chain_hash, checkpoint_message, entry_leaf, parse_hash,
+};
 
 /// The first problem found, with where.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -54,13 +57,21 @@ pub(crate) struct Replay {
     pub key_name: Option<String>,
     /// (size, root) of the last checkpoint read.
     pub last_head: Option<(u64, Hash)>,
+    /// The root of the proof chunk the last leaf completed, if it completed one.
+    pub completed_chunk: Option<Hash>,
 }
 
 impl Replay {
     /// Adds the leaf of the next entry.
     pub fn push_leaf(&mut self, leaf: Hash) {
         self.entries += 1;
-        self.frontier.push(leaf);
+        let mut completed = None;
+        self.frontier.push_observing(leaf, |height, node| {
+            if height == CHUNK_HEIGHT {
+                completed = Some(*node);
+            }
+        });
+        self.completed_chunk = completed;
         self.unsigned.push(leaf);
     }
 
@@ -97,6 +108,83 @@ pub(crate) fn utf8_line(bytes: &[u8], line: usize, entry: u64) -> Result<&str, V
     })
 }
 
+/// The writer's entry line: `{"type":"entry",` + the body's fields + this tail.
+const ENTRY_HEAD: &str = r#"{"type":"entry","#;
+/// `,"prev":"<64 hex>","hash":"<64 hex>"}`.
+const ENTRY_TAIL_LEN: usize = 9 + 64 + 10 + 64 + 2;
+
+/// An entry line as the writer builds it ([`super::record::entry_line`]).
+struct CanonicalEntry<'a> {
+    seq: u64,
+    /// The body's bytes as hashed.
+    body: Vec<u8>,
+    prev: &'a str,
+    hash: &'a str,
+}
+
+/// Reads an entry line the way it was written — the body cut out of the line, parsed alone
+/// and serialised back to the same bytes — instead of through serde's buffering of a tagged,
+/// flattened record and two serialisations. `None` for anything else (checkpoints, edited
+/// lines), which the general path parses and names.
+fn canonical_entry(text: &str) -> Option<CanonicalEntry<'_>> {
+    let rest = text.strip_prefix(ENTRY_HEAD)?;
+    let split = rest.len().checked_sub(ENTRY_TAIL_LEN)?;
+    let (fields, tail) = (rest.get(..split)?, rest.get(split..)?);
+    let prev = tail.strip_prefix(r#","prev":""#)?.get(..64)?;
+    let hash = tail.get(73..)?.strip_prefix(r#"","hash":""#)?.get(..64)?;
+    if !tail.ends_with(r#""}"#) {
+        return None;
+    }
+    let mut body = Vec::with_capacity(fields.len() + 2);
+    body.push(b'{');
+    body.extend_from_slice(fields.as_bytes());
+    body.push(b'}');
+    let parsed: EntryBody = serde_json::from_slice(&body).ok()?;
+    // Canonical: the body serialises back to exactly these bytes, and the hashes are
+    // lower-case hex (checked by the caller's `parse_hash`), so the line is what the writer
+    // would write for these values.
+    (body_bytes(&parsed) == body).then_some(CanonicalEntry {
+        seq: parsed.seq,
+        body,
+        prev,
+        hash,
+    })
+}
+
+/// Checks an entry's sequence number, link and hash, and adds it.
+fn replay_entry(
+    state: &mut Replay,
+    seq: u64,
+    body: &[u8],
+    prev: &str,
+    hash_text: &str,
+    fail: &impl Fn(Option<u64>, String) -> VerifyError,
+) -> Result<Option<super::record::Checkpoint>, VerifyError> {
+    let next = state.entries;
+    if seq != next {
+        return Err(fail(
+            Some(next),
+            format!("sequence number is {seq}, expected {next} (entries removed or reordered)"),
+        ));
+    }
+    if parse_hash(prev) != Some(state.prev) {
+        return Err(fail(
+            Some(next),
+            "does not link to the previous entry (the chain is broken)".into(),
+        ));
+    }
+    let hash = chain_hash(&state.prev, body);
+    if parse_hash(hash_text) != Some(hash) {
+        return Err(fail(
+            Some(next),
+            "content does not match its hash (the entry was changed)".into(),
+        ));
+    }
+    state.prev = hash;
+    state.push_leaf(entry_leaf(body));
+    Ok(None)
+}
+
 /// Checks one line against the state so far; signatures are checked by the caller.
 pub(crate) fn replay_line(
     state: &mut Replay,
@@ -109,6 +197,9 @@ pub(crate) fn replay_line(
         entry,
         reason,
     };
+    if let Some(entry) = canonical_entry(text) {
+        return replay_entry(state, entry.seq, &entry.body, entry.prev, entry.hash, &fail);
+    }
     let parsed: Line = serde_json::from_str(text)
         .map_err(|e| fail(Some(next), format!("not a log record: {e}")))?;
     // The writer emits canonical JSON; any other spelling of the same values was edited.
@@ -119,34 +210,14 @@ pub(crate) fn replay_line(
         ));
     }
     match parsed {
-        Line::Entry(e) => {
-            if e.body.seq != next {
-                return Err(fail(
-                    Some(next),
-                    format!(
-                        "sequence number is {}, expected {next} (entries removed or reordered)",
-                        e.body.seq
-                    ),
-                ));
-            }
-            if parse_hash(&e.prev) != Some(state.prev) {
-                return Err(fail(
-                    Some(next),
-                    "does not link to the previous entry (the chain is broken)".into(),
-                ));
-            }
-            let body = body_bytes(&e.body);
-            let hash = chain_hash(&state.prev, &body);
-            if parse_hash(&e.hash) != Some(hash) {
-                return Err(fail(
-                    Some(next),
-                    "content does not match its hash (the entry was changed)".into(),
-                ));
-            }
-            state.prev = hash;
-            state.push_leaf(entry_leaf(&body));
-            Ok(None)
-        }
+        Line::Entry(e) => replay_entry(
+            state,
+            e.body.seq,
+            &body_bytes(&e.body),
+            &e.prev,
+            &e.hash,
+            &fail,
+        ),
         Line::Checkpoint(c) => {
             if c.tree_size > next {
                 return Err(fail(
