@@ -376,24 +376,39 @@ async fn concurrent_appenders_share_fsyncs_and_keep_one_valid_chain() {
     assert!(summary.checkpoints >= 1);
 }
 
-/// Signs like the key it wraps, after a pause: appends go on meanwhile, so checkpoints cover
-/// fewer entries than precede them (as on a hardware TPM under load).
-struct SlowSigner(Arc<SoftEcdsaKey>);
+/// Signs like the key it wraps, but only once more appends have completed than there are
+/// writers (or the writers are done): at least one entry is then written between the moment
+/// the checkpoint's size was taken and its line, so the checkpoint covers fewer entries than
+/// precede it — as on a hardware TPM under load, deterministically.
+struct LaggingSigner {
+    key: Arc<SoftEcdsaKey>,
+    appended: Arc<std::sync::atomic::AtomicU64>,
+    writers: u64,
+    done: Arc<std::sync::atomic::AtomicBool>,
+}
 
 #[async_trait::async_trait]
-impl dsmil_core::ports::Signer for SlowSigner {
+impl dsmil_core::ports::Signer for LaggingSigner {
     fn key_name(&self) -> String {
-        self.0.key_name()
+        self.key.key_name()
     }
     fn scheme(&self) -> dsmil_core::tpm::SignatureScheme {
-        self.0.scheme()
+        self.key.scheme()
     }
     async fn sign(
         &self,
         message: &[u8],
     ) -> Result<dsmil_core::tpm::Signature, dsmil_core::ports::PortError> {
-        tokio::time::sleep(Duration::from_millis(3)).await;
-        self.0.sign(message).await
+        use std::sync::atomic::Ordering::SeqCst;
+        let start = self.appended.load(SeqCst);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.appended.load(SeqCst) <= start + self.writers
+            && !self.done.load(SeqCst)
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        self.key.sign(message).await
     }
 }
 
@@ -412,15 +427,23 @@ async fn long_logs_with_lagging_checkpoints_verify_reopen_and_prove() {
         min_checkpoint_interval: Duration::ZERO,
     };
     let path = dir.path().join("audit.log");
-    let signer: Arc<dyn Signer> = Arc::new(SlowSigner(key.clone()));
+    let appended = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let signer: Arc<dyn Signer> = Arc::new(LaggingSigner {
+        key: key.clone(),
+        appended: Arc::clone(&appended),
+        writers: 8,
+        done: Arc::clone(&done),
+    });
     let (log, _) = AuditLog::open(&path, signer, config.clone()).await.unwrap();
     let log = Arc::new(log);
     let writers: Vec<_> = (0..8)
         .map(|w| {
-            let log = Arc::clone(&log);
+            let (log, appended) = (Arc::clone(&log), Arc::clone(&appended));
             tokio::spawn(async move {
                 for i in (w..N).step_by(8) {
                     log.append_event(event(i)).await.unwrap();
+                    appended.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 }
             })
         })
@@ -428,10 +451,11 @@ async fn long_logs_with_lagging_checkpoints_verify_reopen_and_prove() {
     for w in writers {
         w.await.unwrap();
     }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
     log.checkpoint().await.unwrap();
     drop(log);
 
-    // Most checkpoints were written after more entries than they cover.
+    // Checkpoints signed while the writers went on cover fewer entries than precede them.
     let text = std::fs::read_to_string(&path).unwrap();
     let (mut entries, mut lagging) = (0u64, 0);
     let mut leaves = Vec::new();
