@@ -1,21 +1,80 @@
-//! `dsmilctl audit verify PATH`: checks an audit log offline.
+//! `dsmilctl audit verify PATH`: checks an audit log offline; `dsmilctl audit prove SEQ`:
+//! fetches an entry's inclusion proof from the daemon and checks it here.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use dsmil_tpm::audit::{TreeHead, verify_file_against};
+use dsmil_tpm::audit::{InclusionProof, TreeHead, verify_file_against};
 use dsmil_tpm::soft_key::P256Verifier;
 use serde_json::{Value, json};
+
+use crate::client::Client;
+
+/// Parses `--head SIZE:ROOT`.
+fn parse_head(text: Option<&str>) -> Result<Option<TreeHead>> {
+    text.map(|text| {
+        TreeHead::parse(text).with_context(|| {
+            format!("--head {text:?} is not SIZE:ROOT (a decimal size, a colon, 64 hex digits)")
+        })
+    })
+    .transpose()
+}
+
+/// `GET /api/audit/proof/{seq}`, checked: the entry's leaf, the path to the root and, with
+/// `head`, that the root is that trusted tree head's.
+pub fn prove(client: &Client, seq: u64, head: Option<&str>) -> Result<Value> {
+    let head = parse_head(head)?;
+    let body = client.get(&format!("/api/audit/proof/{seq}"))?;
+    let proof: InclusionProof =
+        serde_json::from_value(body).context("the daemon's answer is not an inclusion proof")?;
+    if proof.seq != seq {
+        bail!(
+            "the daemon answered with entry {} for entry {seq}",
+            proof.seq
+        );
+    }
+    proof
+        .verify()
+        .map_err(|e| anyhow::anyhow!("the proof of entry {seq} does NOT check out: {e}"))?;
+    if let Some(head) = &head
+        && (head.tree_size, Some(head.root))
+            != (
+                proof.tree_size,
+                dsmil_tpm::audit::record::parse_hash(&proof.root),
+            )
+    {
+        bail!(
+            "the proof is against the tree head {}:{}, not the trusted {head}",
+            proof.tree_size,
+            proof.root
+        );
+    }
+    let mut v = serde_json::to_value(&proof).context("cannot serialise the proof")?;
+    v["verified"] = json!(true);
+    v["trusted_head"] = json!(head.map(|h| h.to_string()));
+    Ok(v)
+}
+
+/// Text form of a checked proof.
+pub fn prove_text(v: &Value) -> String {
+    format!(
+        "entry {} is in the signed tree of {} entries with root {} ({} sibling hashes){}",
+        v["seq"],
+        v["tree_size"],
+        v["root"].as_str().unwrap_or("?"),
+        v["proof"].as_array().map_or(0, Vec::len),
+        if v["trusted_head"].is_string() {
+            " — the trusted tree head"
+        } else {
+            "; compare SIZE:ROOT with a tree head you trust (`dsmilctl tpm info`'s anchor, `audit verify --head`)"
+        }
+    )
+}
 
 /// `PATH` is the audit dir (holding `audit.log` and `signer.pub`) or the log file itself;
 /// `head` (`SIZE:ROOT`) a trusted signed tree head the log must contain.
 pub fn verify(path: &Path, head: Option<&str>) -> Result<Value> {
-    let head = match head {
-        Some(text) => Some(TreeHead::parse(text).with_context(|| {
-            format!("--head {text:?} is not SIZE:ROOT (a decimal size, a colon, 64 hex digits)")
-        })?),
-        None => None,
-    };
+    let head = parse_head(head)?;
     let (log, dir): (PathBuf, PathBuf) = if path.is_dir() {
         (path.join("audit.log"), path.to_owned())
     } else {

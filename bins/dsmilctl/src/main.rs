@@ -55,7 +55,7 @@ enum Command {
         /// The workflow spec.
         file: PathBuf,
     },
-    /// Check an audit log offline.
+    /// Check an audit log offline, or prove an entry is in it.
     Audit {
         #[command(subcommand)]
         action: AuditAction,
@@ -111,6 +111,15 @@ enum AuditAction {
         /// A signed tree head you trust from elsewhere, `SIZE:ROOT` (e.g. from `dsmilctl tpm
         /// info`'s audit anchor or an earlier verification): the log must contain it, which
         /// catches a log cut back to an earlier checkpoint.
+        #[arg(long)]
+        head: Option<String>,
+    },
+    /// Fetch from the daemon the proof that entry SEQ is in its latest signed tree head, and
+    /// check it here; exit 1 if it does not check out.
+    Prove {
+        /// The entry's sequence number.
+        seq: u64,
+        /// A tree head you trust, `SIZE:ROOT`: the proof must be against exactly it.
         #[arg(long)]
         head: Option<String>,
     },
@@ -180,6 +189,13 @@ fn run(cli: &Cli) -> Result<()> {
         } => {
             let summary = audit::verify(path, head.as_deref())?;
             output::print(cli.json, &summary, audit::text);
+        }
+        Command::Audit {
+            action: AuditAction::Prove { seq, head },
+        } => {
+            let client = Client::new(&cli.url, &cli.token_file)?;
+            let proof = audit::prove(&client, *seq, head.as_deref())?;
+            output::print(cli.json, &proof, audit::prove_text);
         }
         Command::Watch {
             types,

@@ -398,6 +398,74 @@ fn audit_verify_checks_the_daemons_log_offline_and_names_tampering() {
     );
 }
 
+/// `audit prove` fetches an entry's inclusion proof from a running daemon and checks it: the
+/// entry is the log's line, the proof leads to the signed root; an unsigned entry and a
+/// tree head that is not the proof's are refused with a reason.
+#[test]
+fn audit_prove_checks_an_entry_of_the_running_daemon() {
+    let Some(dsmild) = sibling_dsmild() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (_daemon, url, token) = start_daemon(
+        dsmild,
+        "[[agents]]\nid = \"broken\"\nkind = \"builtin\"\nbuiltin = \"fail\"\ncircuit_breaker = { failure_threshold = 1 }\n",
+        dir.path(),
+    );
+    let ctl = |extra: &[&str]| ctl_at(&url, &token, extra);
+    let spec = dir.path().join("w.toml");
+    std::fs::write(
+        &spec,
+        "workflow_type = \"t\"\nexecution_mode = \"sequential\"\n[[tasks]]\nid = \"a\"\nagent_id = \"broken\"\ntask_description = \"fail\"\nretry_count = 0\n",
+    )
+    .unwrap();
+    assert!(!ctl(&["run", spec.to_str().unwrap()]).status.success());
+    // The circuit opening is entry 0; its batch is signed within a second.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let proof = loop {
+        let out = ctl(&["--json", "audit", "prove", "0"]);
+        if out.status.success() {
+            break serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap();
+        }
+        let err = text(&out.stderr);
+        assert!(err.contains("not covered by a signed checkpoint"), "{err}");
+        assert!(Instant::now() < deadline, "entry 0 was never signed: {err}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(proof["verified"], true);
+    let log = std::fs::read_to_string(dir.path().join("data/audit/audit.log")).unwrap();
+    assert_eq!(
+        proof["entry"].as_str(),
+        log.lines().next(),
+        "the entry as written"
+    );
+    let head = format!("{}:{}", proof["tree_size"], proof["root"].as_str().unwrap());
+    let out = ctl(&["audit", "prove", "0", "--head", &head]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("the trusted tree head"));
+
+    let out = ctl(&[
+        "audit",
+        "prove",
+        "0",
+        "--head",
+        &format!("1:{}", "0".repeat(64)),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not the trusted"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = ctl(&["audit", "prove", "999999"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("entry 999999 is not covered by a signed checkpoint"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn tpm_info_and_a_quote_tpm2_checkquote_accepts() {
     let Some(dsmild) = sibling_dsmild() else {

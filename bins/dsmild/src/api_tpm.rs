@@ -32,6 +32,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/devices", get(devices))
         .route("/api/devices/{id}/write", post(write))
         .route("/api/devices/{id}/attest", post(attest))
+        .route("/api/audit/proof/{seq}", get(audit_proof))
 }
 
 impl From<TpmError> for ApiError {
@@ -173,6 +174,46 @@ async fn info(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Val
         "audit": audit,
         "audit_anchor": anchor,
     })))
+}
+
+/// `GET /api/audit/proof/{seq}`: the inclusion proof of entry `seq` in the latest signed
+/// tree head, with the entry as written and its leaf hash (`dsmilctl audit prove` checks it).
+async fn audit_proof(
+    State(state): State<Arc<AppState>>,
+    Path(seq): Path<String>,
+) -> Result<Json<dsmil_tpm::audit::InclusionProof>, ApiError> {
+    let seq: u64 = seq.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_sequence",
+            format!("{seq:?} is not an entry number (0, 1, 2, …)"),
+        )
+    })?;
+    let log = state.audit.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit_unavailable",
+            "the audit log is not open",
+        )
+    })?;
+    match log.prove(seq).await {
+        Ok(Some(proof)) => Ok(Json(proof)),
+        Ok(None) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_signed",
+            format!(
+                "entry {seq} is not covered by a signed checkpoint ({} of {} entries are signed; \
+                 a batch is signed within a second)",
+                log.signed(),
+                log.len()
+            ),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "audit_error",
+            e.to_string(),
+        )),
+    }
 }
 
 #[derive(Deserialize)]

@@ -91,6 +91,21 @@ fn info_quote_and_devices(backend: Backend, dir: &Path) {
     assert_eq!(status_doc["tpm"]["hardware_rooted"], false);
     let (status, _) = daemon.get("/api/tpm/info", None);
     assert_eq!(status, 401);
+    // Audit proofs: token required, the entry number checked, unsigned entries named.
+    let (status, _) = daemon.get("/api/audit/proof/0", None);
+    assert_eq!(status, 401);
+    let (status, e) = daemon.get("/api/audit/proof/first", Some(&token));
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (400, Some("invalid_sequence")),
+        "{e}"
+    );
+    let (status, e) = daemon.get("/api/audit/proof/4000000000", Some(&token));
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (404, Some("not_signed")),
+        "{e}"
+    );
 
     // A quote, written the way dsmilctl does, that tpm2_checkquote accepts.
     let (status, q) = daemon.post(

@@ -458,12 +458,13 @@ async fn long_logs_with_lagging_checkpoints_verify_reopen_and_prove() {
     // Checkpoints signed while the writers went on cover fewer entries than precede them.
     let text = std::fs::read_to_string(&path).unwrap();
     let (mut entries, mut lagging) = (0u64, 0);
-    let mut leaves = Vec::new();
+    let (mut leaves, mut entry_lines) = (Vec::new(), Vec::new());
     for line in text.lines() {
         match serde_json::from_str::<Line>(line).unwrap() {
             Line::Entry(e) => {
                 entries += 1;
                 leaves.push(entry_leaf(&body_bytes(&e.body)));
+                entry_lines.push(line);
             }
             Line::Checkpoint(c) => lagging += usize::from(c.tree_size < entries),
         }
@@ -482,6 +483,22 @@ async fn long_logs_with_lagging_checkpoints_verify_reopen_and_prove() {
         let proof = log.prove(seq).await.unwrap().unwrap();
         assert_eq!(proof.tree_size, N as u64);
         assert_eq!(parse_hash(&proof.root), Some(head.root));
+        assert_eq!(
+            proof.entry, entry_lines[seq as usize],
+            "the entry as written"
+        );
+        assert_eq!(parse_hash(&proof.leaf), Some(leaves[seq as usize]));
+        proof.verify().unwrap();
+        // Any part changed, and the proof no longer checks out.
+        let mut wrong = proof.clone();
+        wrong.seq = (seq + 1) % N as u64;
+        assert!(wrong.verify().unwrap_err().contains("not entry"));
+        let mut wrong = proof.clone();
+        wrong.entry = entry_lines[((seq + 1) % N as u64) as usize].to_owned();
+        assert!(wrong.verify().is_err());
+        let mut wrong = proof.clone();
+        wrong.root = dsmil_core::hex::encode(&[7u8; 32]);
+        assert!(wrong.verify().unwrap_err().contains("does not lead"));
         let path: Vec<_> = proof.proof.iter().map(|h| parse_hash(h).unwrap()).collect();
         assert!(
             verify_inclusion(&leaves[seq as usize], seq, N as u64, &path, &head.root),

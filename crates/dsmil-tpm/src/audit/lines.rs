@@ -76,11 +76,17 @@ impl LineReader {
 }
 
 /// Reads the leaves `read` names back from the log at `path`: `read.count` entries from
-/// `read.offset`, skipping checkpoint lines, checking their sequence numbers.
-pub(crate) fn read_leaves(path: &Path, read: &ChunkRead) -> Result<Vec<Hash>, String> {
+/// `read.offset`, skipping checkpoint lines, checking their sequence numbers. The line of
+/// entry `keep` (when it is among them) is returned too, as written.
+pub(crate) fn read_leaves(
+    path: &Path,
+    read: &ChunkRead,
+    keep: u64,
+) -> Result<(Vec<Hash>, Option<String>), String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
     let mut lines = LineReader::new(file, read.offset, 0).map_err(|e| e.to_string())?;
     let mut leaves = Vec::with_capacity(read.count as usize);
+    let mut kept = None;
     while (leaves.len() as u64) < read.count {
         let expected = read.first_seq + leaves.len() as u64;
         let Some(line) = lines.next_line().map_err(|e| e.to_string())? else {
@@ -95,8 +101,11 @@ pub(crate) fn read_leaves(path: &Path, read: &ChunkRead) -> Result<Vec<Hash>, St
                     e.body.seq, line.offset
                 ));
             }
+            if expected == keep {
+                kept = Some(String::from_utf8_lossy(line.bytes).into_owned());
+            }
             leaves.push(entry_leaf(&body_bytes(&e.body)));
         }
     }
-    Ok(leaves)
+    Ok((leaves, kept))
 }

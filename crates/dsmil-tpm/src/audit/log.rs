@@ -30,7 +30,7 @@ use dsmil_core::ports::{AuditReceipt, AuditSink, PortError, Signer, Verifier};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::chunks::ChunkIndex;
+use super::chunks::{CHUNK, ChunkIndex};
 use super::lines::{LineReader, read_leaves};
 use super::merkle::Hash;
 use super::record::{
@@ -94,10 +94,15 @@ pub enum AuditError {
 }
 
 /// An inclusion proof of one entry in a signed tree head.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct InclusionProof {
-    /// The entry.
+    /// The entry's sequence number.
     pub seq: u64,
+    /// The entry's line, exactly as in the log file.
+    pub entry: String,
+    /// Its Merkle leaf hash, hex: SHA-256 of 0x00 and the entry's body
+    /// ([`super::record::entry_leaf`] of [`super::record::body_bytes`]).
+    pub leaf: String,
     /// Size of the signed tree.
     pub tree_size: u64,
     /// Its root, hex.
@@ -145,6 +150,44 @@ pub struct AuditLog {
     inner: Arc<Inner>,
     writer: tokio::sync::mpsc::Sender<Pending>,
     closer: tokio::task::JoinHandle<()>,
+}
+
+impl InclusionProof {
+    /// Checks the proof on its own: `entry` is entry `seq`, its leaf hash is `leaf`, and the
+    /// sibling hashes lead from that leaf to `root` in a tree of `tree_size` entries. Whether
+    /// `tree_size` and `root` are a tree head to trust — a signed checkpoint's, the TPM
+    /// anchor's — is the caller's to compare (the pair is what a checkpoint signs; the proof
+    /// alone does not bind the size). The error says which check failed.
+    pub fn verify(&self) -> Result<(), String> {
+        let Ok(super::record::Line::Entry(entry)) = serde_json::from_str(&self.entry) else {
+            return Err("`entry` is not an audit log entry line".into());
+        };
+        if entry.body.seq != self.seq {
+            return Err(format!(
+                "`entry` is entry {}, not entry {}",
+                entry.body.seq, self.seq
+            ));
+        }
+        let leaf = entry_leaf(&body_bytes(&entry.body));
+        if super::record::parse_hash(&self.leaf) != Some(leaf) {
+            return Err("`leaf` is not the leaf hash of `entry`".into());
+        }
+        let root = super::record::parse_hash(&self.root)
+            .ok_or("`root` is not 64 lower-case hex digits")?;
+        let proof = self
+            .proof
+            .iter()
+            .map(|h| super::record::parse_hash(h))
+            .collect::<Option<Vec<Hash>>>()
+            .ok_or("a proof hash is not 64 lower-case hex digits")?;
+        if !super::merkle::verify_inclusion(&leaf, self.seq, self.tree_size, &proof, &root) {
+            return Err(format!(
+                "the proof does not lead from entry {} to the root of {} entries",
+                self.seq, self.tree_size
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Drop for AuditLog {
@@ -338,11 +381,22 @@ impl AuditLog {
         };
         tokio::task::spawn_blocking(move || {
             let mut loaded = BTreeMap::new();
+            let mut entry = None;
             for read in &plan.reads {
-                let leaves = read_leaves(&path, read)
+                let (leaves, line) = read_leaves(&path, read, seq)
                     .map_err(|e| io(format!("cannot read entries back for a proof: {e}")))?;
+                entry = entry.or(line);
                 loaded.insert(read.chunk, leaves);
             }
+            let leaf = loaded
+                .get(&(seq / CHUNK))
+                .and_then(|l| l.get((seq % CHUNK) as usize))
+                .copied();
+            let (Some(entry), Some(leaf)) = (entry, leaf) else {
+                return Err(io(format!(
+                    "entry {seq} was not found where the index put it"
+                )));
+            };
             let (root, proof) = plan
                 .prove(seq, size, &loaded)
                 .map_err(|m| io(format!("proof needs chunk {} that was not read", m.0)))?;
@@ -353,6 +407,8 @@ impl AuditLog {
             }
             Ok(Some(InclusionProof {
                 seq,
+                entry,
+                leaf: hex::encode(&leaf),
                 tree_size: size,
                 root: hex::encode(&root),
                 proof: proof.iter().map(|h| hex::encode(h)).collect(),
