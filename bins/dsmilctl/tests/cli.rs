@@ -343,23 +343,28 @@ fn run_prints_progress_and_fails_when_the_workflow_fails() {
     assert_eq!(record["state"], "failed");
 }
 
+/// An agent whose circuit opens at its first failure: an audited event.
+const BROKEN_AGENT: &str = "[[agents]]\nid = \"broken\"\nkind = \"builtin\"\nbuiltin = \"fail\"\ncircuit_breaker = { failure_threshold = 1 }\n";
+
+/// A one-task workflow on [`BROKEN_AGENT`], written under `dir`.
+fn failing_workflow(dir: &Path) -> PathBuf {
+    let spec = dir.join("w.toml");
+    std::fs::write(
+        &spec,
+        "workflow_type = \"t\"\nexecution_mode = \"sequential\"\n[[tasks]]\nid = \"a\"\nagent_id = \"broken\"\ntask_description = \"fail\"\nretry_count = 0\n",
+    )
+    .unwrap();
+    spec
+}
+
 #[test]
 fn audit_verify_checks_the_daemons_log_offline_and_names_tampering() {
     let Some(dsmild) = sibling_dsmild() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (mut daemon, url, token) = start_daemon(
-        dsmild,
-        "[[agents]]\nid = \"broken\"\nkind = \"builtin\"\nbuiltin = \"fail\"\ncircuit_breaker = { failure_threshold = 1 }\n",
-        dir.path(),
-    );
-    let spec = dir.path().join("w.toml");
-    std::fs::write(
-        &spec,
-        "workflow_type = \"t\"\nexecution_mode = \"sequential\"\n[[tasks]]\nid = \"a\"\nagent_id = \"broken\"\ntask_description = \"fail\"\nretry_count = 0\n",
-    )
-    .unwrap();
+    let (mut daemon, url, token) = start_daemon(dsmild, BROKEN_AGENT, dir.path());
+    let spec = failing_workflow(dir.path());
     let out = dsmilctl(&[
         "--url",
         &url,
@@ -407,18 +412,9 @@ fn audit_prove_checks_an_entry_of_the_running_daemon() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (_daemon, url, token) = start_daemon(
-        dsmild,
-        "[[agents]]\nid = \"broken\"\nkind = \"builtin\"\nbuiltin = \"fail\"\ncircuit_breaker = { failure_threshold = 1 }\n",
-        dir.path(),
-    );
+    let (_daemon, url, token) = start_daemon(dsmild, BROKEN_AGENT, dir.path());
     let ctl = |extra: &[&str]| ctl_at(&url, &token, extra);
-    let spec = dir.path().join("w.toml");
-    std::fs::write(
-        &spec,
-        "workflow_type = \"t\"\nexecution_mode = \"sequential\"\n[[tasks]]\nid = \"a\"\nagent_id = \"broken\"\ntask_description = \"fail\"\nretry_count = 0\n",
-    )
-    .unwrap();
+    let spec = failing_workflow(dir.path());
     assert!(!ctl(&["run", spec.to_str().unwrap()]).status.success());
     // The circuit opening is entry 0; its batch is signed within a second.
     let deadline = Instant::now() + Duration::from_secs(30);
