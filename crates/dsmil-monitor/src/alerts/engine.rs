@@ -478,18 +478,7 @@ impl AlertEngine {
                         ),
                     ),
                 };
-            let alert = PerformanceAlert {
-                alert_id,
-                timestamp: wall,
-                alert_level: level,
-                metric_type: metric.metric_type(),
-                metric_name: metric.name().to_owned(),
-                current_value: value,
-                threshold_value: threshold,
-                description,
-                recommended_actions: metric.recommended_actions(level),
-                auto_resolved: false,
-            };
+            let alert = metric.alert(alert_id, wall, level, value, threshold, description);
             state.active = Some(Active {
                 level,
                 threshold,
@@ -525,22 +514,18 @@ impl AlertEngine {
                 let Some(mut active) = state.active.take() else {
                     return;
                 };
-                let alert = PerformanceAlert {
-                    alert_id: active.latest.alert_id.clone(),
-                    timestamp: wall,
-                    alert_level: level,
-                    metric_type: metric.metric_type(),
-                    metric_name: metric.name().to_owned(),
-                    current_value: value,
-                    threshold_value: threshold,
-                    description: format!(
+                let alert = metric.alert(
+                    active.latest.alert_id.clone(),
+                    wall,
+                    level,
+                    value,
+                    threshold,
+                    format!(
                         "De-escalated from {} to {}: {fall}",
                         level_name(old_level),
                         level_name(level)
                     ),
-                    recommended_actions: metric.recommended_actions(level),
-                    auto_resolved: false,
-                };
+                );
                 active.level = level;
                 active.threshold = threshold;
                 active.latest = alert.clone();
@@ -557,16 +542,16 @@ impl AlertEngine {
                 };
                 state.pending.clear();
                 let alert = PerformanceAlert {
-                    alert_id: active.latest.alert_id,
-                    timestamp: wall,
-                    alert_level: old_level,
-                    metric_type: metric.metric_type(),
-                    metric_name: metric.name().to_owned(),
-                    current_value: value,
-                    threshold_value: old_threshold,
-                    description: format!("Resolved: {fall}"),
                     recommended_actions: Vec::new(),
                     auto_resolved: true,
+                    ..metric.alert(
+                        active.latest.alert_id,
+                        wall,
+                        old_level,
+                        value,
+                        old_threshold,
+                        format!("Resolved: {fall}"),
+                    )
                 };
                 out.push(AlertTransition {
                     change: AlertChange::Resolved,

@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use dsmil_core::{AlertLevel, AlertThresholds, MetricType};
+use chrono::{DateTime, Utc};
+use dsmil_core::{AlertLevel, AlertThresholds, MetricType, PerformanceAlert};
 use serde::{Deserialize, Serialize};
 
 /// A metric the alert engine watches. Serialises as its metric name (`cpu_usage_percent`, …),
@@ -148,6 +149,31 @@ impl AlertMetric {
             level_name(level),
             self.format_value(threshold)
         )
+    }
+
+    /// An active alert on this metric at `level` (threshold `threshold`, value `value`), with
+    /// the level's recommended actions.
+    pub(crate) fn alert(
+        self,
+        alert_id: String,
+        timestamp: DateTime<Utc>,
+        level: AlertLevel,
+        value: f64,
+        threshold: f64,
+        description: String,
+    ) -> PerformanceAlert {
+        PerformanceAlert {
+            alert_id,
+            timestamp,
+            alert_level: level,
+            metric_type: self.metric_type(),
+            metric_name: self.name().to_owned(),
+            current_value: value,
+            threshold_value: threshold,
+            description,
+            recommended_actions: self.recommended_actions(level),
+            auto_resolved: false,
+        }
     }
 
     /// What an operator should do about an alert on this metric at `level`. At critical and

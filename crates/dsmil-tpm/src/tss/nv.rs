@@ -29,6 +29,20 @@ impl Conn {
         }
     }
 
+    /// Who authorises an NV read or write: the index itself with `auth` as its value (set on
+    /// the handle), or the owner hierarchy when no value is given.
+    fn nv_auth(&mut self, handle: NvIndexHandle, auth: Option<Auth>) -> BackendResult<NvAuth> {
+        match auth {
+            Some(auth) => {
+                self.ctx
+                    .tr_set_auth(handle.into(), auth)
+                    .map_err(|e| tss_err(e, "setting the NV index auth value"))?;
+                Ok(NvAuth::NvIndex(handle))
+            }
+            None => Ok(NvAuth::Owner),
+        }
+    }
+
     pub(super) fn nv_buffer_max(&mut self) -> usize {
         match self.ctx.get_tpm_property(PropertyTag::NvBufferMax) {
             Ok(Some(n)) if n > 0 => (n as usize).min(MAX_NV_BUFFER),
@@ -102,15 +116,7 @@ impl Conn {
                 .ctx
                 .execute_without_session(|c| c.nv_read_public(handle))
                 .map_err(|e| tss_err(e, "TPM2_NV_ReadPublic"))?;
-            let auth_handle = match auth {
-                Some(auth) => {
-                    self.ctx
-                        .tr_set_auth(handle.into(), auth)
-                        .map_err(|e| tss_err(e, "setting the NV index auth value"))?;
-                    NvAuth::NvIndex(handle)
-                }
-                None => NvAuth::Owner,
-            };
+            let auth_handle = self.nv_auth(handle, auth)?;
             let mut pieces: Vec<&[u8]> = data.chunks(chunk).collect();
             if pieces.is_empty() {
                 pieces.push(&[]);
@@ -146,15 +152,7 @@ impl Conn {
         let chunk = self.nv_buffer_max();
         let handle = self.open_nv(index)?;
         let result = (|| {
-            let auth_handle = match auth {
-                Some(auth) => {
-                    self.ctx
-                        .tr_set_auth(handle.into(), auth)
-                        .map_err(|e| tss_err(e, "setting the NV index auth value"))?;
-                    NvAuth::NvIndex(handle)
-                }
-                None => NvAuth::Owner,
-            };
+            let auth_handle = self.nv_auth(handle, auth)?;
             let mut out = Vec::with_capacity(usize::from(len));
             while out.len() < usize::from(len) {
                 let at = usize::from(offset) + out.len();
