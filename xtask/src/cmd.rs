@@ -219,7 +219,7 @@ pub fn test(root: &Path, extra: &[String]) -> Result<()> {
         let limit = test_timeout()?;
         step("cargo test", || {
             let mut cmd = cargo(root);
-            cmd.args(["test", "--workspace", "--locked"])
+            cmd.args(["test", "--workspace", "--locked", "--no-fail-fast"])
                 .envs(&env)
                 .env(dsmil_core::testenv::REQUIRE_VAR, "1");
             with_features(&mut cmd);

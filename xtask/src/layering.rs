@@ -1,6 +1,8 @@
 //! The dependency rule, checked from `cargo metadata`: the five layer crates depend on
 //! `dsmil-core` and external crates only, never on each other; `dsmil-core` depends on no
-//! DSMIL crate. Every edge kind counts (normal, build and dev), so each layer also tests alone.
+//! DSMIL crate; the contract crate `dsmil-api` depends on core only; only the composers
+//! (`dsmil-daemon`, the binaries, xtask) depend on layers. Every edge kind counts (normal,
+//! build and dev), so each layer also tests alone.
 
 use std::path::Path;
 use std::process::Command;
@@ -18,8 +20,11 @@ pub const LAYERS: [&str; 5] = [
     "dsmil-accel",
     "dsmil-monitor",
 ];
-/// Workspace members allowed to compose layers.
-pub const COMPOSERS: [&str; 3] = ["dsmild", "dsmilctl", "xtask"];
+/// The wire contract: request, response and message types; like a layer, it may depend on
+/// core only (it must not know any layer's internals).
+pub const CONTRACT: &str = "dsmil-api";
+/// Workspace members allowed to compose layers: the composer library, the binaries, xtask.
+pub const COMPOSERS: [&str; 4] = ["dsmil-daemon", "dsmild", "dsmilctl", "xtask"];
 
 /// Runs `cargo metadata` in `root` and fails naming every violating edge.
 pub fn check_workspace(root: &Path) -> Result<()> {
@@ -87,7 +92,14 @@ pub fn violations(metadata: &Value) -> Vec<String> {
             for (dep, kind) in deps.iter().filter(|(dep, _)| *dep != CORE) {
                 problems.push(format!(
                     "{name} -> {dep} ({kind} dependency): a layer may depend on {CORE} only; \
-                     put the need behind a port in {CORE} and wire it in a binary"
+                     put the need behind a port in {CORE} and wire it in the composer (dsmil-daemon)"
+                ));
+            }
+        } else if name == CONTRACT {
+            for (dep, kind) in deps.iter().filter(|(dep, _)| *dep != CORE) {
+                problems.push(format!(
+                    "{name} -> {dep} ({kind} dependency): the contract may depend on {CORE} only; \
+                     give the type its wire form in {CONTRACT} and convert in the composer"
                 ));
             }
         } else if !COMPOSERS.contains(&name) {
@@ -139,6 +151,15 @@ mod tests {
                     ],
                 ),
                 package("xtask", &[(CORE, "dev")]),
+                package(CONTRACT, &[(CORE, "normal")]),
+                package(
+                    "dsmil-daemon",
+                    &[
+                        (CORE, "normal"),
+                        (CONTRACT, "normal"),
+                        ("dsmil-tpm", "normal"),
+                    ],
+                ),
             ],
             &[],
         );
@@ -156,7 +177,8 @@ mod tests {
                 ),
                 package("dsmil-learn", &[("dsmil-accel", "dev")]),
                 package("dsmil-accel", &[("dsmil-monitor", "build")]),
-                package("dsmil-monitor", &[]),
+                package("dsmil-monitor", &[(CONTRACT, "normal")]),
+                package(CONTRACT, &[("dsmil-learn", "normal")]),
                 package("dsmil-extra", &[]),
             ],
             &[
@@ -164,6 +186,8 @@ mod tests {
                 "dsmil-coord -> dsmil-learn (normal dependency)",
                 "dsmil-learn -> dsmil-accel (dev dependency)",
                 "dsmil-accel -> dsmil-monitor (build dependency)",
+                "dsmil-monitor -> dsmil-api (normal dependency)",
+                "dsmil-api -> dsmil-learn (normal dependency)",
                 "dsmil-extra: unknown workspace member",
             ],
         );

@@ -51,6 +51,13 @@ fn a_wrong_edge_fails_and_is_named() {
     write_crate(dir.path(), "dsmil-core", &[]);
     write_crate(dir.path(), "dsmil-tpm", &["dsmil-core"]);
     write_crate(dir.path(), "dsmil-coord", &["dsmil-core", "dsmil-tpm"]);
+    write_crate(dir.path(), "dsmil-api", &["dsmil-core", "dsmil-coord"]);
+    // The composer may depend on every layer and the contract.
+    write_crate(
+        dir.path(),
+        "dsmil-daemon",
+        &["dsmil-core", "dsmil-api", "dsmil-tpm", "dsmil-coord"],
+    );
     let out = layering(dir.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
@@ -58,10 +65,16 @@ fn a_wrong_edge_fails_and_is_named() {
         stderr.contains("dsmil-coord -> dsmil-tpm (normal dependency)"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("dsmil-api -> dsmil-coord (normal dependency)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("dsmil-daemon ->"), "{stderr}");
     assert!(!stderr.contains("dsmil-tpm -> dsmil-core"), "{stderr}");
 
-    // Fixing the edge makes it pass.
+    // Fixing the edges makes it pass.
     write_crate(dir.path(), "dsmil-coord", &["dsmil-core"]);
+    write_crate(dir.path(), "dsmil-api", &["dsmil-core"]);
     let out = layering(dir.path());
     assert!(
         out.status.success(),

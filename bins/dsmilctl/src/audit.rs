@@ -4,11 +4,41 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use dsmil_api::client::Client;
 use dsmil_tpm::audit::{InclusionProof, TreeHead, verify_file_against};
 use dsmil_tpm::soft_key::P256Verifier;
-use serde_json::{Value, json};
+use serde::Serialize;
 
-use crate::client::Client;
+/// A proof that checked out.
+#[derive(Debug, Serialize)]
+pub struct Proven {
+    /// The proof.
+    #[serde(flatten)]
+    pub proof: dsmil_api::audit::InclusionProof,
+    /// It checked out.
+    pub verified: bool,
+    /// The tree head it was required to be against, `SIZE:ROOT`.
+    pub trusted_head: Option<String>,
+}
+
+/// A log that verified.
+#[derive(Debug, Serialize)]
+pub struct Verified {
+    /// The log file.
+    pub file: PathBuf,
+    /// It is intact.
+    pub intact: bool,
+    /// Entries.
+    pub entries: u64,
+    /// Signed checkpoints.
+    pub checkpoints: u64,
+    /// Entries covered by a checkpoint.
+    pub signed_entries: u64,
+    /// The key that signed them.
+    pub key_name: Option<String>,
+    /// The tree head it had to contain, `SIZE:ROOT`.
+    pub trusted_head: Option<String>,
+}
 
 /// Parses `--head SIZE:ROOT`.
 fn parse_head(text: Option<&str>) -> Result<Option<TreeHead>> {
@@ -22,17 +52,23 @@ fn parse_head(text: Option<&str>) -> Result<Option<TreeHead>> {
 
 /// `GET /api/audit/proof/{seq}`, checked: the entry's leaf, the path to the root and, with
 /// `head`, that the root is that trusted tree head's.
-pub fn prove(client: &Client, seq: u64, head: Option<&str>) -> Result<Value> {
+pub fn prove(client: &Client, seq: u64, head: Option<&str>) -> Result<Proven> {
     let head = parse_head(head)?;
-    let body = client.get(&format!("/api/audit/proof/{seq}"))?;
-    let proof: InclusionProof =
-        serde_json::from_value(body).context("the daemon's answer is not an inclusion proof")?;
-    if proof.seq != seq {
+    let wire = client.audit_proof(seq)?;
+    if wire.seq != seq {
         bail!(
             "the daemon answered with entry {} for entry {seq}",
-            proof.seq
+            wire.seq
         );
     }
+    let proof = InclusionProof {
+        seq: wire.seq,
+        entry: wire.entry.clone(),
+        leaf: wire.leaf.clone(),
+        tree_size: wire.tree_size,
+        root: wire.root.clone(),
+        proof: wire.proof.clone(),
+    };
     proof
         .verify()
         .map_err(|e| anyhow::anyhow!("the proof of entry {seq} does NOT check out: {e}"))?;
@@ -49,21 +85,22 @@ pub fn prove(client: &Client, seq: u64, head: Option<&str>) -> Result<Value> {
             proof.root
         );
     }
-    let mut v = serde_json::to_value(&proof).context("cannot serialise the proof")?;
-    v["verified"] = json!(true);
-    v["trusted_head"] = json!(head.map(|h| h.to_string()));
-    Ok(v)
+    Ok(Proven {
+        proof: wire,
+        verified: true,
+        trusted_head: head.map(|h| h.to_string()),
+    })
 }
 
 /// Text form of a checked proof.
-pub fn prove_text(v: &Value) -> String {
+pub fn prove_text(v: &Proven) -> String {
     format!(
         "entry {} is in the signed tree of {} entries with root {} ({} sibling hashes){}",
-        v["seq"],
-        v["tree_size"],
-        v["root"].as_str().unwrap_or("?"),
-        v["proof"].as_array().map_or(0, Vec::len),
-        if v["trusted_head"].is_string() {
+        v.proof.seq,
+        v.proof.tree_size,
+        v.proof.root,
+        v.proof.proof.len(),
+        if v.trusted_head.is_some() {
             " — the trusted tree head"
         } else {
             "; compare SIZE:ROOT with a tree head you trust (`dsmilctl tpm info`'s anchor, `audit verify --head`)"
@@ -73,7 +110,7 @@ pub fn prove_text(v: &Value) -> String {
 
 /// `PATH` is the audit dir (holding `audit.log` and `signer.pub`) or the log file itself;
 /// `head` (`SIZE:ROOT`) a trusted signed tree head the log must contain.
-pub fn verify(path: &Path, head: Option<&str>) -> Result<Value> {
+pub fn verify(path: &Path, head: Option<&str>) -> Result<Verified> {
     let head = parse_head(head)?;
     let (log, dir): (PathBuf, PathBuf) = if path.is_dir() {
         (path.join("audit.log"), path.to_owned())
@@ -93,28 +130,28 @@ pub fn verify(path: &Path, head: Option<&str>) -> Result<Value> {
         .context("cannot start a runtime")?;
     let verifier = P256Verifier::new(key);
     match runtime.block_on(verify_file_against(&log, &verifier, head.as_ref())) {
-        Ok(summary) => Ok(json!({
-            "file": log,
-            "intact": true,
-            "entries": summary.entries,
-            "checkpoints": summary.checkpoints,
-            "signed_entries": summary.signed_entries,
-            "key_name": summary.key_name,
-            "trusted_head": head.map(|h| h.to_string()),
-        })),
+        Ok(summary) => Ok(Verified {
+            file: log,
+            intact: true,
+            entries: summary.entries,
+            checkpoints: summary.checkpoints,
+            signed_entries: summary.signed_entries,
+            key_name: summary.key_name,
+            trusted_head: head.map(|h| h.to_string()),
+        }),
         Err(e) => bail!("{}: NOT intact: {e}", log.display()),
     }
 }
 
 /// Text form of a successful verification.
-pub fn text(v: &Value) -> String {
-    let unsigned = v["entries"].as_u64().unwrap_or(0) - v["signed_entries"].as_u64().unwrap_or(0);
+pub fn text(v: &Verified) -> String {
+    let unsigned = v.entries.saturating_sub(v.signed_entries);
     format!(
         "{}: intact — {} entries, {} checkpoints signed by {}{}",
-        v["file"].as_str().unwrap_or("?"),
-        v["entries"],
-        v["checkpoints"],
-        v["key_name"].as_str().unwrap_or("nobody"),
+        v.file.display(),
+        v.entries,
+        v.checkpoints,
+        v.key_name.as_deref().unwrap_or("nobody"),
         if unsigned > 0 {
             format!(" ({unsigned} newest entries not yet signed)")
         } else {

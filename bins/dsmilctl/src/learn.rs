@@ -5,10 +5,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use dsmil_core::learning::AgentPerformance;
-use serde_json::{Value, json};
-
-use crate::client::Client;
+use dsmil_api::client::Client;
+use dsmil_api::learn::{AgentPerformance, LearningPrediction, PredictRequest};
+use serde::Serialize;
 
 /// One record of the file, with its line number.
 struct Line<'a> {
@@ -16,7 +15,8 @@ struct Line<'a> {
     text: &'a str,
 }
 
-/// Checks every line of an NDJSON file the way dsmild will, so a bad file sends nothing.
+/// Checks every line of an NDJSON file with the validation dsmild applies
+/// (`AgentPerformance::validate`), so a bad file sends nothing.
 fn check_file<'t>(path: &Path, text: &'t str) -> Result<Vec<Line<'t>>> {
     let mut lines = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -34,12 +34,6 @@ fn check_file<'t>(path: &Path, text: &'t str) -> Result<Vec<Line<'t>>> {
         record
             .validate()
             .with_context(|| format!("{}:{number}: invalid record", path.display()))?;
-        if record.task_description.trim().is_empty() && record.embedding.is_none() {
-            bail!(
-                "{}:{number}: invalid record: task_description: must not be empty (or give an `embedding`)",
-                path.display()
-            );
-        }
         lines.push(Line { number, text: line });
     }
     if lines.is_empty() {
@@ -68,9 +62,24 @@ fn progress(done: usize, total: usize, started: Instant) {
     let _ = std::io::stderr().flush();
 }
 
+/// What `learn import` did.
+#[derive(Debug, Serialize)]
+pub struct Imported {
+    /// The file.
+    pub file: std::path::PathBuf,
+    /// Records in it.
+    pub records: usize,
+    /// Records new to the store.
+    pub stored: u64,
+    /// Time taken.
+    pub seconds: f64,
+    /// Records per second.
+    pub records_per_second: f64,
+}
+
 /// `learn import FILE`: validates the whole file, then sends it in batches of `batch` records
 /// (each batch is stored atomically), with a progress bar.
-pub fn import(client: &Client, path: &Path, batch: usize) -> Result<Value> {
+pub fn import(client: &Client, path: &Path, batch: usize) -> Result<Imported> {
     if batch == 0 {
         bail!("--batch must be at least 1");
     }
@@ -84,7 +93,7 @@ pub fn import(client: &Client, path: &Path, batch: usize) -> Result<Value> {
     progress(0, total, started);
     for chunk in lines.chunks(batch) {
         let body: String = chunk.iter().map(|l| l.text).collect::<Vec<_>>().join("\n");
-        let answer = client.post_raw("/api/learn/records", "application/x-ndjson", body);
+        let answer = client.record_ndjson(body);
         let answer = match answer {
             Ok(a) => a,
             Err(err) => {
@@ -93,8 +102,8 @@ pub fn import(client: &Client, path: &Path, batch: usize) -> Result<Value> {
                 }
                 // Map the server's record number back to the file's line.
                 let line = err
-                    .downcast_ref::<crate::client::ApiFailure>()
-                    .and_then(|f| f.detail["record"].as_u64())
+                    .api_error()
+                    .and_then(|(_, e)| e.record)
                     .and_then(|r| chunk.get((r as usize).saturating_sub(1)))
                     .map(|l| format!(" (line {})", l.number))
                     .unwrap_or_default();
@@ -107,7 +116,7 @@ pub fn import(client: &Client, path: &Path, batch: usize) -> Result<Value> {
                 });
             }
         };
-        stored += answer["stored"].as_u64().unwrap_or(0);
+        stored += answer.stored;
         sent += chunk.len();
         progress(sent, total, started);
     }
@@ -115,13 +124,13 @@ pub fn import(client: &Client, path: &Path, batch: usize) -> Result<Value> {
         eprintln!();
     }
     let seconds = started.elapsed().as_secs_f64();
-    Ok(json!({
-        "file": path,
-        "records": total,
-        "stored": stored,
-        "seconds": seconds,
-        "records_per_second": total as f64 / seconds.max(1e-9),
-    }))
+    Ok(Imported {
+        file: path.to_owned(),
+        records: total,
+        stored,
+        seconds,
+        records_per_second: total as f64 / seconds.max(1e-9),
+    })
 }
 
 /// `learn predict TEXT`.
@@ -131,54 +140,53 @@ pub fn predict(
     context: Option<&str>,
     task_type: Option<&str>,
     exclude: &[String],
-) -> Result<Value> {
-    let context: Value = match context {
-        Some(c) => serde_json::from_str(c).context("--context must be a JSON object")?,
-        None => json!({}),
+) -> Result<LearningPrediction> {
+    let context = match context {
+        Some(c) => match serde_json::from_str::<serde_json::Value>(c) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => bail!("--context must be a JSON object, e.g. '{{\"size\": 4096}}'"),
+        },
+        None => Default::default(),
     };
-    if !context.is_object() {
-        bail!("--context must be a JSON object, e.g. '{{\"size\": 4096}}'");
-    }
-    let mut body = json!({"task_description": text, "context": context, "exclude_agents": exclude});
-    if let Some(t) = task_type {
-        body["task_type"] = json!(t);
-    }
-    client.post_raw("/api/learn/predict", "application/json", body.to_string())
+    let exclude_agents = exclude
+        .iter()
+        .map(|a| a.parse().with_context(|| format!("--exclude {a:?}")))
+        .collect::<Result<_>>()?;
+    let request = PredictRequest {
+        task_description: text.to_owned(),
+        task_type: task_type.map(str::to_owned),
+        context,
+        exclude_agents,
+        candidates: None,
+    };
+    Ok(client.predict(&request)?)
 }
 
 /// Text form of a prediction.
-pub fn prediction_text(v: &Value) -> String {
+pub fn prediction_text(p: &LearningPrediction) -> String {
     let mut out = format!(
         "{}  (confidence {:.2}, about {} ms)",
-        v["predicted_agent"].as_str().unwrap_or("?"),
-        v["confidence_score"].as_f64().unwrap_or(0.0),
-        v["execution_time_estimate_ms"]
+        p.predicted_agent, p.confidence_score, p.execution_time_estimate_ms
     );
-    if let Some(alts) = v["alternative_agents"].as_array() {
-        for a in alts {
-            out.push_str(&format!(
-                "\n  or {} ({:.2})",
-                a[0].as_str().unwrap_or("?"),
-                a[1].as_f64().unwrap_or(0.0)
-            ));
-        }
+    for (agent, confidence) in &p.alternative_agents {
+        out.push_str(&format!("\n  or {agent} ({confidence:.2})"));
     }
-    out.push_str(&format!(
-        "\n  from {} similar past tasks ({})",
-        v["reasoning"]["similar_tasks"],
-        v["reasoning"]["method"].as_str().unwrap_or("?")
-    ));
+    let similar = p
+        .similar_tasks()
+        .map_or_else(|| "no".to_owned(), |n| n.to_string());
+    let method = p.method().unwrap_or("unknown");
+    out.push_str(&format!("\n  from {similar} similar past tasks ({method})"));
     out
 }
 
 /// Text form of an import summary.
-pub fn import_text(v: &Value) -> String {
+pub fn import_text(v: &Imported) -> String {
     format!(
         "imported {} records from {} ({} new) in {:.1} s, {:.0} records/s",
-        v["records"],
-        v["file"].as_str().unwrap_or("?"),
-        v["stored"],
-        v["seconds"].as_f64().unwrap_or(0.0),
-        v["records_per_second"].as_f64().unwrap_or(0.0)
+        v.records,
+        v.file.display(),
+        v.stored,
+        v.seconds,
+        v.records_per_second
     )
 }

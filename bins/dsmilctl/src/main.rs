@@ -10,11 +10,12 @@ mod watch;
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
-use dsmil_core::DaemonConfig;
+use dsmil_daemon::config::DaemonConfig;
+use serde::Serialize;
 
-use crate::client::Client;
+use crate::client::Target;
 
 /// Talk to a running dsmild, or check files offline.
 #[derive(Debug, Parser)]
@@ -178,10 +179,21 @@ fn main() {
     }
 }
 
+/// What `config check` found.
+#[derive(Debug, Serialize)]
+struct ConfigChecked {
+    file: PathBuf,
+    valid: bool,
+    agents: usize,
+    listen: std::net::SocketAddr,
+    tpm: String,
+}
+
 fn run(cli: &Cli) -> Result<()> {
+    let target = Target::new(&cli.url, &cli.token_file);
     match &cli.command {
         Command::Status => {
-            let status = Client::new(&cli.url, &cli.token_file)?.get("/api/status")?;
+            let status = target.connect()?.status()?;
             output::print(cli.json, &status, output::status_text);
         }
         Command::Audit {
@@ -193,8 +205,7 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Audit {
             action: AuditAction::Prove { seq, head },
         } => {
-            let client = Client::new(&cli.url, &cli.token_file)?;
-            let proof = audit::prove(&client, *seq, head.as_deref())?;
+            let proof = audit::prove(&target.connect()?, *seq, head.as_deref())?;
             output::print(cli.json, &proof, audit::prove_text);
         }
         Command::Watch {
@@ -202,9 +213,8 @@ fn run(cli: &Cli) -> Result<()> {
             count,
             follow,
         } => {
-            let client = Client::new(&cli.url, &cli.token_file)?;
             watch::watch(
-                &client,
+                &target.connect()?,
                 &watch::WatchOptions {
                     types: types.clone(),
                     json: cli.json,
@@ -214,10 +224,10 @@ fn run(cli: &Cli) -> Result<()> {
             )?;
         }
         Command::Tpm { action } => {
-            let client = Client::new(&cli.url, &cli.token_file)?;
+            let client = target.connect()?;
             match action {
                 TpmAction::Info => {
-                    let info = tpm::info(&client)?;
+                    let info = client.tpm_info()?;
                     output::print(cli.json, &info, tpm::info_text);
                 }
                 TpmAction::Quote { pcrs, nonce, out } => {
@@ -227,15 +237,14 @@ fn run(cli: &Cli) -> Result<()> {
             }
         }
         Command::Run { file } => {
-            let client = Client::new(&cli.url, &cli.token_file)?;
-            let record = run::run(&client, file, cli.json)?;
+            let record = run::run(&target.connect()?, file, cli.json)?;
             output::print(cli.json, &record, run::text);
-            if record["state"] != "completed" {
+            if record.state != dsmil_api::workflows::WorkflowState::Completed {
                 std::process::exit(1);
             }
         }
         Command::Learn { action } => {
-            let client = Client::new(&cli.url, &cli.token_file)?;
+            let client = target.connect()?;
             match action {
                 LearnAction::Import { file, batch } => {
                     let summary = learn::import(&client, file, *batch)?;
@@ -262,24 +271,22 @@ fn run(cli: &Cli) -> Result<()> {
             ConfigAction::Check { file } => {
                 let config = DaemonConfig::read_toml_file(file)?;
                 config.validate()?;
-                let summary = serde_json::json!({
-                    "file": file,
-                    "valid": true,
-                    "agents": config.agents.len(),
-                    "listen": config.listen,
-                    "tpm": config.tpm.to_string(),
-                });
-                output::print(cli.json, &summary, |_| {
-                    format!("{}: valid ({} agents)", file.display(), config.agents.len())
+                let summary = ConfigChecked {
+                    file: file.clone(),
+                    valid: true,
+                    agents: config.coord.agents.len(),
+                    listen: config.daemon.listen,
+                    tpm: config.tpm.tpm.to_string(),
+                };
+                output::print(cli.json, &summary, |s| {
+                    format!("{}: valid ({} agents)", s.file.display(), s.agents)
                 });
             }
             ConfigAction::Default => {
                 if cli.json {
-                    let value = serde_json::to_value(DaemonConfig::default())
-                        .context("cannot serialize the default configuration")?;
-                    output::print(true, &value, |_| String::new());
+                    output::print(true, &DaemonConfig::default(), |_| String::new());
                 } else {
-                    print!("{}", DaemonConfig::default_toml());
+                    print!("{}", dsmil_daemon::config::template::default_toml());
                 }
             }
         },

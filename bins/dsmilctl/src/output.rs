@@ -1,42 +1,50 @@
 //! Printing answers as text for people or as JSON (`--json`) for scripts.
 
-use serde_json::Value;
+use dsmil_api::status::Status;
+use serde::Serialize;
 
 /// Prints `value` as pretty JSON when `json` is set, else the text `render` makes of it.
-pub fn print(json: bool, value: &Value, render: impl Fn(&Value) -> String) {
+pub fn print<T: Serialize>(json: bool, value: &T, render: impl Fn(&T) -> String) {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
-        );
+        match serde_json::to_string_pretty(value) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("dsmilctl: cannot print the answer as JSON: {e}"),
+        }
     } else {
         println!("{}", render(value));
     }
 }
 
+/// The snake_case name of a unit enum (`command`, `closed`).
+pub fn name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
 /// Text form of `GET /api/status`.
-pub fn status_text(v: &Value) -> String {
+pub fn status_text(s: &Status) -> String {
     let mut out = format!(
         "dsmild {}  up {}s\naccel:  {} ({} cores)\nTPM:    {}\nstore:  {}\nagents:",
-        v["version"].as_str().unwrap_or("?"),
-        v["uptime_seconds"].as_u64().unwrap_or(0),
-        v["accel"]["path"].as_str().unwrap_or("?"),
-        v["accel"]["topology"]["total_cores"].as_u64().unwrap_or(0),
-        v["tpm"]["backend"].as_str().unwrap_or("?"),
-        v["store"]["backend"].as_str().unwrap_or("?"),
+        s.version,
+        s.uptime_seconds,
+        s.accel.path,
+        s.accel.topology.total_cores,
+        s.tpm.backend,
+        s.store.backend,
     );
-    match v["agents"].as_array() {
-        Some(agents) if !agents.is_empty() => {
-            for a in agents {
-                out.push_str(&format!(
-                    "\n  {} ({}, max {} at once)",
-                    a["id"].as_str().unwrap_or("?"),
-                    a["kind"].as_str().unwrap_or("?"),
-                    a["max_concurrency"]
-                ));
-            }
-        }
-        _ => out.push_str(" none configured"),
+    if s.agents.is_empty() {
+        out.push_str(" none configured");
+    }
+    for a in &s.agents {
+        out.push_str(&format!(
+            "\n  {} ({}, max {} at once)",
+            a.id,
+            name(&a.kind),
+            a.max_concurrency
+        ));
     }
     out
 }

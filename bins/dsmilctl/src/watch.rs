@@ -5,13 +5,15 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use dsmil_api::client::Client;
+use dsmil_api::ws::{ClientMessage, Metric, ServerMessage};
+use dsmil_core::monitoring::MetricType;
 use futures_util::{SinkExt, StreamExt};
-use serde_json::Value;
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::client::Client;
+use crate::output::name;
 
 /// What to watch.
 pub struct WatchOptions {
@@ -25,24 +27,38 @@ pub struct WatchOptions {
     pub follow: bool,
 }
 
+/// Parses `--types` names, naming an unknown one with the known ones.
+fn metric_types(names: &[String]) -> Result<Vec<MetricType>> {
+    names
+        .iter()
+        .map(|n| {
+            serde_json::from_value(serde_json::Value::String(n.clone())).map_err(|_| {
+                anyhow::anyhow!(
+                    "{n:?} is not a metric type; expected one of {}",
+                    MetricType::ALL
+                        .iter()
+                        .map(name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
 /// Runs until interrupted, `count` messages, or (without `follow`) the connection ends.
 pub fn watch(client: &Client, options: &WatchOptions) -> Result<()> {
+    let types = metric_types(&options.types)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start a runtime")?;
-    runtime.block_on(run(client, options))
+    runtime.block_on(run(client, options, &types))
 }
 
-async fn run(client: &Client, options: &WatchOptions) -> Result<()> {
-    let url = format!(
-        "{}/ws",
-        client
-            .base()
-            .replacen("http://", "ws://", 1)
-            .replacen("https://", "wss://", 1)
-    );
-    let token = client.token()?;
+async fn run(client: &Client, options: &WatchOptions, types: &[MetricType]) -> Result<()> {
+    let url = client.websocket_url();
+    let token = client.token();
     let mut printed = 0u64;
     let mut backoff = Duration::from_millis(500);
     loop {
@@ -75,9 +91,12 @@ async fn run(client: &Client, options: &WatchOptions) -> Result<()> {
         };
         backoff = Duration::from_millis(500);
         let (mut tx, mut rx) = ws.split();
-        if !options.types.is_empty() {
-            let subscribe = serde_json::json!({"type": "subscribe", "metric_types": options.types});
-            tx.send(Message::text(subscribe.to_string()))
+        if !types.is_empty() {
+            let subscribe = serde_json::to_string(&ClientMessage::Subscribe {
+                metric_types: types.to_vec(),
+            })
+            .context("cannot encode the subscription")?;
+            tx.send(Message::text(subscribe))
                 .await
                 .context("cannot subscribe")?;
         }
@@ -96,14 +115,13 @@ async fn run(client: &Client, options: &WatchOptions) -> Result<()> {
                     break;
                 }
             };
-            let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            if value["type"] == "error" {
-                bail!(
-                    "the daemon refused: {}",
-                    value["message"].as_str().unwrap_or("?")
-                );
+            let message: ServerMessage = serde_json::from_str(&text).with_context(|| {
+                format!("the daemon sent a message outside the protocol: {text}")
+            })?;
+            if let ServerMessage::Error { message, .. } = &message {
+                bail!("the daemon refused: {message}");
             }
-            let seq = value["seq"].as_u64().unwrap_or(0);
+            let seq = message.seq();
             if last_seq != 0 && seq != last_seq + 1 {
                 eprintln!(
                     "dsmilctl: {} messages missed",
@@ -114,7 +132,7 @@ async fn run(client: &Client, options: &WatchOptions) -> Result<()> {
             let line = if options.json {
                 text.to_string()
             } else {
-                render(&value)
+                render(&message)
             };
             let mut out = std::io::stdout().lock();
             if writeln!(out, "{line}").is_err() {
@@ -134,69 +152,58 @@ async fn run(client: &Client, options: &WatchOptions) -> Result<()> {
     }
 }
 
-fn f(v: &Value) -> String {
-    v.as_f64().map_or_else(|| "-".into(), |x| format!("{x:.1}"))
-}
-
 /// One line for a person.
-pub fn render(v: &Value) -> String {
-    let data = &v["data"];
-    let ts = data["timestamp"]
-        .as_str()
-        .unwrap_or("")
-        .get(11..19)
-        .unwrap_or("");
-    match v["type"].as_str().unwrap_or("") {
-        "connection_established" => format!(
-            "connected (client {}, server time {})",
-            v["client_id"],
-            v["server_time"].as_str().unwrap_or("?")
+pub fn render(message: &ServerMessage) -> String {
+    match message {
+        ServerMessage::ConnectionEstablished {
+            client_id,
+            server_time,
+            ..
+        } => format!("connected (client {client_id}, server time {server_time:?})"),
+        ServerMessage::SubscriptionUpdated { subscribed, .. } => format!(
+            "subscribed to {:?}",
+            subscribed.iter().map(name).collect::<Vec<_>>()
         ),
-        "subscription_updated" => format!("subscribed to {}", v["subscribed"]),
-        "alert" => format!(
-            "{ts} ALERT {} {} {} = {} (threshold {}){}: {}",
-            data["alert_level"].as_str().unwrap_or("?").to_uppercase(),
-            data["metric_type"].as_str().unwrap_or("?"),
-            data["metric_name"].as_str().unwrap_or("?"),
-            f(&data["current_value"]),
-            f(&data["threshold_value"]),
-            if data["auto_resolved"] == true {
-                " RESOLVED"
-            } else {
-                ""
-            },
-            data["description"].as_str().unwrap_or("")
+        ServerMessage::Alert { data, .. } => format!(
+            "{} ALERT {} {} {} = {:.1} (threshold {:.1}){}: {}",
+            data.timestamp.format("%H:%M:%S"),
+            name(&data.alert_level).to_uppercase(),
+            name(&data.metric_type),
+            data.metric_name,
+            data.current_value,
+            data.threshold_value,
+            if data.auto_resolved { " RESOLVED" } else { "" },
+            data.description
         ),
-        "emergency" => format!(
-            "{ts} EMERGENCY {}",
-            data["description"].as_str().unwrap_or("")
+        ServerMessage::Emergency { data, .. } => format!(
+            "{} EMERGENCY {}",
+            data.timestamp.format("%H:%M:%S"),
+            data.description
         ),
-        "metric" => {
-            let kind = v["metric_type"].as_str().unwrap_or("?");
-            let detail = match kind {
-                "system_health" => format!(
-                    "cpu {}%  mem {}%  disk {}%  load {}  temp {}",
-                    f(&data["cpu_usage_percent"]),
-                    f(&data["memory_usage_percent"]),
-                    f(&data["disk_usage_percent"]),
-                    f(&data["load_average"][0]),
-                    if data["thermal_state"]["sensor_count"].as_u64().unwrap_or(0) > 0 {
-                        format!("{}°C", f(&data["thermal_state"]["max_temp"]))
+        ServerMessage::Metric {
+            metric, snapshot, ..
+        } => {
+            let latest = if *snapshot { " (latest)" } else { "" };
+            let kind = name(&metric.metric_type());
+            let detail = match metric {
+                Metric::SystemHealth(h) => format!(
+                    "{} cpu {:.1}%  mem {:.1}%  disk {:.1}%  load {:.1}  temp {}",
+                    h.timestamp.format("%H:%M:%S"),
+                    h.cpu_usage_percent,
+                    h.memory_usage_percent,
+                    h.disk_usage_percent,
+                    h.load_average[0],
+                    if h.thermal_state.sensor_count > 0 {
+                        format!("{:.1}°C", h.thermal_state.max_temp)
                     } else {
                         "n/a".into()
                     }
                 ),
-                _ => serde_json::to_string(data).unwrap_or_default(),
+                other => serde_json::to_string(other).unwrap_or_default(),
             };
-            format!(
-                "{ts} {kind}{} {detail}",
-                if v["snapshot"] == true {
-                    " (latest)"
-                } else {
-                    ""
-                }
-            )
+            format!("{kind}{latest} {detail}")
         }
-        other => format!("{other} {v}"),
+        ServerMessage::Pong { server_time, .. } => format!("pong (server time {server_time:?})"),
+        ServerMessage::Error { code, message, .. } => format!("error {code}: {message}"),
     }
 }

@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
-use dsmil_core::{LogFormat, TpmBackendSpec};
+use dsmil_daemon::config::{LogFormat, Overrides};
+use dsmil_tpm::config::TpmBackendSpec;
 
 /// The DSMIL daemon: runs agents in resilient workflows, learns which agent suits which task,
 /// signs its audit trail with a TPM and streams it all to a live dashboard.
@@ -39,4 +40,17 @@ pub struct Cli {
         help = "TPM backend: soft, or tss:<TCTI> (e.g. tss:device:/dev/tpmrm0) [default: soft]"
     )]
     pub tpm: Option<TpmBackendSpec>,
+}
+
+impl Cli {
+    /// What the flags set over the configuration file.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            data_dir: self.data_dir.clone(),
+            listen: self.listen,
+            log_format: self.log_format,
+            database_url: self.database_url.clone(),
+            tpm: self.tpm.clone(),
+        }
+    }
 }

@@ -70,7 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn serde_list(caps: &dsmil_core::CapabilitySet) -> String {
+fn serde_list(caps: &dsmil_accel::features::CapabilitySet) -> String {
     caps.0
         .iter()
         .map(|f| format!("{f:?}").to_lowercase())

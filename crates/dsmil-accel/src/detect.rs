@@ -1,7 +1,7 @@
 //! CPU feature detection through std's `is_x86_feature_detected!` (CPUID plus the OS's
 //! XSAVE state, so a feature the kernel does not enable is reported absent).
 
-use dsmil_core::{CapabilitySet, CpuFeature};
+use crate::features::{CapabilitySet, CpuFeature};
 
 /// The features of this CPU that the accelerator layer knows about. Empty on non-x86 targets.
 pub fn capabilities() -> CapabilitySet {

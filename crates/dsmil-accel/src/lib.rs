@@ -44,6 +44,7 @@
 pub mod crypto;
 pub mod detect;
 pub mod engine;
+pub mod features;
 pub mod index;
 pub mod kernels;
 pub mod matmul;
@@ -56,9 +57,11 @@ pub mod topology;
 
 pub use detect::capabilities;
 pub use engine::{
-    AccelError, AlignedBytes, AlignedVec, Completed, Engine, EngineConfig, JobHandle, Meter,
-    OpCounters, OpKind,
+    AccelError, AccelErrorCode, AlignedBytes, AlignedVec, Completed, Engine, EngineConfig,
+    JobHandle, Meter, OpCounters, OpKind,
 };
+pub use features::{CapabilitySet, CpuFeature};
 pub use index::AccelIndex;
 pub use platform::{FORCE_VAR, Platform, PlatformError};
 pub use similarity::AccelVectorKernel;
+pub use topology::CpuTopology;

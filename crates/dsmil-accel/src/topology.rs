@@ -8,7 +8,26 @@
 use std::fs;
 use std::path::Path;
 
-use dsmil_core::CpuTopology;
+use serde::{Deserialize, Serialize};
+
+/// Cores, their kinds, caches and NUMA layout (seed `cpu_topology`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuTopology {
+    /// Logical CPUs online.
+    pub total_cores: u32,
+    /// Performance cores (all cores on non-hybrid parts).
+    pub p_cores: Vec<u32>,
+    /// Efficiency cores (empty on non-hybrid parts).
+    pub e_cores: Vec<u32>,
+    /// CPUs on which AVX-512 may be scheduled.
+    pub avx512_cores: Vec<u32>,
+    /// NUMA nodes.
+    pub numa_nodes: u32,
+    /// Last-level cache size in bytes (0 when unknown).
+    pub l3_cache_bytes: u64,
+    /// Thermal zones found under `/sys/class/thermal`.
+    pub thermal_zones: u32,
+}
 
 /// Reads the topology of this machine (`/sys`), given whether AVX-512 is usable.
 pub fn detect(avx512: bool) -> CpuTopology {

@@ -14,8 +14,9 @@ use dsmil_accel::Platform;
 use dsmil_accel::engine::{
     AccelError, Completed, Engine, EngineConfig, JobHandle, OpKind, THERMAL_EVENT_KERNEL,
 };
+use dsmil_accel::topology::CpuTopology;
 use dsmil_core::ports::{PerformanceScaling, PortError};
-use dsmil_core::{CpuTopology, Event, EventBus, KernelPath};
+use dsmil_core::{Event, EventBus, KernelPath};
 
 /// How long any wait may take before the test is declared hung.
 const GUARD: Duration = Duration::from_secs(30);

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use crate::config::AgentKind;
 use async_trait::async_trait;
-use dsmil_core::config::AgentKind;
 use dsmil_core::workflow::ResourceUsage;
 use dsmil_core::{AgentId, TaskId};
 use serde::{Deserialize, Serialize};

@@ -29,8 +29,11 @@
 
 pub mod agent;
 pub mod agents;
+pub mod config;
 pub mod journal;
+pub mod metrics;
 pub mod registry;
 pub mod resilience;
 pub mod runner;
+pub mod transitions;
 pub mod workflow;

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::{AgentConfig, AgentKind};
 use dsmil_core::AgentId;
-use dsmil_core::config::{AgentConfig, AgentKind};
 use serde::Serialize;
 use thiserror::Error;
 

@@ -139,7 +139,7 @@ async fn after_a_crash_only_unfinished_tasks_run_again() {
     let recovered: Vec<_> = r
         .agent_results
         .iter()
-        .filter(|a| a.metadata.get("recovered").is_some())
+        .filter(|a| a.recovered)
         .map(|a| a.task_id.as_str().to_owned())
         .collect();
     assert_eq!(recovered.len(), 2, "{recovered:?}");

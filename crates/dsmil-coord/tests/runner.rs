@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use dsmil_coord::agent::{AgentError, AgentOutput};
 use dsmil_coord::agents::BuiltinAgent;
+use dsmil_coord::config::{AgentConfig, CoordConfig};
 use dsmil_coord::registry::{AgentRegistry, AgentSettings, RegistryError};
 use dsmil_coord::resilience::{BreakerSettings, BreakerState, RetryPolicy, Window};
 use dsmil_coord::runner::{TaskRun, run_task};
-use dsmil_core::config::{AgentConfig, DaemonConfig};
 use dsmil_core::{AgentId, TaskId};
 use serde_json::json;
 use tokio::time::Instant;
@@ -177,7 +177,7 @@ async fn the_bulkhead_limits_concurrency_and_cancelled_tasks_give_back_their_slo
 
 #[test]
 fn registries_come_from_the_daemon_configuration() {
-    let config = DaemonConfig::parse_toml(
+    let config = toml::from_str::<CoordConfig>(
         r#"
         [[agents]]
         id = "echo"
@@ -199,7 +199,7 @@ fn registries_come_from_the_daemon_configuration() {
     assert_eq!(cat.breaker.settings().window, Window::Count(2));
     assert_eq!(cat.breaker.settings().open_duration, Duration::from_secs(5));
 
-    let windowed = DaemonConfig::parse_toml(
+    let windowed = toml::from_str::<CoordConfig>(
         r#"
         [[agents]]
         id = "w"
@@ -218,7 +218,7 @@ fn registries_come_from_the_daemon_configuration() {
     assert_eq!(s.probe_timeout, Duration::from_secs(15));
     assert_eq!(reg.get(&id("w")).unwrap().retry.jitter, 0.5);
 
-    let odd: Vec<AgentConfig> = DaemonConfig::parse_toml(
+    let odd: Vec<AgentConfig> = toml::from_str::<CoordConfig>(
         "[[agents]]\nid = \"x\"\nkind = \"builtin\"\nbuiltin = \"teleport\"\n",
     )
     .unwrap()

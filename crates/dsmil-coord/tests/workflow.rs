@@ -151,7 +151,7 @@ async fn parallel_starts_each_task_when_its_own_dependencies_are_done() {
     let skipped: Vec<_> = r
         .agent_results
         .iter()
-        .filter(|a| a.metadata.get("skipped").is_some())
+        .filter(|a| a.outcome == dsmil_core::TaskOutcome::Skipped)
         .map(|a| a.task_id.as_str())
         .collect();
     assert_eq!(skipped.len(), 2, "{skipped:?}");

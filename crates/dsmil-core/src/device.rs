@@ -96,6 +96,21 @@ impl FromStr for DeviceId {
     }
 }
 
+impl utoipa::PartialSchema for DeviceId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^0x80[0-6][0-9A-Fa-f]$"))
+            .description(Some(
+                "A DSMIL device, 0x8000-0x806B, written in hex (quarantined: 0x8009, 0x800A, 0x800B, 0x8019, 0x8029).",
+            ))
+            .examples(["0x8000"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for DeviceId {}
+
 impl Serialize for DeviceId {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)

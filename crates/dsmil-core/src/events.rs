@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::broadcast;
+use utoipa::ToSchema;
 
 use crate::accel::KernelPath;
 use crate::device::DeviceId;
@@ -21,7 +22,7 @@ use crate::tpm::{TpmOperation, TpmResultCode};
 use crate::workflow::WorkflowState;
 
 /// A workflow or task changed state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct WorkflowEvent {
     /// When.
     pub timestamp: DateTime<Utc>,
@@ -36,7 +37,7 @@ pub struct WorkflowEvent {
 }
 
 /// A TPM operation finished.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TpmEvent {
     /// When it finished.
     pub timestamp: DateTime<Utc>,
@@ -49,7 +50,7 @@ pub struct TpmEvent {
 }
 
 /// Something was done (or refused) on a DSMIL device.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DeviceEvent {
     /// When.
     pub timestamp: DateTime<Utc>,
@@ -62,7 +63,7 @@ pub struct DeviceEvent {
 }
 
 /// An accelerator kernel reported its throughput.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AccelEvent {
     /// When.
     pub timestamp: DateTime<Utc>,
@@ -78,7 +79,7 @@ pub struct AccelEvent {
 }
 
 /// Everything that can travel on the bus.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
 pub enum Event {
     /// A system health sample.

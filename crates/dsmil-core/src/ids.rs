@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
 
 /// Longest accepted agent or task name, in bytes.
@@ -73,8 +76,20 @@ fn validate_name(kind: &'static str, name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// The JSON schema of a name: a string of 1–128 of `[A-Za-z0-9_.:-]`.
+fn name_schema(description: &str, example: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[A-Za-z0-9_.:-]{1,128}$"))
+        .min_length(Some(1))
+        .max_length(Some(MAX_NAME_LEN))
+        .description(Some(description))
+        .examples([example])
+        .into()
+}
+
 macro_rules! name_id {
-    ($(#[$doc:meta])* $ty:ident, $kind:literal, $extra:expr) => {
+    ($(#[$doc:meta])* $ty:ident, $kind:literal, $example:literal, $extra:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -127,6 +142,14 @@ macro_rules! name_id {
                 &self.0
             }
         }
+
+        impl PartialSchema for $ty {
+            fn schema() -> RefOr<Schema> {
+                name_schema(concat!("The name of ", $kind, " (letters, digits, '_', '-', '.', ':')."), $example)
+            }
+        }
+
+        impl ToSchema for $ty {}
     };
 }
 
@@ -134,6 +157,7 @@ name_id!(
     /// The name of an agent as declared in the daemon configuration (`[[agents]] id`).
     AgentId,
     "agent",
+    "hasher",
     |name| if name == "auto" { Err(NameError::Reserved) } else { Ok(()) }
 );
 
@@ -141,6 +165,7 @@ name_id!(
     /// The id of one task inside a workflow spec; dependencies refer to it.
     TaskId,
     "task",
+    "fetch",
     |_| Ok(())
 );
 
@@ -196,6 +221,21 @@ impl<'de> Deserialize<'de> for AgentRef {
     }
 }
 
+impl PartialSchema for AgentRef {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[A-Za-z0-9_.:-]{1,128}$"))
+            .description(Some(
+                "An agent's name, or \"auto\" to let the learning layer choose.",
+            ))
+            .examples(["auto", "hasher"])
+            .into()
+    }
+}
+
+impl ToSchema for AgentRef {}
+
 /// The id of one workflow run (a random UUID v4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -220,6 +260,18 @@ impl FromStr for WorkflowId {
         Uuid::parse_str(s).map(Self)
     }
 }
+
+impl PartialSchema for WorkflowId {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+            .description(Some("The id of one workflow run (a UUID)."))
+            .into()
+    }
+}
+
+impl ToSchema for WorkflowId {}
 
 /// The id of one asynchronous operation (a TPM command, an accelerator job): unique within
 /// the process, increasing, so logs and results can be correlated.

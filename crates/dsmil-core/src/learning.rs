@@ -6,6 +6,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use utoipa::ToSchema;
 
 use crate::ids::AgentId;
 use crate::workflow::{Metadata, ResourceUsage};
@@ -111,6 +112,25 @@ impl TryFrom<Vec<f32>> for Embedding {
     }
 }
 
+impl utoipa::PartialSchema for Embedding {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::Number)
+                    .format(Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(
+                        utoipa::openapi::schema::KnownFormat::Float,
+                    ))),
+            )
+            .min_items(Some(EMBEDDING_DIM))
+            .max_items(Some(EMBEDDING_DIM))
+            .description(Some("A task embedding: exactly 256 finite numbers."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Embedding {}
+
 impl Serialize for Embedding {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.0.serialize(serializer)
@@ -125,7 +145,7 @@ impl<'de> Deserialize<'de> for Embedding {
 }
 
 /// One recorded agent run (seed `AgentPerformanceMetrics`, field names kept).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentPerformance {
     /// The agent that ran.
@@ -147,6 +167,7 @@ pub struct AgentPerformance {
     pub error_details: Option<String>,
     /// Conditions of the run (load, input size, …). Default: empty.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub context_factors: Metadata,
     /// Caller-supplied embedding; computed from description, type and context when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -157,6 +178,11 @@ pub struct AgentPerformance {
     /// Signature over the record by the configured signer, hex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tpm_signature: Option<String>,
+    /// The record's id; a record sent again with the same id is stored once (the coordinator
+    /// derives it from the workflow, task and attempt, so a replay after a crash is not a second
+    /// record). Absent: a fresh id is assigned when it is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_id: Option<uuid::Uuid>,
 }
 
 /// Why a performance record was rejected; names the field.
@@ -169,34 +195,72 @@ pub struct RecordError {
     pub reason: String,
 }
 
+/// Longest accepted task description, in bytes.
+pub const MAX_DESCRIPTION_BYTES: usize = 16 * 1024;
+
 impl AgentPerformance {
-    /// Checks the ranges serde cannot: `success_rate` in 0–1, finite resource numbers,
-    /// a non-empty task type.
+    /// Every check a record passes before it is stored — the one validation the daemon and
+    /// clients' pre-checks share: a non-empty task type; a description (or a caller-supplied
+    /// embedding) of at most [`MAX_DESCRIPTION_BYTES`]; no NUL characters in text fields (no
+    /// store can keep them); `execution_time_ms` within what stores keep (a signed 64-bit
+    /// integer); `success_rate` a finite number in 0–1; finite resource numbers. The error names
+    /// the field.
     pub fn validate(&self) -> Result<(), RecordError> {
+        let err = |field: &'static str, reason: String| Err(RecordError { field, reason });
         if self.task_type.trim().is_empty() {
-            return Err(RecordError {
-                field: "task_type",
-                reason: "must not be empty".into(),
-            });
+            return err("task_type", "must not be empty".into());
         }
-        if !(0.0..=1.0).contains(&self.success_rate) {
-            return Err(RecordError {
-                field: "success_rate",
-                reason: format!("is {}; expected a number from 0 to 1", self.success_rate),
-            });
+        if self.task_description.trim().is_empty() && self.embedding.is_none() {
+            return err(
+                "task_description",
+                "must not be empty (or give an `embedding`)".into(),
+            );
+        }
+        if self.task_description.len() > MAX_DESCRIPTION_BYTES {
+            return err(
+                "task_description",
+                format!(
+                    "is {} bytes; at most {MAX_DESCRIPTION_BYTES} are accepted",
+                    self.task_description.len()
+                ),
+            );
+        }
+        for (field, text) in [
+            ("task_type", Some(self.task_type.as_str())),
+            ("task_description", Some(self.task_description.as_str())),
+            ("error_details", self.error_details.as_deref()),
+        ] {
+            if text.is_some_and(|t| t.contains('\0')) {
+                return err(
+                    field,
+                    "contains a NUL character, which cannot be stored".into(),
+                );
+            }
+        }
+        if i64::try_from(self.execution_time_ms).is_err() {
+            return err(
+                "execution_time_ms",
+                format!("{} is too large", self.execution_time_ms),
+            );
+        }
+        if !(self.success_rate.is_finite() && (0.0..=1.0).contains(&self.success_rate)) {
+            return err(
+                "success_rate",
+                format!("is {}; expected a number from 0 to 1", self.success_rate),
+            );
         }
         if let Some((name, value)) = self.resource_usage.iter().find(|(_, v)| !v.is_finite()) {
-            return Err(RecordError {
-                field: "resource_usage",
-                reason: format!("{name} is {value}; every value must be finite"),
-            });
+            return err(
+                "resource_usage",
+                format!("{name} is {value}; every value must be finite"),
+            );
         }
         Ok(())
     }
 }
 
 /// The learning layer's answer to "which agent should run this task?" (seed field names).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LearningPrediction {
     /// The agent to use.
     pub predicted_agent: AgentId,
@@ -204,6 +268,7 @@ pub struct LearningPrediction {
     pub confidence_score: f64,
     /// Why: similar tasks found, per-agent scores, exploration.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub reasoning: Metadata,
     /// Runners-up with their confidence, best first (at most 5).
     #[serde(default)]
@@ -213,6 +278,23 @@ pub struct LearningPrediction {
     /// Expected resource usage.
     #[serde(default)]
     pub resource_estimate: ResourceUsage,
+}
+
+impl LearningPrediction {
+    /// How the prediction was made (`reasoning.method`: `similar_history`,
+    /// `default_agent_without_history`, …).
+    pub fn method(&self) -> Option<&str> {
+        self.reasoning
+            .get("method")
+            .and_then(serde_json::Value::as_str)
+    }
+
+    /// How many similar past tasks it rests on (`reasoning.similar_tasks`).
+    pub fn similar_tasks(&self) -> Option<u64> {
+        self.reasoning
+            .get("similar_tasks")
+            .and_then(serde_json::Value::as_u64)
+    }
 }
 
 #[cfg(test)]

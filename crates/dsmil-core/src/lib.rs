@@ -1,9 +1,18 @@
-//! `dsmil-core`: the shared vocabulary of DSMIL.
+//! `dsmil-core`: the shared vocabulary of DSMIL — what more than one layer must agree on, and
+//! nothing else.
 //!
-//! Plain data with serde and validation for the five layers (TPM, learning, coordination,
-//! acceleration, monitoring), the daemon's configuration model, the typed [`EventBus`], and
-//! the [`ports`] — small traits through which one layer uses another without depending
-//! on it. Every port has a simple implementation here so each layer can be tested alone.
+//! - ids ([`AgentId`], [`TaskId`], [`WorkflowId`]) and the DSMIL device range with its
+//!   quarantine ([`DeviceId`]);
+//! - the payloads that cross layers: workflow specs and results (the API hands them to the
+//!   coordinator, which reports them to learning and monitoring), performance records and
+//!   predictions, the monitoring records every layer publishes;
+//! - the typed [`EventBus`] and its [`Event`]s;
+//! - the [`ports`]: small traits through which one layer uses another without depending on it,
+//!   each with a plain implementation here so a layer can be tested alone;
+//! - [`hex`], and [`validate::FieldError`], the one shape of a validation error.
+//!
+//! Each layer's configuration lives in that layer (`dsmil_coord::config`, …); the daemon's
+//! composer assembles them. `testenv` (feature `testenv`) finds the real services tests use.
 //!
 //! ```
 //! use dsmil_core::{DeviceId, Embedding, EventBus, Event, SecurityEvent, AlertLevel, WorkflowSpec};
@@ -49,36 +58,34 @@
 //! ```
 
 pub mod accel;
-pub mod config;
 pub mod device;
-pub mod error;
 pub mod events;
 pub mod hex;
 pub mod ids;
 pub mod learning;
 pub mod monitoring;
 pub mod ports;
+#[cfg(feature = "testenv")]
 pub mod testenv;
 pub mod tpm;
+pub mod validate;
 pub mod workflow;
 
-pub use accel::{AccelErrorCode, CapabilitySet, CpuFeature, CpuTopology, KernelPath};
-pub use config::{AgentConfig, AgentKind, ConfigError, DaemonConfig, LogFormat, TpmBackendSpec};
+pub use accel::KernelPath;
 pub use device::{DeviceError, DeviceId};
-pub use error::Error;
 pub use events::{Event, EventBus, Published, Subscriber};
 pub use ids::{AgentId, AgentRef, NameError, OperationId, TaskId, WorkflowId};
 pub use learning::{
     AgentPerformance, EMBEDDING_DIM, Embedding, EmbeddingError, LearningPrediction,
 };
 pub use monitoring::{
-    AgentActivity, AlertLevel, AlertThresholds, MetricType, PerformanceAlert, SecurityEvent,
-    SystemHealth,
+    AgentActivity, AlertLevel, MetricType, PerformanceAlert, SecurityEvent, SystemHealth,
 };
-pub use tpm::{Digest, HashAlgorithm, PcrSelection, Signature, SignatureScheme, TpmResultCode};
+pub use ports::{Signature, SignatureScheme};
+pub use tpm::{TpmOperation, TpmResultCode};
 pub use workflow::{
-    AgentResult, AgentTask, ExecutionMode, SpecError, WorkflowContext, WorkflowResult,
-    WorkflowSpec, WorkflowState,
+    AgentResult, AgentTask, ExecutionMode, SpecError, TaskOutcome, WorkflowResult, WorkflowSpec,
+    WorkflowState,
 };
 
 /// The version of this crate, reported in status answers.

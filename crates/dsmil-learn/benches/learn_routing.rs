@@ -111,6 +111,7 @@ async fn run_world(seed: u64) -> [Score; 5] {
                 embedding: None,
                 timestamp: None,
                 tpm_signature: None,
+                record_id: None,
             })
             .await
             .unwrap();

@@ -62,6 +62,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 embedding: None,
                 timestamp: None,
                 tpm_signature: None,
+                record_id: None,
             })
             .await?;
         if i % 100 == 0 {

@@ -32,6 +32,7 @@
 //!     embedding: None, // computed by the task encoder
 //!     timestamp: None,
 //!     tpm_signature: None,
+//!     record_id: None,
 //! };
 //! let mut history = Vec::new();
 //! for i in 0..20 {
@@ -62,9 +63,11 @@
 
 pub mod allocation;
 pub mod analysis;
+pub mod config;
 pub mod encoder;
 pub mod engine;
 pub mod error;
+pub mod metrics;
 pub mod record;
 pub mod router;
 pub mod store;

@@ -11,8 +11,7 @@ use uuid::Uuid;
 use crate::encoder::TaskEncoder;
 use crate::error::LearnError;
 
-/// Longest accepted task description, in bytes.
-pub const MAX_DESCRIPTION_BYTES: usize = 16 * 1024;
+pub use dsmil_core::learning::MAX_DESCRIPTION_BYTES;
 
 /// One stored agent run. `record_id` makes storing idempotent: a record replayed from the outbox
 /// after an uncertain commit is stored once.
@@ -81,42 +80,6 @@ impl StoredRecord {
             reason,
         };
         record.validate().map_err(|e| invalid(e.field, e.reason))?;
-        if record.task_description.trim().is_empty() && record.embedding.is_none() {
-            return Err(invalid(
-                "task_description",
-                "must not be empty (or give an `embedding`)".into(),
-            ));
-        }
-        if record.task_description.len() > MAX_DESCRIPTION_BYTES {
-            return Err(invalid(
-                "task_description",
-                format!(
-                    "is {} bytes; at most {MAX_DESCRIPTION_BYTES} are accepted",
-                    record.task_description.len()
-                ),
-            ));
-        }
-        for (field, text) in [
-            ("task_type", Some(record.task_type.as_str())),
-            ("task_description", Some(record.task_description.as_str())),
-            ("error_details", record.error_details.as_deref()),
-        ] {
-            if text.is_some_and(|t| t.contains('\0')) {
-                return Err(invalid(
-                    field,
-                    "contains a NUL character, which cannot be stored".into(),
-                ));
-            }
-        }
-        if i64::try_from(record.execution_time_ms).is_err() {
-            return Err(invalid(
-                "execution_time_ms",
-                format!("{} is too large", record.execution_time_ms),
-            ));
-        }
-        if !record.success_rate.is_finite() {
-            return Err(invalid("success_rate", "must be finite".into()));
-        }
         let embedding = match record.embedding {
             Some(e) => e,
             None => encoder
@@ -128,7 +91,7 @@ impl StoredRecord {
                 .map_err(|e| invalid("task_description", e.to_string()))?,
         };
         Ok(Self {
-            record_id: Uuid::new_v4(),
+            record_id: record.record_id.unwrap_or_else(Uuid::new_v4),
             agent_id: record.agent_id,
             task_type: record.task_type,
             task_description: record.task_description,
@@ -179,6 +142,7 @@ impl StoredRecord {
             embedding: Some(self.embedding.clone()),
             timestamp: Some(self.timestamp),
             tpm_signature: self.tpm_signature.clone(),
+            record_id: Some(self.record_id),
         }
     }
 }

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dsmil_core::EventBus;
-use dsmil_core::monitoring::{AlertThresholds, Levels};
 use dsmil_core::ports::{MemoryAuditSink, RecordingThrottle, ScalingKnob};
 use dsmil_monitor::alerts::{AlertDriverOptions, AlertEngine, AuditWriter, spawn_alert_engine};
 use dsmil_monitor::collect::{SystemCollector, spawn_system_collector};
+use dsmil_monitor::config::{AlertThresholds, Levels};
 use dsmil_monitor::ws::{Hub, HubConfig};
 
 #[tokio::main]

@@ -34,5 +34,8 @@
 
 pub mod alerts;
 pub mod collect;
+pub mod config;
+pub mod dashboard;
 pub mod metrics;
+mod sources;
 pub mod ws;

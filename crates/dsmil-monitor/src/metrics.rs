@@ -1,9 +1,11 @@
-//! Prometheus text exposition (format 0.0.4): a writer that emits each family's `# HELP` and
-//! `# TYPE` once, escapes label values, and renders counters, gauges and histograms — so every
-//! layer's figures can be scraped from one `/metrics`.
+//! Prometheus text exposition (format 0.0.4): [`render`] turns the [`MetricSet`] every layer's
+//! `MetricsSource` filled into the text `/metrics` serves — each family's `# HELP` and `# TYPE`
+//! once, its samples together, label values escaped — through [`MetricsWriter`].
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+
+use dsmil_core::ports::{MetricKind, MetricSet, SampleValue};
 
 /// Content type of the exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -128,6 +130,35 @@ impl MetricsWriter {
     }
 }
 
+/// The exposition of `set`.
+pub fn render(set: &MetricSet) -> String {
+    let mut w = MetricsWriter::new();
+    for family in set.families() {
+        for sample in &family.samples {
+            let labels: Vec<(&str, &str)> = sample
+                .labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            match (&sample.value, family.kind) {
+                (SampleValue::Number(v), MetricKind::Counter) => {
+                    w.counter(&family.name, &family.help, &labels, *v)
+                }
+                (SampleValue::Number(v), _) => w.gauge(&family.name, &family.help, &labels, *v),
+                (
+                    SampleValue::Histogram {
+                        buckets,
+                        sum,
+                        count,
+                    },
+                    _,
+                ) => w.histogram(&family.name, &family.help, &labels, buckets, *sum, *count),
+            }
+        }
+    }
+    w.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +190,23 @@ mod tests {
         );
         assert!(text.contains("lat_seconds_count{op=\"sign\"} 6"));
         assert!(!text.contains("bad name"));
+    }
+
+    #[test]
+    fn a_set_renders_each_family_in_one_block() {
+        let mut set = MetricSet::new();
+        set.counter("ops_total", "Ops.", &[("kind", "a")], 1.0);
+        set.gauge("scale", "Scale.", &[], 0.5);
+        set.counter("ops_total", "Ops.", &[("kind", "b")], 2.0);
+        set.histogram("lat_seconds", "Latency.", &[], vec![(0.1, 1)], 0.05, 1);
+        let text = render(&set);
+        let ops: Vec<_> = text
+            .lines()
+            .filter(|l| l.starts_with("ops_total"))
+            .collect();
+        assert_eq!(ops, ["ops_total{kind=\"a\"} 1", "ops_total{kind=\"b\"} 2"]);
+        let first = text.find("ops_total{kind=\"b\"}").unwrap();
+        assert!(first < text.find("# TYPE scale").unwrap(), "{text}");
+        assert!(text.contains("lat_seconds_count 1"));
     }
 }

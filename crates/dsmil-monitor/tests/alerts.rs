@@ -11,14 +11,15 @@ use dsmil_core::ports::{
     MemoryAuditSink, PerformanceScaling, PortError, RecordingThrottle, ScalingKnob, Throttle,
 };
 use dsmil_core::{
-    AgentActivity, AgentId, AlertLevel, AlertThresholds, Event, EventBus, MetricType,
-    SecurityEvent, Subscriber, SystemHealth, WorkflowId,
+    AgentActivity, AgentId, AlertLevel, Event, EventBus, MetricType, SecurityEvent, Subscriber,
+    SystemHealth, WorkflowId,
 };
 use dsmil_monitor::alerts::{
     AlertChange, AlertDriverOptions, AlertEngine, AlertEngineOptions, AlertMetric, AlertTransition,
     AuditWriter, ResponsePolicy, spawn_alert_engine,
 };
 use dsmil_monitor::collect::RatesSnapshot;
+use dsmil_monitor::config::AlertThresholds;
 
 const CPU: AlertMetric = AlertMetric::CpuUsagePercent;
 const MEM: AlertMetric = AlertMetric::MemoryUsagePercent;

@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dsmil_core::monitoring::{AlertLevel, SecurityEvent};
-use dsmil_core::tpm::{HashAlgorithm, KeyTemplate, NvAttributes, PcrSelection};
 use dsmil_tpm::audit::{AuditConfig, AuditLog, verify_file};
+use dsmil_tpm::values::{HashAlgorithm, KeyTemplate, NvAttributes, PcrSelection};
 use dsmil_tpm::{NvSpec, SealPolicy, Tpm, TpmOptions, TpmSigner};
 use serde_json::{Value, json};
 

@@ -13,8 +13,8 @@
 
 use std::path::PathBuf;
 
-use dsmil_core::TpmBackendSpec;
-use dsmil_core::tpm::{HashAlgorithm, PcrSelection};
+use dsmil_tpm::TpmBackendSpec;
+use dsmil_tpm::values::{HashAlgorithm, PcrSelection};
 use dsmil_tpm::{Tpm, TpmOptions};
 
 #[tokio::main(flavor = "current_thread")]

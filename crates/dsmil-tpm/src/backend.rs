@@ -2,7 +2,8 @@
 //! is a serial device and `tss-esapi`'s context is not shareable), so methods take `&mut self`
 //! and block; [`crate::Tpm`] puts the async, queued, measured API on top.
 
-use dsmil_core::tpm::{Digest, EncryptionScheme, KeyTemplate, PcrSelection, SignatureScheme};
+use crate::values::{Digest, EncryptionScheme, KeyTemplate, PcrSelection};
+use dsmil_core::SignatureScheme;
 
 use crate::error::BackendError;
 use crate::quote::Quote;

@@ -12,7 +12,7 @@
 //!   batches closed by signed tree heads (signed through [`TpmSigner`] or any core `Signer`).
 //!
 //! ```
-//! use dsmil_core::tpm::{HashAlgorithm, KeyTemplate, PcrSelection};
+//! use dsmil_tpm::{HashAlgorithm, KeyTemplate, PcrSelection};
 //! use dsmil_tpm::{SealPolicy, Tpm, TpmOptions};
 //!
 //! # tokio::runtime::Runtime::new()?.block_on(async {
@@ -45,9 +45,11 @@
 pub mod audit;
 pub mod backend;
 pub mod bridge;
+pub mod config;
 pub mod der;
 pub mod error;
 pub mod keystore;
+pub mod metrics;
 pub mod perf;
 pub mod quote;
 pub mod signer;
@@ -58,11 +60,17 @@ pub mod tpm;
 #[cfg(feature = "tss")]
 pub mod tss;
 pub mod types;
+pub mod values;
 pub mod wire;
 
 pub use backend::{BackendResult, TpmBackend};
+pub use config::{TpmBackendSpec, TpmConfig};
 pub use error::{BackendError, TpmError};
 pub use quote::{Quote, QuoteError};
 pub use signer::TpmSigner;
 pub use tpm::{Completed, Tpm, TpmOptions};
 pub use types::{Capabilities, KeyBlob, KeyInfo, KeyPublic, NvSpec, SealPolicy, SealedBlob};
+pub use values::{
+    Digest, EncryptionScheme, HashAlgorithm, KeyTemplate, NvAttributes, PcrSelection, TpmAlgorithm,
+    TpmValueError,
+};

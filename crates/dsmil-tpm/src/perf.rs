@@ -10,10 +10,49 @@ use std::time::Duration;
 
 use chrono::Utc;
 use dsmil_core::events::TpmEvent;
-use dsmil_core::tpm::{TpmOperation, TpmPerfCounters, TpmResultCode};
+use dsmil_core::tpm::{TpmOperation, TpmResultCode};
 use dsmil_core::{Event, EventBus};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
+
+/// Counters of the seed's `tpm_performance_monitor` (latency percentiles come from the
+/// TPM layer's histograms).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct TpmPerfCounters {
+    /// Operations started.
+    pub total_operations: u64,
+    /// Operations that returned success.
+    pub successful_operations: u64,
+    /// Operations that failed.
+    pub failed_operations: u64,
+    /// Failures because the TPM did not answer in time.
+    pub timeout_errors: u64,
+    /// Failures reported as TPM failure mode or transport errors.
+    pub hardware_errors: u64,
+    /// Policy check failures.
+    pub policy_violations: u64,
+    /// Authorisation failures.
+    pub authentication_failures: u64,
+}
+
+impl TpmPerfCounters {
+    /// Counts one finished operation under its result code.
+    pub fn record(&mut self, rc: TpmResultCode) {
+        self.total_operations += 1;
+        if rc.is_success() {
+            self.successful_operations += 1;
+            return;
+        }
+        self.failed_operations += 1;
+        match rc {
+            TpmResultCode::Timeout | TpmResultCode::Retry => self.timeout_errors += 1,
+            TpmResultCode::Failure => self.hardware_errors += 1,
+            TpmResultCode::PolicyFail | TpmResultCode::PcrChanged => self.policy_violations += 1,
+            TpmResultCode::AuthFail | TpmResultCode::BadAuth => self.authentication_failures += 1,
+            _ => {}
+        }
+    }
+}
 
 const SUB_BUCKETS: usize = 8;
 const OCTAVES: usize = 40;
@@ -225,6 +264,33 @@ impl PerfMonitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_sort_failures() {
+        let mut c = TpmPerfCounters::default();
+        for rc in [
+            TpmResultCode::Success,
+            TpmResultCode::AuthFail,
+            TpmResultCode::PolicyFail,
+            TpmResultCode::Timeout,
+            TpmResultCode::Failure,
+            TpmResultCode::NvRange,
+        ] {
+            c.record(rc);
+        }
+        assert_eq!(c.total_operations, 6);
+        assert_eq!(c.successful_operations, 1);
+        assert_eq!(c.failed_operations, 5);
+        assert_eq!(
+            (
+                c.authentication_failures,
+                c.policy_violations,
+                c.timeout_errors,
+                c.hardware_errors
+            ),
+            (1, 1, 1, 1)
+        );
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use dsmil_core::tpm::{Digest, HashAlgorithm};
+use crate::values::{Digest, HashAlgorithm};
 use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;

@@ -1,9 +1,10 @@
 //! [`TpmSigner`]: core's `Signer` and `Verifier` ports on a TPM key, so the audit log, the
 //! learning store and the bridge sign with the TPM the daemon was started with.
 
+use crate::values::KeyTemplate;
 use async_trait::async_trait;
 use dsmil_core::ports::{PortError, Signer, Verifier};
-use dsmil_core::tpm::{KeyTemplate, Signature, SignatureScheme};
+use dsmil_core::{Signature, SignatureScheme};
 use sha2::{Digest as _, Sha256};
 
 use crate::error::TpmError;

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use dsmil_core::ports::{PortError, Signer, Verifier};
-use dsmil_core::tpm::{Signature, SignatureScheme};
+use dsmil_core::{Signature, SignatureScheme};
 use ring::rand::SystemRandom;
 use ring::signature::{
     ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair,

@@ -8,13 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::config::TpmBackendSpec;
+use crate::values::{Digest, EncryptionScheme, HashAlgorithm, KeyTemplate, PcrSelection};
 use dsmil_core::EventBus;
-use dsmil_core::config::TpmBackendSpec;
 use dsmil_core::ids::OperationId;
-use dsmil_core::tpm::{
-    Digest, EncryptionScheme, HashAlgorithm, KeyTemplate, PcrSelection, Signature, SignatureScheme,
-    TpmOperation, TpmResultCode,
-};
+use dsmil_core::tpm::{TpmOperation, TpmResultCode};
+use dsmil_core::{Signature, SignatureScheme};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{mpsc, oneshot};
 

@@ -1,7 +1,7 @@
 //! Values that cross the TPM API: key descriptions and public keys, seal policies and sealed
 //! blobs, NV index definitions, capabilities.
 
-use dsmil_core::tpm::{HashAlgorithm, KeyTemplate, NvAttributes, PcrSelection, TpmAlgorithm};
+use crate::values::{HashAlgorithm, KeyTemplate, NvAttributes, PcrSelection, TpmAlgorithm};
 use serde::{Deserialize, Serialize};
 
 use crate::der;

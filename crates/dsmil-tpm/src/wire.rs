@@ -3,7 +3,7 @@
 //! digests, and the PCR file `tpm2_quote -o` writes. Both backends produce byte-identical
 //! structures, so one verifier serves both and standard tools accept them.
 
-use dsmil_core::tpm::{Digest, HashAlgorithm, PcrSelection};
+use crate::values::{Digest, HashAlgorithm, PcrSelection};
 use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 

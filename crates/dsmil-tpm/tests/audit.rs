@@ -392,13 +392,13 @@ impl dsmil_core::ports::Signer for LaggingSigner {
     fn key_name(&self) -> String {
         self.key.key_name()
     }
-    fn scheme(&self) -> dsmil_core::tpm::SignatureScheme {
+    fn scheme(&self) -> dsmil_core::SignatureScheme {
         self.key.scheme()
     }
     async fn sign(
         &self,
         message: &[u8],
-    ) -> Result<dsmil_core::tpm::Signature, dsmil_core::ports::PortError> {
+    ) -> Result<dsmil_core::Signature, dsmil_core::ports::PortError> {
         use std::sync::atomic::Ordering::SeqCst;
         let start = self.appended.load(SeqCst);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -5,11 +5,11 @@
 use std::path::Path;
 use std::time::Duration;
 
+use dsmil_core::SignatureScheme;
 use dsmil_core::ports::Verifier;
-use dsmil_core::tpm::{
-    Digest, HashAlgorithm, KeyTemplate, NvAttributes, PcrSelection, SignatureScheme, TpmResultCode,
-};
+use dsmil_core::tpm::TpmResultCode;
 use dsmil_tpm::soft_key::P256Verifier;
+use dsmil_tpm::values::{Digest, HashAlgorithm, KeyTemplate, NvAttributes, PcrSelection};
 use dsmil_tpm::{
     BackendError, KeyPublic, NvSpec, QuoteError, SealPolicy, Tpm, TpmError, TpmOptions,
 };
@@ -122,10 +122,10 @@ async fn capabilities_describe_the_tpm(f: &Fixture) {
     );
     assert!(caps.pcr_banks.contains(&HashAlgorithm::Sha256));
     for alg in [
-        dsmil_core::tpm::TpmAlgorithm::Ecc,
-        dsmil_core::tpm::TpmAlgorithm::Rsa,
-        dsmil_core::tpm::TpmAlgorithm::Aes,
-        dsmil_core::tpm::TpmAlgorithm::Ecdsa,
+        dsmil_tpm::values::TpmAlgorithm::Ecc,
+        dsmil_tpm::values::TpmAlgorithm::Rsa,
+        dsmil_tpm::values::TpmAlgorithm::Aes,
+        dsmil_tpm::values::TpmAlgorithm::Ecdsa,
     ] {
         assert!(caps.algorithms.contains(&alg), "{alg:?} missing: {caps:?}");
     }

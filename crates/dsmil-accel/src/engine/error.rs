@@ -1,8 +1,62 @@
 //! [`AccelError`]: what an accelerator operation can fail with, mapped onto the seed's codes.
 
-use dsmil_core::AccelErrorCode;
 use dsmil_core::ports::PortError;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+/// The seed's AVX-512 result codes (`avx512_result_code_t`), with their numeric values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Error, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccelErrorCode {
+    /// The operation needs a CPU feature this machine lacks.
+    #[error("not supported on this CPU")]
+    NotSupported = -1,
+    /// Parameters are invalid (lengths, alignment, counts).
+    #[error("invalid parameters")]
+    InvalidParams = -2,
+    /// Memory could not be allocated.
+    #[error("insufficient memory")]
+    InsufficientMemory = -3,
+    /// Work refused or reduced because of thermal pressure.
+    #[error("thermal throttle")]
+    ThermalThrottle = -4,
+    /// NUMA-local allocation failed.
+    #[error("NUMA allocation failed")]
+    NumaAllocationFailed = -5,
+    /// The operation did not finish in time.
+    #[error("operation timed out")]
+    OperationTimeout = -6,
+    /// The hardware misbehaved.
+    #[error("hardware failure")]
+    HardwareFailure = -7,
+    /// The work queue is full.
+    #[error("queue full")]
+    QueueFull = -8,
+}
+
+impl AccelErrorCode {
+    /// The seed's numeric code.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    /// The error for a numeric code; `None` for 0 (success) and unknown codes.
+    pub fn from_code(code: i32) -> Option<Self> {
+        use AccelErrorCode::*;
+        [
+            NotSupported,
+            InvalidParams,
+            InsufficientMemory,
+            ThermalThrottle,
+            NumaAllocationFailed,
+            OperationTimeout,
+            HardwareFailure,
+            QueueFull,
+        ]
+        .into_iter()
+        .find(|e| e.code() == code)
+    }
+}
 
 /// Why an accelerator operation failed. [`AccelError::code`] gives the seed's numeric code.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -100,6 +154,20 @@ mod tests {
                 .to_string()
                 .contains("panicked")
         );
+    }
+
+    #[test]
+    fn error_codes_round_trip() {
+        assert_eq!(AccelErrorCode::NotSupported.code(), -1);
+        assert_eq!(AccelErrorCode::QueueFull.code(), -8);
+        for code in -8..=-1 {
+            assert_eq!(
+                AccelErrorCode::from_code(code).map(AccelErrorCode::code),
+                Some(code)
+            );
+        }
+        assert_eq!(AccelErrorCode::from_code(0), None);
+        assert_eq!(AccelErrorCode::from_code(-9), None);
     }
 
     #[test]

@@ -51,6 +51,7 @@ mod gate;
 mod hashing;
 mod job;
 mod meter;
+mod metrics;
 mod ops;
 mod placement;
 
@@ -61,10 +62,11 @@ use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crate::topology::CpuTopology;
 use chrono::Utc;
 use dsmil_core::events::AccelEvent;
 use dsmil_core::ports::{PerformanceScaling, PortError};
-use dsmil_core::{CpuTopology, Event, EventBus};
+use dsmil_core::{Event, EventBus};
 
 pub use aligned::{ALIGNMENT, AlignedBytes, AlignedVec};
 pub use ciphers::OwnedChacha20Stream;
@@ -72,7 +74,7 @@ pub use config::{
     EngineConfig, THERMAL_HYSTERESIS_CELSIUS, ThermalSensor, max_zone_temperature,
     sysfs_thermal_sensor,
 };
-pub use error::AccelError;
+pub use error::{AccelError, AccelErrorCode};
 pub use job::{Completed, JobHandle};
 pub use meter::Meter;
 pub use ops::{EVENT_INTERVAL, OpCounters, OpKind};

@@ -5,7 +5,8 @@
 //! every online core may run AVX-512 it hands its jobs the best non-AVX-512 platform instead:
 //! AVX-512 work is never run on a core outside the allowed set.
 
-use dsmil_core::{CpuTopology, KernelPath};
+use crate::topology::CpuTopology;
+use dsmil_core::KernelPath;
 
 use super::error::AccelError;
 use crate::Platform;

@@ -6,9 +6,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::AgentKind;
 use async_trait::async_trait;
 use dsmil_core::AgentId;
-use dsmil_core::config::AgentKind;
 use serde_json::{Value, json};
 
 use crate::agent::{Agent, AgentError, AgentOutput, TaskInput};

@@ -9,9 +9,9 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 
+use crate::config::AgentKind;
 use async_trait::async_trait;
 use dsmil_core::AgentId;
-use dsmil_core::config::AgentKind;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};

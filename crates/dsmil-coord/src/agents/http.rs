@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
+use crate::config::AgentKind;
 use async_trait::async_trait;
 use dsmil_core::AgentId;
-use dsmil_core::config::AgentKind;
 
 use crate::agent::{
     Agent, AgentError, AgentOutput, ERROR_QUOTE_BYTES, TaskInput, parse_answer, quote,

@@ -32,8 +32,8 @@ use dsmil_core::ports::{
     AdviceRequest, AgentAdvisor, AuditSink, PerformanceSink, PortError, Throttle,
 };
 use dsmil_core::workflow::{
-    AgentResult, AgentTask, Comparator, ExecutionMode, Metadata, SpecError, WorkflowResult,
-    WorkflowSpec, WorkflowState,
+    AgentResult, AgentTask, Comparator, ExecutionMode, Metadata, SpecError, TaskOutcome,
+    WorkflowResult, WorkflowSpec, WorkflowState,
 };
 use dsmil_core::{AgentId, AgentRef, Event, EventBus, WorkflowId};
 use serde_json::{Value, json};
@@ -46,7 +46,7 @@ pub use cancel::{CancelHandle, CancelToken, cancel_pair};
 use crate::agent::AgentError;
 use crate::journal::{Journal, JournalError};
 use crate::registry::{AgentRegistry, AgentRuntime};
-use crate::runner::{TaskOutcome, TaskRun, run_task};
+use crate::runner::{TaskOutcome as RunOutcome, TaskRun, run_task};
 
 /// Default delay between hedged replicas.
 pub const DEFAULT_HEDGE_DELAY: Duration = Duration::from_millis(100);
@@ -71,6 +71,9 @@ pub enum WorkflowError {
         /// The registered agents.
         known: String,
     },
+    /// The coordinator is shutting down; no workflow starts any more.
+    #[error("the coordinator is shutting down; no workflow starts")]
+    ShuttingDown,
     /// An emergency stop is in force; no workflow starts until it is cleared.
     #[error("emergency stop in force ({0}); no workflow starts until it is cleared")]
     Emergency(String),
@@ -102,6 +105,10 @@ pub struct Coordinator {
     paused: tokio::sync::watch::Sender<bool>,
     /// Why new workflows are refused, during an emergency stop.
     emergency: Mutex<Option<String>>,
+    /// Set once [`Coordinator::shutdown`] begins: new workflows are refused.
+    closing: std::sync::atomic::AtomicBool,
+    /// Told whenever a workflow stops running.
+    finished: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -199,8 +206,6 @@ impl Ctx {
         self.event(Some(task), WorkflowState::Running, || {
             format!("task {} skipped: {reason}", task.id)
         });
-        let mut metadata = Metadata::new();
-        metadata.insert("skipped".into(), json!(true));
         self.push_result(AgentResult {
             agent_id: self.agents[index].agent.id().clone(),
             task_id: task.id.clone(),
@@ -209,7 +214,9 @@ impl Ctx {
             execution_time_ms: 0,
             resource_usage: Default::default(),
             error_message: Some(format!("skipped: {reason}")),
-            metadata,
+            outcome: TaskOutcome::Skipped,
+            recovered: false,
+            metadata: Metadata::new(),
         })
         .await;
     }
@@ -225,7 +232,7 @@ impl Ctx {
         let task = &self.spec.tasks[index];
         if let Some(before) = self.previous.get(&index) {
             let mut kept = before.clone();
-            kept.metadata.insert("recovered".into(), json!(true));
+            kept.recovered = true;
             self.event(Some(task), WorkflowState::Running, || {
                 format!(
                     "task {} finished before the restart; not run again",
@@ -259,7 +266,7 @@ impl Ctx {
             retries: task.retry_count,
         };
         self.activity(&agent, ActivityType::TaskStart, None);
-        let outcome: TaskOutcome = run_task(rt, self.registry.budget(), &run).await;
+        let outcome: RunOutcome = run_task(rt, self.registry.budget(), &run).await;
         let mut metadata = Metadata::new();
         metadata.insert("attempts".into(), json!(outcome.attempts));
         metadata.insert(
@@ -300,11 +307,17 @@ impl Ctx {
                 embedding: None,
                 timestamp: None,
                 tpm_signature: None,
+                record_id: None,
             };
             if let Err(e) = sink.record(record).await {
                 tracing::warn!(error = %e, task = %task.id, "could not record the task's performance");
             }
         }
+        let ended = match &error {
+            None => TaskOutcome::Completed,
+            Some(AgentError::Cancelled) => TaskOutcome::Cancelled,
+            Some(_) => TaskOutcome::Failed,
+        };
         let finished = AgentResult {
             agent_id: agent.clone(),
             task_id: task.id.clone(),
@@ -313,6 +326,8 @@ impl Ctx {
             execution_time_ms: ms,
             resource_usage: resources,
             error_message: error.map(|e| e.to_string()),
+            outcome: ended,
+            recovered: false,
             metadata,
         };
         let kind = if success {
@@ -372,6 +387,8 @@ impl Coordinator {
             active: Mutex::new(HashMap::new()),
             paused: tokio::sync::watch::channel(false).0,
             emergency: Mutex::new(None),
+            closing: std::sync::atomic::AtomicBool::new(false),
+            finished: tokio::sync::Notify::new(),
         }
     }
 
@@ -382,6 +399,9 @@ impl Coordinator {
     }
 
     fn refuse_during_emergency(&self) -> Result<(), WorkflowError> {
+        if self.closing.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(WorkflowError::ShuttingDown);
+        }
         match lock(&self.emergency).clone() {
             Some(reason) => Err(WorkflowError::Emergency(reason)),
             None => Ok(()),
@@ -398,6 +418,32 @@ impl Coordinator {
     /// The journal, if any.
     pub fn journal(&self) -> Option<&Arc<Journal>> {
         self.journal.as_ref()
+    }
+
+    /// Forgets a workflow that stopped running and tells [`Coordinator::shutdown`].
+    fn finish(&self, id: WorkflowId) {
+        lock(&self.active).remove(&id);
+        self.finished.notify_waiters();
+    }
+
+    /// Stops taking workflows (new ones are refused with [`WorkflowError::ShuttingDown`]) and
+    /// waits up to `grace` for the running ones to finish. Returns how many are still running
+    /// then: they are left as the journal shows them (running), so the next start resumes them,
+    /// and their tasks (and agent processes) stop when the runtime drops them.
+    pub async fn shutdown(&self, grace: Duration) -> usize {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::Release);
+        let deadline = Instant::now() + grace;
+        loop {
+            let finished = self.finished.notified();
+            let running = lock(&self.active).len();
+            if running == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, finished).await.is_err() {
+                return lock(&self.active).len();
+            }
+        }
     }
 
     /// Workflows running now.
@@ -474,7 +520,7 @@ impl Coordinator {
             let result = this
                 .execute_prepared(id, spec, agents, CancelToken::never(), token, previous)
                 .await;
-            lock(&this.active).remove(&id);
+            this.finish(id);
             result
         })
     }
@@ -505,11 +551,7 @@ impl Coordinator {
                 }
             };
             let mut previous = BTreeMap::new();
-            for r in record
-                .results
-                .iter()
-                .filter(|r| r.success && r.metadata.get("skipped").is_none())
-            {
+            for r in record.results.iter().filter(|r| r.succeeded()) {
                 if let Some(i) = record.spec.tasks.iter().position(|t| t.id == r.task_id) {
                     previous.insert(i, r.clone());
                 }
@@ -621,7 +663,7 @@ impl Coordinator {
         let result = self
             .execute_prepared(id, spec, agents, cancel, token, BTreeMap::new())
             .await;
-        lock(&self.active).remove(&id);
+        self.finish(id);
         Ok(result)
     }
 

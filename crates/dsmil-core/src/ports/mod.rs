@@ -9,6 +9,7 @@ mod audit;
 mod control;
 mod index;
 mod learning;
+mod metrics;
 mod signing;
 mod vector;
 
@@ -18,7 +19,8 @@ pub use index::{FlatIndex, VectorIndex, check_rows};
 pub use learning::{
     AdviceRequest, AgentAdvisor, DefaultAgentAdvisor, MemoryPerformanceSink, PerformanceSink,
 };
-pub use signing::{HmacSigner, Signer, Verifier};
+pub use metrics::{MetricFamily, MetricKind, MetricSet, MetricsSource, Sample, SampleValue};
+pub use signing::{HmacSigner, Signature, SignatureScheme, Signer, Verifier};
 pub use vector::{
     Hit, ScalarVectorKernel, Similarity, VectorKernel, check_top_k_input, cosine_from_parts,
 };

@@ -5,8 +5,35 @@ use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use sha2::{Digest as _, Sha256};
 
+use serde::{Deserialize, Serialize};
+
 use super::PortError;
-use crate::tpm::{Signature, SignatureScheme};
+
+/// Signature schemes the TPM layer supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureScheme {
+    /// ECDSA on NIST P-256 with SHA-256.
+    EcdsaP256Sha256,
+    /// RSASSA-PKCS1-v1_5, 2048-bit, SHA-256.
+    RsassaSha256,
+    /// RSA-PSS, 2048-bit, SHA-256.
+    RsapssSha256,
+    /// HMAC-SHA-256 (symmetric; for tests and single-process deployments).
+    HmacSha256,
+}
+
+/// A signature with its scheme and the name of the key that made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    /// How it was made.
+    pub scheme: SignatureScheme,
+    /// Name of the signing key (its fingerprint or label).
+    pub key_name: String,
+    /// The signature bytes (DER for ECDSA, raw for RSA and HMAC).
+    #[serde(with = "crate::hex::serde_bytes")]
+    pub bytes: Vec<u8>,
+}
 
 /// Signs bytes with a key it names.
 #[async_trait]

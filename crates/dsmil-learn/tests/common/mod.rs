@@ -132,6 +132,7 @@ pub fn perf(
         embedding: None,
         timestamp: None,
         tpm_signature: None,
+        record_id: None,
     }
 }
 

@@ -108,7 +108,7 @@ impl AlertsView {
 pub struct AlertEngineTask {
     view: AlertsView,
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    task: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl AlertEngineTask {
@@ -118,9 +118,11 @@ impl AlertEngineTask {
     }
 
     /// Asks the task to stop and waits until it has.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         self.stop.send_replace(true);
-        if let Err(e) = self.task.await {
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(task) = task else { return };
+        if let Err(e) = task.await {
             tracing::warn!(error = %e, "the alert engine task ended abnormally");
         }
     }
@@ -160,7 +162,11 @@ pub fn spawn_alert_engine_on(
         options.evaluate_every.max(Duration::from_millis(1)),
         stop_rx,
     ));
-    Ok(AlertEngineTask { view, stop, task })
+    Ok(AlertEngineTask {
+        view,
+        stop,
+        task: std::sync::Mutex::new(Some(task)),
+    })
 }
 
 async fn run(

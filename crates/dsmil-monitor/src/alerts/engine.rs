@@ -7,11 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use dsmil_core::monitoring::ThresholdError;
 use dsmil_core::ports::{PerformanceScaling, Throttle};
-use dsmil_core::{
-    AlertLevel, AlertThresholds, Event, EventBus, PerformanceAlert, SecurityEvent, SystemHealth,
-};
+use dsmil_core::validate::FieldError;
+use dsmil_core::{AlertLevel, Event, EventBus, PerformanceAlert, SecurityEvent, SystemHealth};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -19,6 +17,7 @@ use super::audit::AuditWriter;
 use super::metric::{AlertMetric, level_name};
 use super::responses::{ActiveRef, Responder, ResponsePolicy, ResponseStatus};
 use crate::collect::{LevelCounts, MONITOR_COMPONENT, RatesSnapshot};
+use crate::config::AlertThresholds;
 
 /// Default bound of the alert history.
 pub const DEFAULT_HISTORY_CAPACITY: usize = 1000;
@@ -57,10 +56,10 @@ impl Default for AlertEngineOptions {
 pub enum AlertError {
     /// The thresholds make no sense.
     #[error("invalid alert thresholds: {0}")]
-    Thresholds(#[from] ThresholdError),
+    Thresholds(#[source] FieldError),
     /// The options make no sense.
     #[error("invalid alert engine options: {0}")]
-    Options(String),
+    Options(#[source] FieldError),
 }
 
 /// What happened to an alert.
@@ -217,7 +216,9 @@ impl AlertEngine {
     /// An engine with `thresholds` (validated) and default options, without bus, audit or
     /// control ports.
     pub fn new(thresholds: AlertThresholds) -> Result<Self, AlertError> {
-        thresholds.validate("alerts.")?;
+        thresholds
+            .validate()
+            .map_err(|e| AlertError::Thresholds(e.within("alerts.")))?;
         let options = AlertEngineOptions::default();
         Ok(Self {
             thresholds,
@@ -237,8 +238,8 @@ impl AlertEngine {
     pub fn with_options(mut self, options: AlertEngineOptions) -> Result<Self, AlertError> {
         options
             .responses
-            .validate("")
-            .map_err(|e| AlertError::Options(e.to_string()))?;
+            .validate()
+            .map_err(|e| AlertError::Options(e.within("responses.")))?;
         self.responder.set_policy(options.responses.clone());
         self.options = options;
         self.trim_history();

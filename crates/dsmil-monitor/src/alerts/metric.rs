@@ -3,7 +3,9 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use dsmil_core::{AlertLevel, AlertThresholds, MetricType, PerformanceAlert};
+use dsmil_core::{AlertLevel, MetricType, PerformanceAlert};
+
+use crate::config::AlertThresholds;
 use serde::{Deserialize, Serialize};
 
 /// A metric the alert engine watches. Serialises as its metric name (`cpu_usage_percent`, …),

@@ -13,7 +13,8 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use dsmil_core::{AlertThresholds, EventBus};
+//! use dsmil_core::EventBus;
+//! use dsmil_monitor::config::AlertThresholds;
 //! use dsmil_core::ports::{MemoryAuditSink, RecordingThrottle, ScalingKnob};
 //! use dsmil_monitor::alerts::{AlertDriverOptions, AlertEngine, AuditWriter, spawn_alert_engine};
 //!

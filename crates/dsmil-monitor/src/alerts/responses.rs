@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::metric::{AlertMetric, level_name};
 use crate::collect::MONITOR_COMPONENT;
 
-pub use dsmil_core::monitoring::ResponsePolicy;
+pub use crate::config::ResponsePolicy;
 
 /// Which automatic responses are in effect.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

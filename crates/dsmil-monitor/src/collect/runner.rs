@@ -81,7 +81,7 @@ pub struct CollectorStatus {
 pub struct CollectorHandle {
     stop: watch::Sender<bool>,
     status: watch::Receiver<CollectorStatus>,
-    task: JoinHandle<()>,
+    task: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl CollectorHandle {
@@ -97,9 +97,11 @@ impl CollectorHandle {
     }
 
     /// Asks the task to stop and waits until it has.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         self.stop.send_replace(true);
-        if let Err(e) = self.task.await {
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(task) = task else { return };
+        if let Err(e) = task.await {
             tracing::warn!(error = %e, "the system collector task ended abnormally");
         }
     }
@@ -129,7 +131,11 @@ pub fn spawn_system_collector(
         stop_rx,
         status_tx,
     ));
-    Ok(CollectorHandle { stop, status, task })
+    Ok(CollectorHandle {
+        stop,
+        status,
+        task: std::sync::Mutex::new(Some(task)),
+    })
 }
 
 async fn run<S: HealthSource>(

@@ -8,40 +8,36 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
-use dsmil_core::monitoring::{MetricType, PerformanceAlert, WebSocketLimits};
+use dsmil_core::monitoring::{MetricType, PerformanceAlert};
 use dsmil_core::{EventBus, Subscriber, events::RecvError};
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::protocol::{self, Audience};
+use crate::config::WebSocketLimits;
 
-/// Hub settings.
+/// Hub settings: the `[websocket]` limits as durations (tests use sub-second timings). The
+/// defaults are [`WebSocketLimits`]'s.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
-    /// Messages a client may have waiting before it is disconnected as too slow. Default 256.
+    /// Messages a client may have waiting before it is disconnected as too slow.
     pub queue_depth: usize,
-    /// Largest message (and frame) a client may send, bytes. Default 64 KiB.
+    /// Largest message (and frame) a client may send, bytes.
     pub max_message_bytes: usize,
-    /// How often the server pings each client. Default 15 s.
+    /// How often the server pings each client.
     pub ping_interval: Duration,
-    /// A client that has not answered a ping for this long is closed. Default 45 s.
+    /// A client that has not answered a ping for this long is closed.
     pub pong_timeout: Duration,
-    /// A write to a client that takes longer than this ends the connection. Default 5 s.
+    /// A write to a client that takes longer than this ends the connection.
     pub write_timeout: Duration,
-    /// Most clients at once; more are refused. Default 10,000.
+    /// Most clients at once; more are refused.
     pub max_clients: usize,
 }
 
 impl Default for HubConfig {
+    /// The `[websocket]` defaults.
     fn default() -> Self {
-        Self {
-            queue_depth: 256,
-            max_message_bytes: 64 * 1024,
-            ping_interval: Duration::from_secs(15),
-            pong_timeout: Duration::from_secs(45),
-            write_timeout: Duration::from_secs(5),
-            max_clients: 10_000,
-        }
+        Self::from(&WebSocketLimits::default())
     }
 }
 
@@ -51,9 +47,9 @@ impl From<&WebSocketLimits> for HubConfig {
         Self {
             queue_depth: limits.queue_depth,
             max_message_bytes: limits.max_message_bytes,
-            ping_interval: Duration::from_secs(limits.ping_interval_seconds),
-            pong_timeout: Duration::from_secs(limits.pong_timeout_seconds),
-            write_timeout: Duration::from_millis(limits.write_timeout_ms),
+            ping_interval: limits.ping_interval(),
+            pong_timeout: limits.pong_timeout(),
+            write_timeout: limits.write_timeout(),
             max_clients: limits.max_clients,
         }
     }

@@ -1,6 +1,7 @@
 //! The WebSocket side of the monitor: the [`Hub`] that fans bus events out to clients, the
-//! [`protocol`], and two ways in — [`Hub::serve_upgraded`] for a connection an HTTP server
-//! already upgraded (dsmild's `/ws`), and [`Hub::serve_tcp`] for embedders without one.
+//! [`protocol`], and three ways in — [`upgrade`], the handshake over an HTTP server's request
+//! (dsmild's `/ws`); [`Hub::serve_upgraded`] for a connection an HTTP server already upgraded;
+//! and [`Hub::serve_tcp`] for embedders without an HTTP server.
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
@@ -18,9 +19,11 @@
 mod connection;
 mod hub;
 pub mod protocol;
+mod upgrade;
 
 pub use connection::Ended;
 pub use hub::{AlertSource, Hub, HubConfig, HubStats};
+pub use upgrade::{UpgradeRefused, upgrade};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;

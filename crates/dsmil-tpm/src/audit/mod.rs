@@ -1,6 +1,7 @@
 //! The tamper-evident audit log: an append-only file of hash-chained entries, grouped into
 //! Merkle batches closed by signed tree heads, with inclusion proofs and an offline verifier.
 
+pub mod anchor;
 mod chunks;
 mod lines;
 mod log;

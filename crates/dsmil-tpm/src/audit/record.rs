@@ -1,8 +1,8 @@
 //! The lines of an audit log file and what is hashed and signed.
 
 use chrono::{DateTime, Utc};
+use dsmil_core::Signature;
 use dsmil_core::monitoring::SecurityEvent;
-use dsmil_core::tpm::Signature;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

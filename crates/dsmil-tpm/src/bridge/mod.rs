@@ -11,13 +11,13 @@ mod registry;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::values::{HashAlgorithm, KeyTemplate, PcrSelection};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use chrono::Utc;
 use dsmil_core::device::DeviceId;
 use dsmil_core::events::DeviceEvent;
 use dsmil_core::monitoring::{AlertLevel, SecurityEvent};
 use dsmil_core::ports::{AuditSink, Throttle};
-use dsmil_core::tpm::{HashAlgorithm, KeyTemplate, PcrSelection};
 use dsmil_core::{Event, EventBus};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -184,7 +184,7 @@ impl DsmilBridge {
     ) -> Result<Self, BridgeError> {
         crate::soft::files::ensure_dir(&config.dir).map_err(storage)?;
         crate::soft::files::ensure_dir(&config.dir.join("configs")).map_err(storage)?;
-        if config.intrusion_pcr >= dsmil_core::tpm::PCR_COUNT {
+        if config.intrusion_pcr >= crate::values::PCR_COUNT {
             return Err(storage(format!(
                 "intrusion PCR {} is out of range",
                 config.intrusion_pcr
@@ -327,7 +327,7 @@ impl DsmilBridge {
         &self,
         device: DeviceId,
         message: &[u8],
-    ) -> Result<dsmil_core::tpm::Signature, BridgeError> {
+    ) -> Result<dsmil_core::Signature, BridgeError> {
         let label = self.registry().record(device).key_label.ok_or_else(|| {
             BridgeError::NotFound(format!("device {device} has no provisioned key"))
         })?;

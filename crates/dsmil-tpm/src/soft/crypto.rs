@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::values::KeyTemplate;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::cipher::{
     AES_256, DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, UnboundCipherKey,
@@ -19,7 +20,8 @@ use aws_lc_rs::signature::{
     self, ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P256_SHA256_FIXED_SIGNING,
     EcdsaKeyPair, KeyPair, RsaKeyPair, UnparsedPublicKey,
 };
-use dsmil_core::tpm::{KeyTemplate, SignatureScheme, TpmResultCode};
+use dsmil_core::SignatureScheme;
+use dsmil_core::tpm::TpmResultCode;
 
 use crate::der;
 use crate::error::BackendError;

@@ -12,10 +12,11 @@ mod nv;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use dsmil_core::tpm::{
-    Digest, EncryptionScheme, HashAlgorithm, KeyTemplate, PCR_COUNT, PcrSelection, SignatureScheme,
-    TpmAlgorithm, TpmResultCode,
+use crate::values::{
+    Digest, EncryptionScheme, HashAlgorithm, KeyTemplate, PCR_COUNT, PcrSelection, TpmAlgorithm,
 };
+use dsmil_core::SignatureScheme;
+use dsmil_core::tpm::TpmResultCode;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 

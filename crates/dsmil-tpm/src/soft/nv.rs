@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use dsmil_core::tpm::{NvAttributes, TpmResultCode};
+use crate::values::NvAttributes;
+use dsmil_core::tpm::TpmResultCode;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

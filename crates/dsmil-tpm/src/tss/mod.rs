@@ -31,10 +31,11 @@ mod tests;
 use std::str::FromStr;
 use std::sync::Once;
 
-use dsmil_core::tpm::{
-    Digest, EncryptionScheme, HashAlgorithm, KeyTemplate, NvAttributes, PcrSelection,
-    SignatureScheme, TpmAlgorithm, TpmResultCode,
+use crate::values::{
+    Digest, EncryptionScheme, HashAlgorithm, KeyTemplate, NvAttributes, PcrSelection, TpmAlgorithm,
 };
+use dsmil_core::SignatureScheme;
+use dsmil_core::tpm::TpmResultCode;
 use sha2::{Digest as _, Sha256};
 use tss_esapi::Context;
 use tss_esapi::attributes::{NvIndexAttributesBuilder, SessionAttributesBuilder};

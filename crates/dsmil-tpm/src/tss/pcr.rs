@@ -202,7 +202,7 @@ impl Conn {
     pub(super) fn pcr_extend(&mut self, index: u8, digest: &Digest) -> BackendResult<()> {
         let pcr = PcrHandle::try_from(u32::from(index))
             .ok()
-            .filter(|_| index < dsmil_core::tpm::PCR_COUNT)
+            .filter(|_| index < crate::values::PCR_COUNT)
             .ok_or_else(|| {
                 BackendError::InvalidInput(format!(
                     "PCR index {index} is out of range; PCRs are numbered 0-23"

@@ -2,7 +2,7 @@
 //! exactly [`wire::ecc_p256_public`]), the wrapped-key format (`TPM2B_PUBLIC || TPM2B_PRIVATE`)
 //! and the public halves DSMIL reports.
 
-use dsmil_core::tpm::KeyTemplate;
+use crate::values::KeyTemplate;
 use tss_esapi::structures::{Private, Public};
 use tss_esapi::traits::{Marshall, UnMarshall};
 

@@ -6,11 +6,12 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use dsmil_core::testenv::REQUIRE_VAR;
-use dsmil_core::tpm::{
-    Digest, EncryptionScheme, HashAlgorithm, KeyTemplate, NvAttributes, PcrSelection,
-    SignatureScheme, TpmAlgorithm, TpmResultCode,
+use crate::values::{
+    Digest, EncryptionScheme, HashAlgorithm, KeyTemplate, NvAttributes, PcrSelection, TpmAlgorithm,
 };
+use dsmil_core::SignatureScheme;
+use dsmil_core::testenv::REQUIRE_VAR;
+use dsmil_core::tpm::TpmResultCode;
 use sha2::{Digest as _, Sha256};
 
 use super::TssBackend;

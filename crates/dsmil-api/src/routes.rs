@@ -1,0 +1,708 @@
+//! Every route of dsmild's API in one table: method, path, what it takes and what it answers.
+//!
+//! The daemon registers its handlers through this table (and a test checks it serves exactly
+//! these routes), the typed client calls these paths, and [`crate::openapi`] describes them —
+//! so a route cannot exist in one of the three and be missing from the others.
+
+use std::borrow::Cow;
+
+use utoipa::openapi::RefOr;
+use utoipa::openapi::path::{Parameter, ParameterIn};
+use utoipa::openapi::schema::Schema;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{alerts, audit, devices, error, learn, status, tpm, workflows};
+
+/// An HTTP method the API uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Method {
+    /// `GET`.
+    Get,
+    /// `POST`.
+    Post,
+}
+
+impl Method {
+    /// `GET` or `POST`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+}
+
+/// How a route is authorised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// No token (health, the dashboard page).
+    None,
+    /// `Authorization: Bearer <token>`.
+    Bearer,
+    /// The bearer header, or `?token=` (the WebSocket, which browsers cannot give headers).
+    BearerOrQuery,
+}
+
+/// A schema the contract names: its component name, schema and the schemas it refers to.
+#[derive(Clone, Copy)]
+pub struct SchemaRef {
+    /// The component name.
+    pub name: fn() -> Cow<'static, str>,
+    /// The schema.
+    pub schema: fn() -> RefOr<Schema>,
+    /// The schemas it refers to.
+    pub refs: fn(&mut Vec<(String, RefOr<Schema>)>),
+}
+
+impl std::fmt::Debug for SchemaRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&(self.name)())
+    }
+}
+
+impl SchemaRef {
+    /// The reference to `T`'s schema.
+    pub const fn of<T: ToSchema>() -> Self {
+        Self {
+            name: T::name,
+            schema: T::schema,
+            refs: T::schemas,
+        }
+    }
+}
+
+/// A request or response body.
+#[derive(Debug, Clone, Copy)]
+pub enum Body {
+    /// No body.
+    Empty,
+    /// `application/json` of one schema.
+    Json(SchemaRef),
+    /// `application/json`, an array of one schema.
+    JsonArray(SchemaRef),
+    /// A workflow spec as `application/json` or `application/toml` (the same fields).
+    WorkflowSpec,
+    /// Performance records as a JSON array (`application/json`) or NDJSON
+    /// (`application/x-ndjson`, one record per line).
+    Records,
+    /// Text of a content type (Prometheus exposition, the dashboard's HTML).
+    Text {
+        /// The content type.
+        content_type: &'static str,
+    },
+    /// The switch to WebSocket (101); the messages are `ws::ServerMessage` and
+    /// `ws::ClientMessage`.
+    WebSocket,
+}
+
+/// One answer a route can give.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: u16,
+    /// When it is given.
+    pub description: &'static str,
+    /// Its body (errors are always `ErrorResponse`).
+    pub body: Body,
+}
+
+/// One route.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    /// The method.
+    pub method: Method,
+    /// The path; `{name}` marks a path parameter (the same syntax axum and OpenAPI use).
+    pub path: &'static str,
+    /// A unique name (OpenAPI `operationId`).
+    pub operation_id: &'static str,
+    /// What it does, one line.
+    pub summary: &'static str,
+    /// Which layer it belongs to (OpenAPI tag).
+    pub tag: &'static str,
+    /// Authorisation.
+    pub auth: Auth,
+    /// Path parameters and their descriptions.
+    pub path_params: &'static [(&'static str, &'static str)],
+    /// Query parameters.
+    pub query: Option<fn() -> Vec<Parameter>>,
+    /// The request body.
+    pub request: Body,
+    /// The answers, success first.
+    pub answers: &'static [Answer],
+}
+
+const fn json<T: ToSchema>() -> Body {
+    Body::Json(SchemaRef::of::<T>())
+}
+
+fn query<T: IntoParams>() -> Vec<Parameter> {
+    T::into_params(|| Some(ParameterIn::Query))
+}
+
+const fn ok(status: u16, description: &'static str, body: Body) -> Answer {
+    Answer {
+        status,
+        description,
+        body,
+    }
+}
+
+const fn err(status: u16, description: &'static str) -> Answer {
+    Answer {
+        status,
+        description,
+        body: Body::Json(SchemaRef::of::<error::ErrorResponse>()),
+    }
+}
+
+const UNAUTHORIZED: Answer = err(
+    401,
+    "`unauthorized`: the bearer token is missing or does not match DATA_DIR/api-token",
+);
+
+/// `GET /api/health`.
+pub const HEALTH: Route = Route {
+    method: Method::Get,
+    path: "/api/health",
+    operation_id: "health",
+    summary: "Whether the daemon serves (no token needed).",
+    tag: "daemon",
+    auth: Auth::None,
+    path_params: &[],
+    query: None,
+    request: Body::Empty,
+    answers: &[ok(200, "`{\"status\":\"ok\"}`", json::<status::Health>())],
+};
+
+/// `GET /api/status`.
+pub const STATUS: Route = Route {
+    method: Method::Get,
+    path: "/api/status",
+    operation_id: "status",
+    summary: "Version, uptime and the state of every layer.",
+    tag: "daemon",
+    auth: Auth::Bearer,
+    path_params: &[],
+    query: None,
+    request: Body::Empty,
+    answers: &[
+        ok(200, "The status.", json::<status::Status>()),
+        UNAUTHORIZED,
+    ],
+};
+
+/// `GET /api/openapi.json`.
+pub const OPENAPI: Route = Route {
+    method: Method::Get,
+    path: "/api/openapi.json",
+    operation_id: "openapi",
+    summary: "This description of the API (OpenAPI 3.1).",
+    tag: "daemon",
+    auth: Auth::Bearer,
+    path_params: &[],
+    query: None,
+    request: Body::Empty,
+    answers: &[
+        ok(
+            200,
+            "The OpenAPI document.",
+            Body::Text {
+                content_type: "application/json",
+            },
+        ),
+        UNAUTHORIZED,
+    ],
+};
+
+/// `POST /api/workflows`.
+pub const SUBMIT_WORKFLOW: Route = Route {
+    method: Method::Post,
+    path: "/api/workflows",
+    operation_id: "submit_workflow",
+    summary: "Run a workflow (JSON or TOML spec); answer when it finishes, or at once with `?wait=false`.",
+    tag: "workflows",
+    auth: Auth::Bearer,
+    path_params: &[],
+    query: Some(query::<workflows::SubmitQuery>),
+    request: Body::WorkflowSpec,
+    answers: &[
+        ok(
+            200,
+            "The workflow finished (successfully or not; see `success`).",
+            json::<workflows::WorkflowResult>(),
+        ),
+        ok(
+            202,
+            "`wait=false`: the workflow runs; poll it by id.",
+            json::<workflows::WorkflowAccepted>(),
+        ),
+        err(
+            400,
+            "`invalid_workflow`: the spec is invalid, names an unknown agent, or an emergency stop is in force",
+        ),
+        UNAUTHORIZED,
+        err(
+            500,
+            "`journal_error`, `workflow_crashed`: the workflow could not be recorded or run",
+        ),
+    ],
+};
+
+/// `GET /api/workflows/{id}`.
+pub const GET_WORKFLOW: Route = Route {
+    method: Method::Get,
+    path: "/api/workflows/{id}",
+    operation_id: "get_workflow",
+    summary: "A workflow's state, results so far and history, from the journal.",
+    tag: "workflows",
+    auth: Auth::Bearer,
+    path_params: &[("id", "The workflow's id (a UUID).")],
+    query: None,
+    request: Body::Empty,
+    answers: &[
+        ok(
+            200,
+            "The journal's record.",
+            json::<workflows::WorkflowRecord>(),
+        ),
+        err(400, "`invalid_workflow_id`: not a UUID"),
+        UNAUTHORIZED,
+        err(404, "`not_found`: no such workflow"),
+        err(500, "`journal_error`: the journal could not be read"),
+    ],
+};
+
+/// `POST /api/workflows/{id}/cancel`.
+pub const CANCEL_WORKFLOW: Route = Route {
+    method: Method::Post,
+    path: "/api/workflows/{id}/cancel",
+    operation_id: "cancel_workflow",
+    summary: "Stop a running workflow (its processes are killed; it ends `cancelled`).",
+    tag: "workflows",
+    auth: Auth::Bearer,
+    path_params: &[("id", "The workflow's id (a UUID).")],
+    query: None,
+    request: Body::Empty,
+    answers: &[
+        ok(
+            202,
+            "It is being stopped.",
+            json::<workflows::CancelAccepted>(),
+        ),
+        err(400, "`invalid_workflow_id`: not a UUID"),
+        UNAUTHORIZED,
+        err(404, "`not_running`: the workflow is not running"),
+    ],
+};
+
+/// `POST /api/learn/records`.
+pub const RECORD_PERFORMANCE: Route = Route {
+    method: Method::Post,
+    path: "/api/learn/records",
+    operation_id: "record_performance",
+    summary: "Store performance records (a JSON array or NDJSON); a batch is stored all or none.",
+    tag: "learn",
+    auth: Auth::Bearer,
+    path_params: &[],
+    query: None,
+    request: Body::Records,
+    answers: &[
+        ok(200, "The batch was stored.", json::<learn::RecordsStored>()),
+        err(
+            400,
+            "`invalid_record`: a record is invalid (`record` and `field` name it); nothing was stored",
+        ),
+        UNAUTHORIZED,
+        err(
+            413,
+            "`too_many_records`: more than 50,000 records in one request",
+        ),
+        err(
+            503,
+            "`store_unavailable`: the store cannot take records now",
+        ),
+    ],
+};
+
+/// `POST /api/learn/predict`.
+pub const PREDICT: Route = Route {
+    method: Method::Post,
+    path: "/api/learn/predict",
+    operation_id: "predict_optimal_agent",
+    summary: "Which agent should run a task (seed `predict_optimal_agent`).",
+    tag: "learn",
+    auth: Auth::Bearer,
+    path_params: &[],
+    query: None,
+    request: json::<learn::PredictRequest>(),
+    answers: &[
+        ok(200, "The prediction.", json::<learn::LearningPrediction>()),
+        err(400, "`invalid_request`: the request is not valid"),
+        UNAUTHORIZED,
+        err(409, "`no_eligible_agent`: every candidate is excluded"),
+    ],
+};
+
+/// `GET /api/learn/anomalies`.
+pub const ANOMALIES: Route = Route {
+    method: Method::Get,
+    path: "/api/learn/anomalies",
+    operation_id: "detect_performance_anomalies",
+    summary: "Runs that deviate from their agent's recent behaviour.",
+    tag: "learn",
+    auth: Auth::Bearer,
+    path_params: &[],
+    query: Some(query::<learn::AnomalyQuery>),
+    request: Body::Empty,
+    answers: &[
+        ok(
+            200,
+            "The anomalies, newest first.",
+            Body::JsonArray(SchemaRef::of::<learn::Anomaly>()),
+        ),
+        err(400, "`invalid_request`: a bad threshold"),
+        UNAUTHORIZED,
+    ],
+};
+
+/// `GET /api/learn/insights`.
+pub const INSIGHTS: Route = Route {
+    method: Method::Get,
+    path: "/api/learn/insights",
+    operation_id: "get_learning_insights",
+    summary: "What the learning layer knows: store, agents, the last hour, best agents.",
+    tag: "learn",
+    auth: Auth::Bearer,
+    path_params: &[],
+    query: None,
+    request: Body::Empty,
+    answers: &[
+        ok(200, "The insights.", json::<learn::Insights>()),
+        UNAUTHORIZED,
+    ],
+};
+
+/// `GET /api/learn/trends`.
+pub const TRENDS: Route = Route {
+    method: Method::Get,
+    path: "/api/learn/trends",
+    operation_id: "analyze_performance_trends",
+    summary: "An agent's performance trend over a window.",
+    tag: "learn",
+    auth: Auth::Bearer,
+    path_params: &[],
+    query: Some(query::<learn::TrendQuery>),
+    request: Body::Empty,
+    answers: &[
+        ok(200, "The trend.", json::<learn::TrendReport>()),
+        err(
+            400,
+            "`invalid_request`: a missing or bad agent id or window",
+        ),
+        UNAUTHORIZED,
+    ],
+};
+
+/// `POST /api/learn/allocate`.
+pub const ALLOCATE: Route = Route {
+    method: Method::Post,
+    path: "/api/learn/allocate",
+    operation_id: "optimize_agent_allocation",
+    summary: "Share pending tasks over agents with free slots, maximising expected success.",
+    tag: "learn",
+    auth: Auth::Bearer,
+    path_params: &[],
+    query: None,
+    request: json::<learn::AllocateRequest>(),
+    answers: &[
+        ok(200, "The plan.", json::<learn::Allocation>()),
+        err(400, "`invalid_request`: the request is not valid"),
+        UNAUTHORIZED,
+        err(413, "`too_many_tasks`: more than 2,000 tasks"),
+    ],
+};
+
+/// `GET /api/tpm/info`.
+pub const TPM_INFO: Route = Route {
+    method: Method::Get,
+    path: "/api/tpm/info",
+    operation_id: "tpm_info",
+    summary: "The TPM: backend, hardware rooting, vendor, algorithms, keys, latency, audit anchor.",
+    tag: "tpm",
+    auth: Auth::Bearer,
+    path_params: &[],
+    query: None,
+    request: Body::Empty,
+    answers: &[
+        ok(200, "The TPM's description.", json::<tpm::TpmInfo>()),
+        UNAUTHORIZED,
+        err(500, "`tpm_error`: the TPM did not answer"),
+    ],
+};
+
+/// `POST /api/tpm/quote`.
+pub const TPM_QUOTE: Route = Route {
+    method: Method::Post,
+    path: "/api/tpm/quote",
+    operation_id: "tpm_quote",
+    summary: "Quote PCRs with a nonce, verified before it is returned (tpm2_checkquote accepts it).",
+    tag: "tpm",
+    auth: Auth::Bearer,
+    path_params: &[],
+    query: None,
+    request: json::<tpm::QuoteRequest>(),
+    answers: &[
+        ok(200, "The quote.", json::<tpm::QuoteResponse>()),
+        err(
+            400,
+            "`invalid_json`, `invalid_pcrs`, `invalid_hex`, `too_long`: the request is not valid",
+        ),
+        UNAUTHORIZED,
+        err(500, "`tpm_error`, `quote_invalid`: the TPM failed"),
+    ],
+};
+
+/// `GET /api/devices`.
+pub const DEVICES: Route = Route {
+    method: Method::Get,
+    path: "/api/devices",
+    operation_id: "list_devices",
+    summary: "Every DSMIL device and what the bridge records about it.",
+    tag: "devices",
+    auth: Auth::Bearer,
+    path_params: &[],
+    query: None,
+    request: Body::Empty,
+    answers: &[
+        ok(200, "The devices.", json::<devices::Devices>()),
+        UNAUTHORIZED,
+    ],
+};
+
+/// `POST /api/devices/{id}/write`.
+pub const DEVICE_WRITE: Route = Route {
+    method: Method::Post,
+    path: "/api/devices/{id}/write",
+    operation_id: "write_device",
+    summary: "Write to a DSMIL device; quarantined devices are refused and the refusal audited.",
+    tag: "devices",
+    auth: Auth::Bearer,
+    path_params: &[("id", "The device, e.g. `0x8000` (0x8000-0x806B).")],
+    query: None,
+    request: json::<devices::WriteRequest>(),
+    answers: &[
+        ok(200, "Written.", json::<devices::Written>()),
+        err(
+            400,
+            "`invalid_device`, `invalid_json`, `invalid_hex`, `too_long`: the request is not valid",
+        ),
+        UNAUTHORIZED,
+        err(
+            403,
+            "`policy_violation`: the device is quarantined (0x8009, 0x800A, 0x800B, 0x8019, 0x8029)",
+        ),
+    ],
+};
+
+/// `POST /api/devices/{id}/attest`.
+pub const DEVICE_ATTEST: Route = Route {
+    method: Method::Post,
+    path: "/api/devices/{id}/attest",
+    operation_id: "attest_device",
+    summary: "A quote binding the device, its state and the verifier's nonce.",
+    tag: "devices",
+    auth: Auth::Bearer,
+    path_params: &[("id", "The device, e.g. `0x8000` (0x8000-0x806B).")],
+    query: None,
+    request: json::<devices::AttestRequest>(),
+    answers: &[
+        ok(200, "The attestation.", json::<devices::AttestResponse>()),
+        err(
+            400,
+            "`invalid_device`, `invalid_json`, `invalid_hex`, `too_long`: the request is not valid",
+        ),
+        UNAUTHORIZED,
+    ],
+};
+
+/// `GET /api/audit/proof/{seq}`.
+pub const AUDIT_PROOF: Route = Route {
+    method: Method::Get,
+    path: "/api/audit/proof/{seq}",
+    operation_id: "audit_inclusion_proof",
+    summary: "An audit entry's inclusion proof in the latest signed tree head (RFC 9162).",
+    tag: "audit",
+    auth: Auth::Bearer,
+    path_params: &[("seq", "The entry's sequence number (0, 1, 2, …).")],
+    query: None,
+    request: Body::Empty,
+    answers: &[
+        ok(200, "The proof.", json::<audit::InclusionProof>()),
+        err(400, "`invalid_sequence`: not an entry number"),
+        UNAUTHORIZED,
+        err(
+            404,
+            "`not_signed`: the entry is not covered by a signed checkpoint yet",
+        ),
+    ],
+};
+
+/// `GET /api/alerts`.
+pub const ALERTS: Route = Route {
+    method: Method::Get,
+    path: "/api/alerts",
+    operation_id: "alerts",
+    summary: "Active alerts, recent changes, automatic responses, event rates and thresholds.",
+    tag: "monitor",
+    auth: Auth::Bearer,
+    path_params: &[],
+    query: None,
+    request: Body::Empty,
+    answers: &[
+        ok(200, "The alerts.", json::<alerts::Alerts>()),
+        UNAUTHORIZED,
+    ],
+};
+
+/// `GET /metrics`.
+pub const METRICS: Route = Route {
+    method: Method::Get,
+    path: "/metrics",
+    operation_id: "metrics",
+    summary: "Every layer's counters, gauges and histograms in Prometheus text format.",
+    tag: "monitor",
+    auth: Auth::Bearer,
+    path_params: &[],
+    query: None,
+    request: Body::Empty,
+    answers: &[
+        ok(
+            200,
+            "The exposition.",
+            Body::Text {
+                content_type: "text/plain; version=0.0.4; charset=utf-8",
+            },
+        ),
+        UNAUTHORIZED,
+    ],
+};
+
+/// `GET /ws`.
+pub const WEBSOCKET: Route = Route {
+    method: Method::Get,
+    path: "/ws",
+    operation_id: "websocket",
+    summary: "The live stream of metrics, alerts and emergencies (WebSocket; see ServerMessage and ClientMessage).",
+    tag: "monitor",
+    auth: Auth::BearerOrQuery,
+    path_params: &[],
+    query: None,
+    request: Body::Empty,
+    answers: &[
+        ok(101, "Switching to WebSocket.", Body::WebSocket),
+        UNAUTHORIZED,
+        err(426, "`websocket_required`: not a WebSocket upgrade request"),
+    ],
+};
+
+/// `GET /`.
+pub const DASHBOARD: Route = Route {
+    method: Method::Get,
+    path: "/",
+    operation_id: "dashboard",
+    summary: "The live dashboard (it asks for the token, or takes it from `#token=`).",
+    tag: "monitor",
+    auth: Auth::None,
+    path_params: &[],
+    query: None,
+    request: Body::Empty,
+    answers: &[ok(
+        200,
+        "The page.",
+        Body::Text {
+            content_type: "text/html; charset=utf-8",
+        },
+    )],
+};
+
+/// Every route, in the order the description lists them.
+pub const ALL: &[Route] = &[
+    HEALTH,
+    STATUS,
+    OPENAPI,
+    SUBMIT_WORKFLOW,
+    GET_WORKFLOW,
+    CANCEL_WORKFLOW,
+    RECORD_PERFORMANCE,
+    PREDICT,
+    ANOMALIES,
+    INSIGHTS,
+    TRENDS,
+    ALLOCATE,
+    TPM_INFO,
+    TPM_QUOTE,
+    DEVICES,
+    DEVICE_WRITE,
+    DEVICE_ATTEST,
+    AUDIT_PROOF,
+    ALERTS,
+    METRICS,
+    WEBSOCKET,
+    DASHBOARD,
+];
+
+impl Route {
+    /// The path with its parameters filled in (`/api/workflows/{id}` → `/api/workflows/3f…`),
+    /// each value percent-encoded.
+    pub fn path_with(&self, values: &[&str]) -> String {
+        let mut out = String::with_capacity(self.path.len() + 40);
+        let mut rest = self.path;
+        let mut values = values.iter();
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let close = rest[open..].find('}').map_or(rest.len(), |c| open + c + 1);
+            if let Some(v) = values.next() {
+                for b in v.bytes() {
+                    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                        out.push(char::from(b));
+                    } else {
+                        out.push_str(&format!("%{b:02X}"));
+                    }
+                }
+            }
+            rest = &rest[close..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn operations_are_unique_and_paths_well_formed() {
+        let ids: BTreeSet<_> = ALL.iter().map(|r| r.operation_id).collect();
+        assert_eq!(ids.len(), ALL.len());
+        let routes: BTreeSet<_> = ALL.iter().map(|r| (r.method, r.path)).collect();
+        assert_eq!(routes.len(), ALL.len());
+        for r in ALL {
+            assert!(r.path.starts_with('/'), "{}", r.path);
+            let params = r.path.matches('{').count();
+            assert_eq!(params, r.path_params.len(), "{}", r.path);
+            assert!(!r.answers.is_empty());
+        }
+    }
+
+    #[test]
+    fn path_parameters_are_filled_and_encoded() {
+        assert_eq!(GET_WORKFLOW.path_with(&["3f2a"]), "/api/workflows/3f2a");
+        assert_eq!(
+            CANCEL_WORKFLOW.path_with(&["a b/c"]),
+            "/api/workflows/a%20b%2Fc/cancel"
+        );
+        assert_eq!(STATUS.path_with(&[]), "/api/status");
+    }
+}

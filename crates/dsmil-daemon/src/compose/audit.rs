@@ -1,0 +1,47 @@
+//! The audit log in the data dir: `DATA_DIR/audit/audit.log`, checkpoints signed with the TPM
+//! key `dsmil-audit` (ECC P-256) whose public half is `DATA_DIR/audit/signer.pub`, so
+//! `dsmilctl audit verify DATA_DIR/audit` works offline.
+
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::{Context, DaemonError, Result};
+use dsmil_tpm::TpmSigner;
+use dsmil_tpm::audit::{AuditConfig, AuditLog};
+
+/// Directory of the log, in the data dir.
+pub const AUDIT_DIR: &str = "audit";
+/// The log file.
+pub const LOG_FILE: &str = "audit.log";
+/// The signer's public key, hex.
+pub const PUBLIC_KEY_FILE: &str = "signer.pub";
+/// Opens (creating) the audit log, checkpoints signed by `signer`.
+pub async fn start(data_dir: &Path, signer: Arc<TpmSigner>) -> Result<Arc<AuditLog>> {
+    let dir = data_dir.join(AUDIT_DIR);
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let point = signer.public_key().ecc_point().ok_or_else(|| {
+        DaemonError::Refused("the audit signing key is not an ECC P-256 key".into())
+    })?;
+    fs::write(
+        dir.join(PUBLIC_KEY_FILE),
+        dsmil_core::hex::encode(&point) + "\n",
+    )
+    .with_context(|| format!("cannot write {}", dir.join(PUBLIC_KEY_FILE).display()))?;
+    let (log, report) = AuditLog::open(&dir.join(LOG_FILE), signer.clone(), AuditConfig::default())
+        .await
+        .context("cannot open the audit log")?;
+    if report.torn_bytes > 0 {
+        tracing::warn!(
+            torn_bytes = report.torn_bytes,
+            "the audit log ended in a torn write; it was cut off"
+        );
+    }
+    tracing::info!(entries = report.entries, path = %log.path().display(), "audit log open");
+    Ok(Arc::new(log))
+}

@@ -1,0 +1,279 @@
+//! Composing the layers in dependency order, serving until a signal, and shutting down in
+//! reverse.
+//!
+//! Order: data dir and token → event bus (the hub and the alert engine subscribe here, before
+//! anything publishes) and accelerator engine → TPM and its audit key → learning engine →
+//! audit log → coordinator (resumes unfinished workflows) → DSMIL bridge → audit anchor task →
+//! monitoring → HTTP. Shutdown: WebSocket clients told first, HTTP drains, running workflows get
+//! `shutdown_grace_seconds`, then the last audit batch is signed and anchored and the
+//! accelerator drains.
+
+pub mod audit;
+pub mod coordination;
+pub mod learning;
+pub mod monitoring;
+pub mod tpm;
+
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use dsmil_accel::{Engine, EngineConfig, Platform};
+use dsmil_coord::journal::Journal;
+use dsmil_coord::workflow::Coordinator;
+use dsmil_core::EventBus;
+use dsmil_learn::LearningEngine;
+use dsmil_tpm::Tpm;
+use dsmil_tpm::audit::AuditLog;
+use dsmil_tpm::bridge::DsmilBridge;
+use dsmil_tpm::config::TpmBackendSpec;
+use tokio::net::TcpListener;
+
+use crate::config::DaemonConfig;
+use crate::error::{Context, Result};
+use crate::token::{self, ApiToken};
+
+/// What the accelerator layer detected at start, as `/api/status` reports it.
+#[derive(Debug, Clone)]
+pub struct AccelInfo {
+    /// The kernel path in use.
+    pub platform: Platform,
+    /// CPU features found.
+    pub capabilities: dsmil_accel::CapabilitySet,
+    /// Cores, NUMA nodes, cache, thermal zones.
+    pub topology: dsmil_accel::CpuTopology,
+}
+
+/// Every running layer of one daemon: what the HTTP API serves from.
+pub struct Layers {
+    /// The effective configuration.
+    pub config: DaemonConfig,
+    /// The data directory, resolved.
+    pub data_dir: PathBuf,
+    /// The API token.
+    pub token: ApiToken,
+    /// When the daemon started.
+    pub started: Instant,
+    /// What the accelerator detected.
+    pub accel: AccelInfo,
+    /// The accelerator's compute pool.
+    pub engine: Arc<Engine>,
+    /// The event bus every layer publishes to.
+    pub bus: EventBus,
+    /// The learning engine.
+    pub learning: Arc<LearningEngine>,
+    /// The workflow coordinator.
+    pub coordinator: Arc<Coordinator>,
+    /// Its journal.
+    pub journal: Arc<Journal>,
+    /// The TPM.
+    pub tpm: Tpm,
+    /// The DSMIL device bridge.
+    pub bridge: Arc<DsmilBridge>,
+    /// The audit log.
+    pub audit: Arc<AuditLog>,
+    /// Collector, alerts and WebSocket hub.
+    pub monitor: monitoring::Monitoring,
+}
+
+/// Detects the accelerator path (honouring `DSMIL_ACCEL_FORCE`), CPU features and topology.
+fn detect_accel() -> Result<AccelInfo> {
+    let platform = Platform::detect().context("cannot select an accelerator path")?;
+    let capabilities = dsmil_accel::capabilities();
+    let topology = dsmil_accel::topology::detect(capabilities.has_avx512_core());
+    Ok(AccelInfo {
+        platform,
+        capabilities,
+        topology,
+    })
+}
+
+/// Creates the data dir (0700) and returns its canonical path.
+fn prepare_data_dir(config: &DaemonConfig) -> Result<PathBuf> {
+    let dir = &config.daemon.data_dir;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create data dir {}", dir.display()))?;
+    dir.canonicalize()
+        .with_context(|| format!("cannot resolve data dir {}", dir.display()))
+}
+
+/// Starts every layer (the configuration must be validated).
+pub async fn start(config: DaemonConfig) -> Result<Layers> {
+    let started = Instant::now();
+    let accel = detect_accel()?;
+    let data_dir = prepare_data_dir(&config)?;
+    let token = token::load_or_create(&data_dir)?;
+    let bus = EventBus::new(config.daemon.event_bus_capacity);
+    let early = monitoring::EarlySubscriptions::take(&bus);
+    let engine = Arc::new(
+        Engine::start(
+            EngineConfig::default(),
+            accel.platform,
+            &accel.topology,
+            Some(bus.clone()),
+        )
+        .context("cannot start the accelerator engine")?,
+    );
+    let tpm = tpm::start(&config, &data_dir, &bus)?;
+    let audit_signer = tpm::audit_signer(&tpm).await?;
+    let learning = learning::start(&config, &data_dir, accel.platform, engine.meter()).await?;
+    let audit = audit::start(&data_dir, audit_signer.clone()).await?;
+    let (coordinator, journal) = coordination::start(
+        &config,
+        &data_dir,
+        Arc::clone(&learning),
+        bus.clone(),
+        audit.clone(),
+    )
+    .await?;
+    let bridge = tpm::bridge(&tpm, &data_dir, audit.clone(), &bus, coordinator.clone())?;
+    dsmil_tpm::audit::anchor::spawn_anchor_task(
+        tpm.clone(),
+        audit.clone(),
+        audit_signer,
+        bus.clone(),
+    );
+    let monitor = monitoring::start(
+        &config,
+        &data_dir,
+        &bus,
+        early,
+        audit.clone(),
+        coordinator.clone(),
+        engine.clone(),
+    )?;
+    Ok(Layers {
+        config,
+        data_dir,
+        token,
+        started,
+        accel,
+        engine,
+        bus,
+        learning,
+        coordinator,
+        journal,
+        tpm,
+        bridge,
+        audit,
+        monitor,
+    })
+}
+
+/// Runs dsmild: starts the layers, serves the API on the configured address until SIGINT or
+/// SIGTERM, then shuts down gracefully. The configuration is validated first; nothing is
+/// started (no data dir created) when it is invalid.
+pub async fn run(config: DaemonConfig) -> Result<()> {
+    config.validate()?;
+    let listen = config.daemon.listen;
+    let layers = start(config).await?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    announce(&layers, local);
+    let layers = Arc::new(layers);
+    let hub = layers.monitor.hub.clone();
+    axum::serve(listener, crate::http::router(Arc::clone(&layers)))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // WebSocket clients are told first ("server shutting down"), so that open
+            // connections do not hold the graceful HTTP shutdown.
+            hub.shutdown();
+        })
+        .await
+        .context("HTTP server failed")?;
+    shutdown(layers).await
+}
+
+/// Logs and prints where the daemon is and what it runs.
+fn announce(layers: &Layers, local: std::net::SocketAddr) {
+    if !local.ip().is_loopback() {
+        tracing::warn!(
+            %local,
+            "listening on a non-loopback address: every API call except /api/health needs the token"
+        );
+    }
+    let store = layers.learning.store();
+    tracing::info!(
+        version = dsmil_core::VERSION,
+        data_dir = %layers.data_dir.display(),
+        token_file = %layers.token.path.display(),
+        token_created = layers.token.created,
+        url = %format!("http://{local}/"),
+        tpm = %layers.config.tpm.tpm,
+        store = store.backend(),
+        search = %store.search_engine(),
+        agents = layers.config.coord.agents.len(),
+        accel = %layers.accel.platform.path(),
+        cores = layers.accel.topology.total_cores,
+        accel_workers = layers.engine.workers(),
+        accel_pinned = layers.engine.pinned(),
+        "dsmild started"
+    );
+    if layers.config.tpm.tpm == TpmBackendSpec::Soft {
+        tracing::warn!("TPM backend is the software TPM: signatures are NOT hardware-rooted");
+    }
+    eprintln!(
+        "dsmild {} listening on http://{local}/\n  data dir:  {}\n  API token: {}",
+        dsmil_core::VERSION,
+        layers.data_dir.display(),
+        layers.token.path.display()
+    );
+}
+
+/// Stops the layers in reverse order of start.
+async fn shutdown(layers: Arc<Layers>) -> Result<()> {
+    layers.monitor.shutdown().await;
+    let grace = layers.config.coord.shutdown_grace();
+    let stopped = layers.coordinator.shutdown(grace).await;
+    if stopped > 0 {
+        tracing::info!(
+            workflows = stopped,
+            grace_seconds = grace.as_secs(),
+            "workflows still running after the grace period stop here and resume from the journal at the next start"
+        );
+    }
+    if let Err(e) = layers.audit.checkpoint().await {
+        tracing::error!(error = %e, "cannot sign the last audit batch");
+    }
+    if let Err(e) = dsmil_tpm::audit::anchor::anchor(&layers.tpm, &layers.audit).await {
+        tracing::error!(error = %e, "cannot anchor the last audit tree head");
+    }
+    // Let accelerator work in flight finish; joining threads blocks, so not on a runtime thread.
+    layers.engine.close();
+    tokio::task::spawn_blocking(move || drop(layers))
+        .await
+        .context("accelerator engine shutdown failed")?;
+    tracing::info!("dsmild stopped cleanly");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let wait = |kind: SignalKind, name: &'static str| async move {
+        match signal(kind) {
+            Ok(mut s) => {
+                s.recv().await;
+                name
+            }
+            Err(err) => {
+                tracing::error!("cannot listen for {name}: {err}");
+                std::future::pending().await
+            }
+        }
+    };
+    let name = tokio::select! {
+        n = wait(SignalKind::interrupt(), "SIGINT") => n,
+        n = wait(SignalKind::terminate(), "SIGTERM") => n,
+    };
+    tracing::info!(signal = name, "shutting down");
+}
