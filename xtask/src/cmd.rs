@@ -174,6 +174,10 @@ pub fn ci(root: &Path) -> Result<()> {
         )
     })?;
     step("layering", || crate::layering::check_workspace(root))?;
+    step("source file sizes", || crate::sizes::check(root))?;
+    step("docs/openapi.json current and valid", || {
+        crate::openapi::run(root, true)
+    })?;
     step("cargo doc -D warnings", || {
         run(cargo(root)
             .args(["doc", "--workspace", "--no-deps", "--locked"])

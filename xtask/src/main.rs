@@ -2,13 +2,15 @@
 //!
 //! Everything a contributor or CI runs more than once lives here as a subcommand:
 //! `ci` (format, lint, layering, docs, licenses, then `test`), `test` (provision real
-//! services, run every test, tear the services down), `services up|down|status`, `layering`
-//! and `bench`.
+//! services, run every test, tear the services down), `services up|down|status`, `layering`,
+//! `openapi` and `bench`.
 
 mod bench;
 mod cmd;
 mod layering;
+mod openapi;
 mod services;
+mod sizes;
 
 use std::path::PathBuf;
 
@@ -46,6 +48,13 @@ enum Command {
     },
     /// Run the criterion benchmarks and print project kernels beside their references.
     Bench(bench::BenchArgs),
+    /// Write docs/openapi.json from the API contract (`--check`: fail if it is not current,
+    /// and validate it as OpenAPI 3.1).
+    Openapi {
+        /// Compare and validate instead of writing.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,6 +93,7 @@ fn run(cli: Cli) -> Result<()> {
             layering::check_workspace(workspace.as_deref().unwrap_or(&root))
         }
         Command::Bench(args) => bench::run(&root, &args),
+        Command::Openapi { check } => openapi::run(&root, check),
     }
 }
 

@@ -139,7 +139,11 @@ pub fn verify(path: &Path, head: Option<&str>) -> Result<Verified> {
             key_name: summary.key_name,
             trusted_head: head.map(|h| h.to_string()),
         }),
-        Err(e) => bail!("{}: NOT intact: {e}", log.display()),
+        Err(e) => bail!(
+            "{}: NOT intact: {}",
+            log.display(),
+            dsmil_core::report::chain(&e)
+        ),
     }
 }
 

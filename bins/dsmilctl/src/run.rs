@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use dsmil_api::client::{Client, Submitted};
-use dsmil_api::workflows::{AgentResult, WorkflowRecord, WorkflowResult};
+use dsmil_api::workflows::{AgentResult, WorkflowRecord};
 
 /// How often the workflow is polled.
 const POLL: Duration = Duration::from_millis(200);
@@ -84,10 +84,8 @@ pub fn text(r: &WorkflowRecord) -> String {
         if let Some(e) = res.error() {
             out.push_str(&format!("\n  error: {e}"));
         }
-        for key in WorkflowResult::OUTCOME_KEYS {
-            if let Some(x) = res.metadata.get(key) {
-                out.push_str(&format!("\n  {key}: {x}"));
-            }
+        for (key, value) in res.outputs() {
+            out.push_str(&format!("\n  {key}: {value}"));
         }
     }
     out

@@ -1,15 +1,11 @@
 //! End-to-end tests of the real `dsmild` binary: start, token, auth, errors, clean shutdown.
 
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
-
 use std::os::unix::fs::PermissionsExt;
 use std::process::Output;
 
 use nix::sys::signal::Signal;
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn starts_writes_a_private_token_enforces_auth_and_stops_cleanly() {

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
 //! The dashboard page (`GET /`) in a real browser: Debian's Chromium, headless, driven by
 //! ChromeDriver over the W3C WebDriver HTTP protocol, against a real dsmild.
 //!
@@ -12,14 +11,14 @@
 //! `docs/dashboard.png`. Without `/usr/bin/chromium` and `/usr/bin/chromedriver` the test is
 //! skipped, unless `DSMIL_REQUIRE_SERVICES=1` (`cargo xtask test` installs them).
 
-mod common;
-
+use std::collections::BTreeSet;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, PATIENCE, agent, free_port};
+use crate::common::{Daemon, PATIENCE, agent, free_port};
+use crate::schema;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
@@ -271,6 +270,43 @@ fn leading_number(text: &Value) -> Option<f64> {
     s[..end].parse().ok()
 }
 
+/// The page's message handling against the published contract (`dsmil_api`'s OpenAPI
+/// components): it handles exactly the server message types and metric types the schema
+/// names, and every message it received or sent validates against `ServerMessage` /
+/// `ClientMessage`.
+fn page_speaks_the_contract(browser: &Browser) {
+    let handled: BTreeSet<String> =
+        serde_json::from_value(browser.execute("return window.dsmilDashboard.handledTypes;"))
+            .unwrap();
+    assert_eq!(handled, schema::tags("ServerMessage", "type"));
+    let metrics: BTreeSet<String> =
+        serde_json::from_value(browser.execute("return window.dsmilDashboard.handledMetricTypes;"))
+            .unwrap();
+    assert_eq!(metrics, schema::tags("Metric", "metric_type"));
+    let trace = browser.execute("return window.dsmilDashboard.trace();");
+    let trace = trace.as_array().unwrap();
+    let server = schema::validator("ServerMessage");
+    let client = schema::validator("ClientMessage");
+    let mut seen = BTreeSet::new();
+    for entry in trace {
+        let message = &entry["message"];
+        let validator = if entry["direction"] == "received" {
+            seen.insert(message["type"].as_str().unwrap_or("?").to_owned());
+            &server
+        } else {
+            &client
+        };
+        let errors = schema::errors(validator, message);
+        assert!(errors.is_empty(), "{message}: {errors:#?}");
+    }
+    for expected in ["connection_established", "metric", "alert", "pong"] {
+        assert!(
+            seen.contains(expected),
+            "the page never received {expected}: {seen:?}"
+        );
+    }
+}
+
 #[test]
 fn dashboard_shows_live_data_and_reconnects_after_a_restart() {
     let Some(browser) = Browser::start() else {
@@ -353,6 +389,7 @@ fn dashboard_shows_live_data_and_reconnects_after_a_restart() {
     );
     // Nothing was lost on the way (the bus and the per-client queue have room to spare).
     assert_eq!(browser.execute(READ_PAGE)["missed"], "0");
+    page_speaks_the_contract(&browser);
     std::thread::sleep(Duration::from_millis(1200)); // one redraw of the charts
     let png = browser.screenshot();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");

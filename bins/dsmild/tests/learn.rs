@@ -1,11 +1,7 @@
 //! `/api/learn/*` on the real dsmild: the embedded store by default, PostgreSQL with
 //! `--database-url`; records survive a restart.
 
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
-
-mod common;
-
-use common::*;
+use crate::common::*;
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 

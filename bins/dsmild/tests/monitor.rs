@@ -1,13 +1,10 @@
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
 //! dsmild's monitoring surface on a real daemon: the WebSocket at `/ws` with a real client,
 //! `/api/alerts` with an alert raised from live samples, and `/metrics` with every layer.
-
-mod common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::Daemon;
+use crate::common::Daemon;
 use futures_util::{SinkExt, StreamExt};
 use nix::sys::signal::Signal;
 use serde_json::Value;
@@ -53,12 +50,12 @@ async fn websocket_alerts_and_metrics_on_a_real_daemon() {
     assert_eq!(hello["seq"], 1);
     // Live health samples and the CPU alert arrive.
     let (mut health, mut alert) = (None, None);
-    let deadline = Instant::now() + common::PATIENCE;
+    let deadline = Instant::now() + crate::common::PATIENCE;
     while health.is_none() || alert.is_none() {
         assert!(
             Instant::now() < deadline,
             "in {:?}: health {health:?}, alert {alert:?}",
-            common::PATIENCE
+            crate::common::PATIENCE
         );
         let m = recv(&mut ws).await;
         if m["metric_type"] == "system_health" {
@@ -74,7 +71,7 @@ async fn websocket_alerts_and_metrics_on_a_real_daemon() {
     ws.send(Message::text(r#"{"type":"ping","n":1}"#))
         .await
         .unwrap();
-    let deadline = Instant::now() + common::PATIENCE;
+    let deadline = Instant::now() + crate::common::PATIENCE;
     loop {
         assert!(Instant::now() < deadline, "no pong");
         let m = recv(&mut ws).await;
@@ -100,7 +97,7 @@ async fn websocket_alerts_and_metrics_on_a_real_daemon() {
     assert!(st["health_collector"]["samples"].as_u64().unwrap() >= 1);
 
     // Prometheus: every layer, token required.
-    let mut resp = common::agent()
+    let mut resp = crate::common::agent()
         .get(format!("{}/metrics", daemon.base))
         .header("Authorization", &format!("Bearer {token}"))
         .call()
@@ -138,12 +135,12 @@ async fn websocket_alerts_and_metrics_on_a_real_daemon() {
     assert_eq!(status, 401);
 
     // The page is served without a token; it asks for one.
-    let mut page = common::agent().get(&daemon.base).call().unwrap();
+    let mut page = crate::common::agent().get(&daemon.base).call().unwrap();
     assert!(page.body_mut().read_to_string().unwrap().contains("<html"));
 
     // A stop says goodbye to WebSocket clients.
     let stopping = std::thread::spawn(move || daemon.stop(Signal::SIGTERM));
-    let deadline = Instant::now() + common::PATIENCE;
+    let deadline = Instant::now() + crate::common::PATIENCE;
     let frame = loop {
         assert!(Instant::now() < deadline, "no close frame");
         match tokio::time::timeout(Duration::from_secs(20), ws.next())
@@ -230,10 +227,10 @@ async fn close_frame<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let deadline = Instant::now() + common::PATIENCE;
+    let deadline = Instant::now() + crate::common::PATIENCE;
     loop {
         assert!(Instant::now() < deadline, "no close frame");
-        match tokio::time::timeout(common::PATIENCE, ws.next()).await {
+        match tokio::time::timeout(crate::common::PATIENCE, ws.next()).await {
             Ok(Some(Ok(Message::Close(Some(frame))))) => return frame,
             Ok(Some(Ok(_))) => continue,
             other => panic!("expected a close frame: {other:?}"),
@@ -261,7 +258,7 @@ fn automatic_responses_follow_the_configuration() {
         let data = dir.path().join("data");
         let daemon = Daemon::start(&data, &["--config", config.to_str().unwrap()]);
         let token = std::fs::read_to_string(data.join("api-token")).unwrap();
-        let deadline = Instant::now() + common::PATIENCE;
+        let deadline = Instant::now() + crate::common::PATIENCE;
         loop {
             let (_, alerts) = daemon.get("/api/alerts", Some(token.trim()));
             let critical = alerts["history"].as_array().unwrap().iter().any(|t| {

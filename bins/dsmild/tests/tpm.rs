@@ -1,14 +1,11 @@
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
 //! dsmild's TPM surface on a real daemon: `/api/tpm/info`, quotes that `tpm2_checkquote`
 //! accepts, DSMIL devices through the bridge (quarantine → 403), and the audit anchor that
 //! catches a log cut back while the daemon was down. Run on the software TPM and, with the
 //! `tss` feature, on swtpm.
 
-mod common;
-
 use std::path::Path;
 
-use common::Daemon;
+use crate::common::Daemon;
 use dsmil_tpm::bridge::DeviceAttestation;
 use dsmil_tpm::der::base64_decode;
 use nix::sys::signal::Signal;

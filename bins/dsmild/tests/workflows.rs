@@ -1,14 +1,10 @@
 //! `/api/workflows` on the real dsmild with the example agents (real processes), and recovery
 //! after the daemon is killed with SIGKILL in the middle of a workflow.
 
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
-
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
@@ -46,6 +42,19 @@ fn post_raw(
         .unwrap();
     let status = resp.status().as_u16();
     (status, resp.body_mut().read_json().unwrap())
+}
+
+/// Submits `spec` without waiting; its id.
+fn start_workflow(daemon: &Daemon, token: &str, spec: &Value) -> String {
+    let (status, accepted) = post_raw(
+        daemon,
+        "/api/workflows?wait=false",
+        token,
+        &spec.to_string(),
+        "application/json",
+    );
+    assert_eq!(status, 202, "{accepted}");
+    accepted["workflow_id"].as_str().unwrap().to_owned()
 }
 
 #[test]
@@ -180,15 +189,7 @@ fn a_workflow_interrupted_by_sigkill_resumes_without_rerunning_finished_tasks() 
     let mut daemon = Daemon::start(&data, &["--config", cfg.to_str().unwrap()]);
     let token = std::fs::read_to_string(data.join("api-token")).unwrap();
     let token = token.trim().to_owned();
-    let (status, accepted) = post_raw(
-        &daemon,
-        "/api/workflows?wait=false",
-        &token,
-        &spec.to_string(),
-        "application/json",
-    );
-    assert_eq!(status, 202, "{accepted}");
-    let id = accepted["workflow_id"].as_str().unwrap().to_owned();
+    let id = start_workflow(&daemon, &token, &spec);
     let deadline = Instant::now() + PATIENCE;
     loop {
         let (_, rec) = daemon.get(&format!("/api/workflows/{id}"), Some(&token));
@@ -234,4 +235,135 @@ fn a_workflow_interrupted_by_sigkill_resumes_without_rerunning_finished_tasks() 
     assert_eq!(count("after"), 1);
     let (exit, _) = daemon.stop(Signal::SIGTERM);
     assert!(exit.success());
+}
+
+/// Task outcomes reach the learning store exactly once however the daemon dies: the journal
+/// is written first, the record id is derived from the workflow and task, and a resumed
+/// workflow sends the records of the tasks it keeps again (the store drops what it has). The
+/// daemon is killed with SIGKILL at varying points of a workflow of many short tasks, where most
+/// of the time goes into the journal and store writes, then let finish.
+#[test]
+fn kills_between_journal_and_store_leave_one_learning_record_per_task() {
+    const TASKS: usize = 120;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = dir.path().join("dsmil.toml");
+    std::fs::write(
+        &cfg,
+        "[responses]\nenabled = false\n\n[[agents]]\nid = \"echo\"\nkind = \"builtin\"\n",
+    )
+    .unwrap();
+    let tasks: Vec<Value> = (0..TASKS)
+        .map(|i| json!({"id": format!("t{i}"), "agent_id": "echo", "task_description": format!("step {i} of the crash test")}))
+        .collect();
+    let spec = json!({"workflow_type": "crash", "execution_mode": "sequential", "tasks": tasks});
+    let mut daemon = Daemon::start(&data, &["--config", cfg.to_str().unwrap()]);
+    let token = std::fs::read_to_string(data.join("api-token")).unwrap();
+    let token = token.trim().to_owned();
+    let id = start_workflow(&daemon, &token, &spec);
+    let done = |daemon: &Daemon| {
+        let (_, rec) = daemon.get(&format!("/api/workflows/{id}"), Some(&token));
+        rec["state"] == "completed"
+    };
+    // Kill it a few times while it runs, at different points of the task loop.
+    for delay_ms in [40u64, 90, 15, 130, 60] {
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        if done(&daemon) {
+            break;
+        }
+        daemon.child.kill().unwrap();
+        daemon.child.wait().unwrap();
+        daemon = Daemon::start(&data, &["--config", cfg.to_str().unwrap()]);
+    }
+    let deadline = Instant::now() + PATIENCE;
+    while !done(&daemon) {
+        assert!(Instant::now() < deadline, "the workflow never finished");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, rec) = daemon.get(&format!("/api/workflows/{id}"), Some(&token));
+    let kept = rec["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["success"] == true)
+        .count();
+    assert!(kept >= TASKS, "{rec}");
+    // Every task's record, once (the store may still be taking the last ones).
+    let records = |daemon: &Daemon| {
+        let (_, insights) = daemon.get("/api/learn/insights", Some(&token));
+        insights["total_records"].as_u64().unwrap()
+    };
+    let deadline = Instant::now() + PATIENCE;
+    while records(&daemon) < TASKS as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "records missing: {}",
+            records(&daemon)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        records(&daemon),
+        TASKS as u64,
+        "a task's outcome was recorded twice"
+    );
+    let (exit, _) = daemon.stop(Signal::SIGTERM);
+    assert!(exit.success());
+}
+
+/// `shutdown_grace_seconds` acts: on SIGTERM a workflow that finishes within the grace period
+/// completes before the daemon exits; one that does not is left to the journal and resumes at
+/// the next start.
+#[test]
+fn sigterm_lets_running_workflows_finish_within_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |grace: u64, sleep_ms: u64| -> (Value, Value) {
+        let data = dir.path().join(format!("data-{grace}"));
+        let cfg = dir.path().join(format!("dsmil-{grace}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "shutdown_grace_seconds = {grace}\n[responses]\nenabled = false\n\n\
+                 [[agents]]\nid = \"sleep\"\nkind = \"builtin\"\n"
+            ),
+        )
+        .unwrap();
+        let daemon = Daemon::start(&data, &["--config", cfg.to_str().unwrap()]);
+        let token = std::fs::read_to_string(data.join("api-token")).unwrap();
+        let token = token.trim().to_owned();
+        let spec = json!({"workflow_type": "grace", "execution_mode": "sequential",
+            "tasks": [{"id": "nap", "agent_id": "sleep", "task_description": "nap",
+                       "input_data": {"ms": sleep_ms}, "timeout_seconds": 60}]});
+        let id = start_workflow(&daemon, &token, &spec);
+        std::thread::sleep(Duration::from_millis(200));
+        let (exit, stderr) = daemon.stop(Signal::SIGTERM);
+        assert!(exit.success(), "{stderr}");
+        // Read what the journal kept, on a fresh start.
+        let daemon = Daemon::start(&data, &["--config", cfg.to_str().unwrap()]);
+        let first = daemon.get(&format!("/api/workflows/{id}"), Some(&token)).1;
+        let deadline = Instant::now() + PATIENCE;
+        let last = loop {
+            let (_, rec) = daemon.get(&format!("/api/workflows/{id}"), Some(&token));
+            if rec["state"] == "completed" || rec["state"] == "failed" {
+                break rec;
+            }
+            assert!(Instant::now() < deadline, "never finished: {rec}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let _ = daemon.stop(Signal::SIGTERM);
+        (first, last)
+    };
+    // Within the grace: finished before the first daemon exited, nothing to resume.
+    let (first, last) = run(10, 1500);
+    assert_eq!(first["state"], "completed", "{first}");
+    assert!(
+        !last["history"].to_string().contains("recovering"),
+        "{last}"
+    );
+    // Past the grace: left running in the journal, resumed and completed by the next start.
+    let (first, last) = run(0, 3000);
+    assert_ne!(first["state"], "completed", "{first}");
+    assert_eq!(last["state"], "completed", "{last}");
+    assert!(last["history"].to_string().contains("recovering"), "{last}");
 }

@@ -47,7 +47,7 @@ fn aes256_ctr_x16(c: &mut Criterion) {
         let Ok(aes) = Aes256x16::new(p, &keys) else {
             continue;
         };
-        g.bench_function(BenchmarkId::new(format!("dsmil-{p}"), case), |b| {
+        g.bench_function(BenchmarkId::new(format!("dsmil-{}", p.path()), case), |b| {
             b.iter(|| {
                 let mut streams: Vec<_> = bufs
                     .iter_mut()
@@ -107,7 +107,7 @@ fn chacha20_x16(c: &mut Criterion) {
         .collect();
     let mut bufs: Vec<Vec<u8>> = (0..STREAMS).map(|i| vec![i as u8; len]).collect();
     for p in chacha_paths() {
-        g.bench_function(BenchmarkId::new(format!("dsmil-{p}"), case), |b| {
+        g.bench_function(BenchmarkId::new(format!("dsmil-{}", p.path()), case), |b| {
             b.iter(|| {
                 let mut streams: Vec<_> = bufs
                     .iter_mut()
@@ -138,7 +138,7 @@ fn chacha20_single(c: &mut Criterion) {
     let nonce = [0x24u8; 12];
     let mut buf = vec![0x5Au8; len];
     for p in chacha_paths() {
-        g.bench_function(BenchmarkId::new(format!("dsmil-{p}"), case), |b| {
+        g.bench_function(BenchmarkId::new(format!("dsmil-{}", p.path()), case), |b| {
             b.iter(|| chacha20_xor(p, &key, &nonce, 1, black_box(&mut buf)))
         });
     }

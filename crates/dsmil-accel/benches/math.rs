@@ -57,7 +57,7 @@ fn statistics(c: &mut Criterion) {
         .into_iter()
         .filter(|p| p.path() != dsmil_core::KernelPath::Avx2)
     {
-        g.bench_function(BenchmarkId::new(format!("dsmil-{p}"), "1M"), |b| {
+        g.bench_function(BenchmarkId::new(format!("dsmil-{}", p.path()), "1M"), |b| {
             b.iter(|| stats::statistics(p, black_box(&x)))
         });
     }
@@ -76,7 +76,7 @@ fn vector_add(c: &mut Criterion) {
         .into_iter()
         .filter(|p| p.path() != dsmil_core::KernelPath::Avx2)
     {
-        g.bench_function(BenchmarkId::new(format!("dsmil-{p}"), "1M"), |b| {
+        g.bench_function(BenchmarkId::new(format!("dsmil-{}", p.path()), "1M"), |b| {
             b.iter(|| kernels::add(p, black_box(&mut out), black_box(&a), black_box(&b2)))
         });
     }

@@ -22,7 +22,7 @@ fn copy(c: &mut Criterion) {
             .into_iter()
             .filter(|p| p.path() != dsmil_core::KernelPath::Avx2)
         {
-            g.bench_function(BenchmarkId::new(format!("dsmil-{p}"), case), |b| {
+            g.bench_function(BenchmarkId::new(format!("dsmil-{}", p.path()), case), |b| {
                 b.iter(|| memory::copy(p, black_box(&mut dst), black_box(&src)))
             });
         }
@@ -40,9 +40,10 @@ fn set(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(size as u64));
     g.sample_size(10);
     let best = Platform::best();
-    g.bench_function(BenchmarkId::new(format!("dsmil-{best}"), "256MiB"), |b| {
-        b.iter(|| memory::fill_pattern(best, black_box(&mut dst), 0xA5A5_A5A5_A5A5_A5A5))
-    });
+    g.bench_function(
+        BenchmarkId::new(format!("dsmil-{}", best.path()), "256MiB"),
+        |b| b.iter(|| memory::fill_pattern(best, black_box(&mut dst), 0xA5A5_A5A5_A5A5_A5A5)),
+    );
     g.bench_function(BenchmarkId::new("dsmil-portable", "256MiB"), |b| {
         b.iter(|| {
             memory::fill_pattern(
@@ -68,9 +69,10 @@ fn compare(c: &mut Criterion) {
         .into_iter()
         .filter(|p| p.path() != dsmil_core::KernelPath::Avx2)
     {
-        g.bench_function(BenchmarkId::new(format!("dsmil-{p}"), "8MiB"), |b| {
-            b.iter(|| memory::first_difference(p, black_box(&a), black_box(&b2)))
-        });
+        g.bench_function(
+            BenchmarkId::new(format!("dsmil-{}", p.path()), "8MiB"),
+            |b| b.iter(|| memory::first_difference(p, black_box(&a), black_box(&b2))),
+        );
     }
     g.bench_function(BenchmarkId::new("slice_eq", "8MiB"), |b| {
         b.iter(|| black_box(&a) == black_box(&b2))

@@ -60,9 +60,10 @@ fn pairs(c: &mut Criterion) {
     let mut g = c.benchmark_group("dot_256");
     g.throughput(Throughput::Bytes(bytes));
     for p in Platform::available() {
-        g.bench_function(BenchmarkId::new(format!("dsmil-{p}"), "256"), |bench| {
-            bench.iter(|| kernels::dot(p, black_box(&a), black_box(&b)))
-        });
+        g.bench_function(
+            BenchmarkId::new(format!("dsmil-{}", p.path()), "256"),
+            |bench| bench.iter(|| kernels::dot(p, black_box(&a), black_box(&b))),
+        );
     }
     g.bench_function(BenchmarkId::new("simsimd", "256"), |bench| {
         bench.iter(|| f32::dot(black_box(&a), black_box(&b)))
@@ -75,9 +76,10 @@ fn pairs(c: &mut Criterion) {
     let mut g = c.benchmark_group("l2_256");
     g.throughput(Throughput::Bytes(bytes));
     for p in Platform::available() {
-        g.bench_function(BenchmarkId::new(format!("dsmil-{p}"), "256"), |bench| {
-            bench.iter(|| kernels::l2_squared(p, black_box(&a), black_box(&b)))
-        });
+        g.bench_function(
+            BenchmarkId::new(format!("dsmil-{}", p.path()), "256"),
+            |bench| bench.iter(|| kernels::l2_squared(p, black_box(&a), black_box(&b))),
+        );
     }
     g.bench_function(BenchmarkId::new("simsimd", "256"), |bench| {
         bench.iter(|| f32::sqeuclidean(black_box(&a), black_box(&b)))
@@ -124,7 +126,7 @@ fn scan(c: &mut Criterion) {
     for p in Platform::available() {
         let kernel = AccelVectorKernel::new(p);
         g.bench_function(
-            BenchmarkId::new(format!("dsmil-{p}"), "100kx256"),
+            BenchmarkId::new(format!("dsmil-{}", p.path()), "100kx256"),
             |bench| {
                 bench.iter(|| kernel.top_k(black_box(&query), &matrix, DIM, 10, Similarity::Cosine))
             },

@@ -23,7 +23,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         topology.l3_cache_bytes / 1024,
         topology.thermal_zones
     );
-    println!("selected path: {}", Platform::detect()?);
+    let selected = Platform::detect()?;
+    println!(
+        "selected platform: {selected} (SHA-256 {:?}, AES {})",
+        dsmil_accel::crypto::sha256::Sha256Engine::select(selected),
+        dsmil_accel::crypto::aes::AesBackend::select(selected)
+    );
 
     const DIM: usize = 256;
     let mut seed = 0x2545_F491_4F6C_DD1Du64;

@@ -63,7 +63,7 @@ impl AccelIndex {
 
 impl VectorIndex for AccelIndex {
     fn name(&self) -> String {
-        format!("dsmil-accel/{}/int8+rerank", self.platform)
+        format!("dsmil-accel/{}/int8+rerank", self.platform.path())
     }
 
     fn dim(&self) -> usize {

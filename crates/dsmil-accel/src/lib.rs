@@ -1,10 +1,37 @@
 //! `dsmil-accel`: CPU feature and topology detection, and vector kernels dispatched at run
 //! time to AVX-512, AVX2 or portable code (DSMIL layer 4).
 //!
-//! The best path is chosen once ([`Platform::detect`]); `DSMIL_ACCEL_FORCE=portable|avx2|avx512`
-//! or the explicit constructors force one. Every SIMD path is tested against the portable
-//! reference and an independent implementation. [`AccelVectorKernel`] implements core's
-//! `VectorKernel` port: exact top-k by dot product, cosine similarity or squared L2 distance.
+//! # Dispatch
+//!
+//! Every kernel — vector, memory, statistics and crypto — takes a [`Platform`] and matches on
+//! it. A `Platform` is a vector path (portable, AVX2, AVX-512) plus the crypto extensions in
+//! use ([`CryptoExtension`]: SHA-NI, AES-NI, VAES), each only when this CPU and OS have it, so
+//! holding one proves its instructions are available (the `// SAFETY:` argument of every
+//! `#[target_feature]` call). [`Platform::detect`] picks the best once; the explicit
+//! constructors ([`Platform::portable`], [`Platform::avx2`], [`Platform::avx512`],
+//! [`Platform::with`], [`Platform::without`]) force a path for tests and benches. The crypto
+//! kernels select from it: SHA-256 runs AVX-512 ×16 on the AVX-512 path, SHA-NI ×4 where the
+//! platform carries SHA-NI, else portable ([`crypto::sha256::Sha256Engine::select`]); AES runs
+//! VAES, else AES-NI, else portable ([`crypto::aes::AesBackend::select`]); SHA-512 and ChaCha20
+//! run their AVX-512 kernels on the AVX-512 path.
+//!
+//! # Forcing
+//!
+//! `DSMIL_ACCEL_FORCE` ([`FORCE_VAR`]) forces what runs for the whole process: a
+//! comma-separated list of at most one path (`portable`, `avx2`, `avx512`) and crypto
+//! extensions turned off (`-sha_ni`, `-aes_ni`, `-vaes`) or on (`+sha_ni`, `+aes_ni`, `+vaes`);
+//! with no path named, the best path. `avx2` and `avx512` carry every extension the CPU has that
+//! they allow, `portable` none unless asked (`portable,+aes_ni`); `-aes_ni` also turns VAES
+//! off. For example `DSMIL_ACCEL_FORCE=avx512,-vaes` runs AES on AES-NI, `avx2` SHA-256 on
+//! SHA-NI, `avx2,-sha_ni,-aes_ni` AVX2 with portable crypto. Asking for what the machine lacks
+//! is an error naming it ([`PlatformError::Unsupported`],
+//! [`PlatformError::UnsupportedExtension`], the seed's `NotSupported`), never a fallback;
+//! [`ForceSpec`] is the parser.
+//!
+//! Every SIMD path is tested against the portable reference and an independent
+//! implementation, each crypto kernel once per forced path. [`AccelVectorKernel`] implements
+//! core's `VectorKernel` port: exact top-k by dot product, cosine similarity or squared L2
+//! distance.
 //!
 //! ```
 //! use dsmil_accel::{AccelVectorKernel, Platform};
@@ -25,7 +52,8 @@
 //!
 //! What is here, by module:
 //!
-//! - [`detect`], [`topology`], [`Platform`]: what the CPU can do and which path runs;
+//! - [`detect`], [`topology`], [`Platform`]: what the CPU can do and which path runs (the
+//!   crate's only kernel feature probes are in [`Platform`] and [`CryptoExtension`]);
 //! - [`kernels`]: dot, squared L2, fused dot+norm and batched vector add;
 //! - [`memory`]: streaming copy, 64-bit pattern fill, compare with first difference,
 //!   gather/scatter;
@@ -62,6 +90,8 @@ pub use engine::{
 };
 pub use features::{CapabilitySet, CpuFeature};
 pub use index::AccelIndex;
-pub use platform::{FORCE_VAR, Platform, PlatformError};
+pub use platform::{
+    CryptoExtension, FORCE_VAR, ForceSpec, ForceSpecError, Platform, PlatformError,
+};
 pub use similarity::AccelVectorKernel;
 pub use topology::CpuTopology;

@@ -103,7 +103,7 @@ pub(crate) fn exact_score(
 
 impl VectorKernel for AccelVectorKernel {
     fn name(&self) -> String {
-        format!("dsmil-accel/{}", self.platform)
+        format!("dsmil-accel/{}", self.platform.path())
     }
 
     fn top_k(

@@ -1,9 +1,8 @@
-//! ChaCha20 on every available path: RFC 8439 vectors (§2.3.2 block, §2.4.2 encryption, A.2),
-//! property tests against RustCrypto's `chacha20` over random keys, nonces, counters and per-lane
-//! lengths (more than 16 streams included), the single-stream mode up to ~20 KiB, and the
-//! counter-overflow and length errors.
-
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
+//! ChaCha20, each test once per forced path (portable, AVX2's choice, AVX-512 ×16): RFC 8439
+//! vectors (§2.3.2 block, §2.4.2 encryption, A.2), property tests against the portable path and
+//! RustCrypto's `chacha20` over random keys, nonces, counters and per-lane lengths (more than 16
+//! streams included), the single-stream mode up to ~20 KiB, and the counter-overflow and length
+//! errors.
 
 use chacha20::ChaCha20;
 use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
@@ -13,8 +12,7 @@ use dsmil_accel::crypto::chacha20::{
 };
 use proptest::prelude::*;
 
-mod common;
-use common::{bytes, hex, key_of};
+use crate::common::{bytes, hex, key_of};
 
 fn nonce_of(seed: u64) -> [u8; 12] {
     bytes(12, seed ^ 0x9e37_79b9_7f4a_7c15).try_into().unwrap()
@@ -107,16 +105,17 @@ All mimsy were the borogoves,\nAnd the mome raths outgrabe.";
     ]
 }
 
-#[test]
-fn rfc8439_2_3_2_block_function() {
-    let key: [u8; 32] = core::array::from_fn(|i| i as u8);
-    let nonce: [u8; 12] = hex("000000090000004a00000000").try_into().unwrap();
-    let want = hex(
-        "10f1e7e4d13b5915500fdd1fa32071c4 c7d1f4c733c068030422aa9ac3d46c4e
+per_path!(
+    rfc8439_2_3_2_block_function,
+    [portable, avx2, avx512],
+    |p| {
+        let key: [u8; 32] = core::array::from_fn(|i| i as u8);
+        let nonce: [u8; 12] = hex("000000090000004a00000000").try_into().unwrap();
+        let want = hex(
+            "10f1e7e4d13b5915500fdd1fa32071c4 c7d1f4c733c068030422aa9ac3d46c4e
          d2826446079faa0914c2d705d98b02a2 b5129cd1de164eb9cbd083e8a2503c4e",
-    );
-    assert_eq!(chacha20_block(&key, &nonce, 1).to_vec(), want);
-    for p in Platform::available() {
+        );
+        assert_eq!(chacha20_block(&key, &nonce, 1).to_vec(), want);
         let mut single = [0u8; 64];
         chacha20_xor(p, &key, &nonce, 1, &mut single).unwrap();
         assert_eq!(single.to_vec(), want, "{p} single");
@@ -124,12 +123,13 @@ fn rfc8439_2_3_2_block_function() {
         chacha20_xor_many(p, &mut [Chacha20Stream::new(&key, nonce, 1, &mut many)]).unwrap();
         assert_eq!(many.to_vec(), want, "{p} many");
     }
-}
+);
 
-#[test]
-fn rfc8439_2_4_2_and_a2_encryption_vectors() {
-    let vectors = rfc_vectors();
-    for p in Platform::available() {
+per_path!(
+    rfc8439_2_4_2_and_a2_encryption_vectors,
+    [portable, avx2, avx512],
+    |p| {
+        let vectors = rfc_vectors();
         for (i, v) in vectors.iter().enumerate() {
             let mut buf = v.plain.clone();
             chacha20_xor(p, &v.key, &v.nonce, v.counter, &mut buf).unwrap();
@@ -153,7 +153,7 @@ fn rfc8439_2_4_2_and_a2_encryption_vectors() {
             assert_eq!(*b, vectors[i % 4].cipher, "{p} stream {i} of many");
         }
     }
-}
+);
 
 #[test]
 fn implementations_agree_with_rustcrypto_on_the_vectors() {
@@ -180,64 +180,79 @@ fn lane_lengths() -> impl Strategy<Value = Vec<usize>> {
     ]
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+/// Cases per property test and path.
+const CASES: u32 = 64;
 
-    #[test]
-    fn many_streams_match_rustcrypto(lengths in lane_lengths(), seed in any::<u64>()) {
-        let n = lengths.len();
-        let keys: Vec<[u8; 32]> = (0..n).map(|i| key_of(seed ^ (i as u64) << 32)).collect();
-        let nonces: Vec<[u8; 12]> = (0..n).map(|i| nonce_of(seed.wrapping_add(i as u64))).collect();
-        let counters: Vec<u32> =
-            (0..n).map(|i| (seed as u32).wrapping_mul(2_654_435_761).wrapping_add(i as u32) >> 1).collect();
-        let plain: Vec<Vec<u8>> = lengths.iter().enumerate().map(|(i, &l)| bytes(l, seed ^ i as u64)).collect();
-        let mut want = plain.clone();
-        for i in 0..n {
-            reference(&keys[i], &nonces[i], counters[i], &mut want[i]);
-        }
-        for p in Platform::available() {
-            let mut bufs = plain.clone();
-            let mut streams: Vec<_> = bufs
-                .iter_mut()
-                .enumerate()
-                .map(|(i, b)| Chacha20Stream::new(&keys[i], nonces[i], counters[i], b))
-                .collect();
-            chacha20_xor_many(p, &mut streams).unwrap();
-            drop(streams);
+per_path!(
+    many_streams_match_the_portable_path_and_rustcrypto,
+    [portable, avx2, avx512],
+    |p| {
+        proptest!(ProptestConfig::with_cases(CASES), |(lengths in lane_lengths(), seed in any::<u64>())| {
+            let n = lengths.len();
+            let keys: Vec<[u8; 32]> = (0..n).map(|i| key_of(seed ^ (i as u64) << 32)).collect();
+            let nonces: Vec<[u8; 12]> = (0..n).map(|i| nonce_of(seed.wrapping_add(i as u64))).collect();
+            let counters: Vec<u32> =
+                (0..n).map(|i| (seed as u32).wrapping_mul(2_654_435_761).wrapping_add(i as u32) >> 1).collect();
+            let plain: Vec<Vec<u8>> = lengths.iter().enumerate().map(|(i, &l)| bytes(l, seed ^ i as u64)).collect();
+            let mut want = plain.clone();
             for i in 0..n {
-                prop_assert_eq!(&bufs[i], &want[i], "{} stream {} of {} (len {})", p, i, n, lengths[i]);
+                reference(&keys[i], &nonces[i], counters[i], &mut want[i]);
             }
-        }
+            let run = |platform: Platform| {
+                let mut bufs = plain.clone();
+                let mut streams: Vec<_> = bufs
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(i, b)| Chacha20Stream::new(&keys[i], nonces[i], counters[i], b))
+                    .collect();
+                chacha20_xor_many(platform, &mut streams).unwrap();
+                drop(streams);
+                bufs
+            };
+            let got = run(p);
+            let portable = run(Platform::portable());
+            for i in 0..n {
+                prop_assert_eq!(&got[i], &want[i], "{} stream {} of {} (len {})", p, i, n, lengths[i]);
+                prop_assert_eq!(&got[i], &portable[i], "{} stream {} vs portable", p, i);
+            }
+        });
     }
+);
 
-    #[test]
-    fn single_stream_matches_rustcrypto(
-        len in prop_oneof![0usize..2100, 2100usize..20_500],
-        counter in 1u32..(1 << 31),
-        seed in any::<u64>(),
-    ) {
-        let (key, nonce) = (key_of(seed), nonce_of(seed));
-        let plain = bytes(len, seed);
-        let mut want = plain.clone();
-        reference(&key, &nonce, counter, &mut want);
-        for p in Platform::available() {
+per_path!(
+    single_stream_matches_the_portable_path_and_rustcrypto,
+    [portable, avx2, avx512],
+    |p| {
+        proptest!(ProptestConfig::with_cases(CASES), |(
+            len in prop_oneof![0usize..2100, 2100usize..20_500],
+            counter in 1u32..(1 << 31),
+            seed in any::<u64>(),
+        )| {
+            let (key, nonce) = (key_of(seed), nonce_of(seed));
+            let plain = bytes(len, seed);
+            let mut want = plain.clone();
+            reference(&key, &nonce, counter, &mut want);
             let mut buf = plain.clone();
             chacha20_xor(p, &key, &nonce, counter, &mut buf).unwrap();
             prop_assert_eq!(&buf, &want, "{} len {} counter {}", p, len, counter);
-        }
+            let mut portable = plain.clone();
+            chacha20_xor(Platform::portable(), &key, &nonce, counter, &mut portable).unwrap();
+            prop_assert_eq!(&buf, &portable, "{} vs portable", p);
+        });
     }
-}
+);
 
-#[test]
-fn the_last_counter_values_are_usable_and_one_more_block_is_refused() {
-    let (key, nonce) = (key_of(1), nonce_of(2));
-    for len in [1usize, 64, 65, 1000, 4096, 5000] {
-        let blocks = len.div_ceil(64) as u32;
-        let last_ok = 0u32.wrapping_sub(blocks); // 2^32 - blocks
-        let plain = bytes(len, len as u64);
-        let mut want = plain.clone();
-        chacha20_xor(Platform::portable(), &key, &nonce, last_ok, &mut want).unwrap();
-        for p in Platform::available() {
+per_path!(
+    the_last_counter_values_are_usable_and_one_more_block_is_refused,
+    [portable, avx2, avx512],
+    |p| {
+        let (key, nonce) = (key_of(1), nonce_of(2));
+        for len in [1usize, 64, 65, 1000, 4096, 5000] {
+            let blocks = len.div_ceil(64) as u32;
+            let last_ok = 0u32.wrapping_sub(blocks); // 2^32 - blocks
+            let plain = bytes(len, len as u64);
+            let mut want = plain.clone();
+            chacha20_xor(Platform::portable(), &key, &nonce, last_ok, &mut want).unwrap();
             let mut buf = plain.clone();
             chacha20_xor(p, &key, &nonce, last_ok, &mut buf).unwrap();
             assert_eq!(buf, want, "{p} len {len} single");
@@ -268,17 +283,18 @@ fn the_last_counter_values_are_usable_and_one_more_block_is_refused() {
                 assert!(matches!(err, ChachaError::CounterOverflow { .. }), "{err}");
             }
         }
+        // The block at counter 2^32 - 1 is the one RustCrypto gives there too.
+        let mut one = [0u8; 64];
+        chacha20_xor(p, &key, &nonce, u32::MAX, &mut one).unwrap();
+        assert_eq!(one, chacha20_block(&key, &nonce, u32::MAX));
     }
-    // The block at counter 2^32 - 1 is the one RustCrypto gives there too.
-    let mut one = [0u8; 64];
-    chacha20_xor(Platform::best(), &key, &nonce, u32::MAX, &mut one).unwrap();
-    assert_eq!(one, chacha20_block(&key, &nonce, u32::MAX));
-}
+);
 
-#[test]
-fn an_overflowing_stream_is_named_and_nothing_is_written() {
-    let key = key_of(3);
-    for p in Platform::available() {
+per_path!(
+    an_overflowing_stream_is_named_and_nothing_is_written,
+    [portable, avx2, avx512],
+    |p| {
+        let key = key_of(3);
         let mut bufs: Vec<Vec<u8>> = (0..20).map(|i| vec![7u8; 100 + i]).collect();
         let mut streams: Vec<_> = bufs
             .iter_mut()
@@ -301,7 +317,7 @@ fn an_overflowing_stream_is_named_and_nothing_is_written() {
         drop(streams);
         assert!(bufs.iter().all(|b| b.iter().all(|x| *x == 7)), "{p} wrote");
     }
-}
+);
 
 #[test]
 fn slices_of_the_wrong_length_are_refused() {
@@ -322,19 +338,16 @@ fn slices_of_the_wrong_length_are_refused() {
     );
 }
 
-#[test]
-fn empty_calls_succeed() {
-    for p in Platform::available() {
-        chacha20_xor_many(p, &mut []).unwrap();
-        chacha20_xor(p, &[0; 32], &[0; 12], u32::MAX, &mut []).unwrap();
-        let mut empty: Vec<Vec<u8>> = vec![Vec::new(); 40];
-        let mut streams: Vec<_> = empty
-            .iter_mut()
-            .map(|b| Chacha20Stream::new(&[9; 32], [0; 12], u32::MAX, b))
-            .collect();
-        chacha20_xor_many(p, &mut streams).unwrap();
-    }
-}
+per_path!(empty_calls_succeed, [portable, avx2, avx512], |p| {
+    chacha20_xor_many(p, &mut []).unwrap();
+    chacha20_xor(p, &[0; 32], &[0; 12], u32::MAX, &mut []).unwrap();
+    let mut empty: Vec<Vec<u8>> = vec![Vec::new(); 40];
+    let mut streams: Vec<_> = empty
+        .iter_mut()
+        .map(|b| Chacha20Stream::new(&[9; 32], [0; 12], u32::MAX, b))
+        .collect();
+    chacha20_xor_many(p, &mut streams).unwrap();
+});
 
 /// The engine's async ChaCha20 and AES-CTR equal the RustCrypto crates.
 #[test]

@@ -1,10 +1,9 @@
-//! Every available kernel path against an f64 reference and against `simsimd`, over random
+//! Every kernel path (each test once per forced path) against an f64 reference and against
+//! `simsimd`, over random
 //! lengths including 0, 1, odd sizes, lane boundaries ±1, unaligned slices and 256-d embeddings;
 //! top-k against core's scalar reference.
 
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
-
-use dsmil_accel::{AccelVectorKernel, Platform, kernels};
+use dsmil_accel::{AccelVectorKernel, kernels};
 use dsmil_core::ports::{ScalarVectorKernel, Similarity, VectorKernel};
 use proptest::prelude::*;
 use simsimd::SpatialSimilarity;
@@ -52,17 +51,16 @@ fn vectors() -> impl Strategy<Value = (Vec<f32>, Vec<f32>, usize)> {
     })
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(400))]
-
-    #[test]
-    fn dot_l2_and_norm_match_the_f64_reference_on_every_path((a, b, off) in vectors()) {
-        // Offsets make the slices start off 64-byte boundaries.
-        let (a, b) = (&a[off..], &b[off..]);
-        let (want_dot, scale) = dot64(a, b);
-        let want_l2 = l2_64(a, b);
-        let (want_bb, _) = dot64(b, b);
-        for p in Platform::available() {
+per_path!(
+    dot_l2_and_norm_match_the_f64_reference,
+    [portable, avx2, avx512],
+    |p| {
+        proptest!(ProptestConfig::with_cases(400), |((a, b, off) in vectors())| {
+            // Offsets make the slices start off 64-byte boundaries.
+            let (a, b) = (&a[off..], &b[off..]);
+            let (want_dot, scale) = dot64(a, b);
+            let want_l2 = l2_64(a, b);
+            let (want_bb, _) = dot64(b, b);
             let got = kernels::dot(p, a, b);
             prop_assert!(close(got, want_dot, scale), "{} dot {} vs {}", p, got, want_dot);
             let got = kernels::l2_squared(p, a, b);
@@ -70,30 +68,36 @@ proptest! {
             let (d, bb) = kernels::dot_and_norm_squared(p, a, b);
             prop_assert!(close(d, want_dot, scale), "{} fused dot {} vs {}", p, d, want_dot);
             prop_assert!(close(bb, want_bb, want_bb), "{} norm {} vs {}", p, bb, want_bb);
-        }
+        });
     }
+);
 
-    #[test]
-    fn agrees_with_simsimd_on_embeddings(a in proptest::collection::vec(-1f32..1.0, 256), b in proptest::collection::vec(-1f32..1.0, 256)) {
-        let theirs_dot = f32::dot(&a, &b).unwrap();
-        let theirs_l2 = f32::sqeuclidean(&a, &b).unwrap();
-        let (_, scale) = dot64(&a, &b);
-        for p in Platform::available() {
-            prop_assert!(close(kernels::dot(p, &a, &b), theirs_dot, scale * 4.0));
-            prop_assert!(close(kernels::l2_squared(p, &a, &b), theirs_l2, theirs_l2 * 4.0));
-        }
+per_path!(
+    agrees_with_simsimd_on_embeddings,
+    [portable, avx2, avx512],
+    |p| {
+        proptest!(ProptestConfig::with_cases(400), |(a in proptest::collection::vec(-1f32..1.0, 256), b in proptest::collection::vec(-1f32..1.0, 256))| {
+            let theirs_dot = f32::dot(&a, &b).unwrap();
+            let theirs_l2 = f32::sqeuclidean(&a, &b).unwrap();
+            let (_, scale) = dot64(&a, &b);
+            prop_assert!(close(kernels::dot(p, &a, &b), theirs_dot, scale * 4.0), "{}", p);
+            prop_assert!(close(kernels::l2_squared(p, &a, &b), theirs_l2, theirs_l2 * 4.0), "{}", p);
+        });
     }
+);
 
-    #[test]
-    fn top_k_matches_the_scalar_reference(
-        rows in proptest::collection::vec(proptest::collection::vec(-1f32..1.0, 24), 0..120),
-        query in proptest::collection::vec(-1f32..1.0, 24),
-        k in 0usize..20,
-    ) {
-        let matrix: Vec<f32> = rows.iter().flatten().copied().collect();
-        for metric in [Similarity::Dot, Similarity::Cosine, Similarity::L2] {
-            let want = ScalarVectorKernel.top_k(&query, &matrix, 24, k, metric).unwrap();
-            for p in Platform::available() {
+per_path!(
+    top_k_matches_the_scalar_reference,
+    [portable, avx2, avx512],
+    |p| {
+        proptest!(ProptestConfig::with_cases(400), |(
+            rows in proptest::collection::vec(proptest::collection::vec(-1f32..1.0, 24), 0..120),
+            query in proptest::collection::vec(-1f32..1.0, 24),
+            k in 0usize..20,
+        )| {
+            let matrix: Vec<f32> = rows.iter().flatten().copied().collect();
+            for metric in [Similarity::Dot, Similarity::Cosine, Similarity::L2] {
+                let want = ScalarVectorKernel.top_k(&query, &matrix, 24, k, metric).unwrap();
                 let got = AccelVectorKernel::new(p).top_k(&query, &matrix, 24, k, metric).unwrap();
                 prop_assert_eq!(got.len(), want.len());
                 // Values agree within float tolerance position by position; indexes agree
@@ -107,6 +111,6 @@ proptest! {
                     }
                 }
             }
-        }
+        });
     }
-}
+);

@@ -1,8 +1,7 @@
-//! Statistics and vector addition on every available path against plain-iterator references:
+//! Statistics and vector addition, each test once per forced path, against plain-iterator
+//! references:
 //! two-pass f64 statistics, element-wise addition (bit-exact), over sizes 0, 1, lane
 //! boundaries ±1, odd and large, with unaligned starts.
-
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
 
 use dsmil_accel::{Platform, kernels, stats};
 use proptest::prelude::*;
@@ -33,49 +32,50 @@ fn reference(data: &[f32]) -> (f64, f64, f64, f64) {
     (mean, var, min, max)
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+/// Cases per property test and path.
+const CASES: u32 = 200;
 
-    #[test]
-    fn statistics_match_the_two_pass_reference(
-        len in length(), off in 0usize..16, center in -1e3f32..1e3, spread in 1e-2f32..1e2, seed in any::<u64>(),
-    ) {
-        let mut x = seed | 1;
-        let data: Vec<f32> = (0..len + off).map(|_| {
-            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-            center + spread * ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
-        }).collect();
-        let data = &data[off..];
-        for p in Platform::available() {
+per_path!(
+    statistics_match_the_two_pass_reference,
+    [portable, avx2, avx512],
+    |p| {
+        proptest!(ProptestConfig::with_cases(CASES), |(
+            len in length(), off in 0usize..16, center in -1e3f32..1e3, spread in 1e-2f32..1e2, seed in any::<u64>(),
+        )| {
+            let mut x = seed | 1;
+            let data: Vec<f32> = (0..len + off).map(|_| {
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                center + spread * ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
+            }).collect();
+            let data = &data[off..];
             let s = stats::statistics(p, data);
             prop_assert_eq!(s.count, len as u64);
             if len == 0 {
                 prop_assert!(s.mean.is_nan());
-                continue;
+            } else {
+                let (mean, var, min, max) = reference(data);
+                let scale = f64::from(center.abs() + spread);
+                prop_assert!((s.mean - mean).abs() <= 1e-5 * scale, "{} mean {} vs {}", p, s.mean, mean);
+                prop_assert!((s.variance - var).abs() <= 1e-3 * var + 1e-9 * scale * scale, "{} var {} vs {}", p, s.variance, var);
+                prop_assert_eq!((s.min, s.max), (min, max));
             }
-            let (mean, var, min, max) = reference(data);
-            let scale = f64::from(center.abs() + spread);
-            prop_assert!((s.mean - mean).abs() <= 1e-5 * scale, "{} mean {} vs {}", p, s.mean, mean);
-            prop_assert!((s.variance - var).abs() <= 1e-3 * var + 1e-9 * scale * scale, "{} var {} vs {}", p, s.variance, var);
-            prop_assert_eq!((s.min, s.max), (min, max));
-        }
+        });
     }
+);
 
-    #[test]
-    fn vector_add_is_exact(len in length(), off in 0usize..16, seed in any::<u64>()) {
+per_path!(vector_add_is_exact, [portable, avx2, avx512], |p| {
+    proptest!(ProptestConfig::with_cases(CASES), |(len in length(), off in 0usize..16, seed in any::<u64>())| {
         let mut x = seed | 1;
         let mut next = || { x ^= x << 13; x ^= x >> 7; x ^= x << 17; (x >> 40) as f32 - 8e6 };
         let a: Vec<f32> = (0..len + off).map(|_| next()).collect();
         let b: Vec<f32> = (0..len + off).map(|_| next()).collect();
         let want: Vec<f32> = a[off..].iter().zip(&b[off..]).map(|(x, y)| x + y).collect();
-        for p in Platform::available() {
-            let mut out = vec![0f32; len + 1];
-            kernels::add(p, &mut out[..len], &a[off..], &b[off..]).unwrap();
-            prop_assert_eq!(&out[..len], &want[..]);
-            prop_assert_eq!(out[len], 0.0, "{} wrote past the end", p);
-        }
-    }
-}
+        let mut out = vec![0f32; len + 1];
+        kernels::add(p, &mut out[..len], &a[off..], &b[off..]).unwrap();
+        prop_assert_eq!(&out[..len], &want[..]);
+        prop_assert_eq!(out[len], 0.0, "{} wrote past the end", p);
+    });
+});
 
 #[test]
 fn batched_add_checks_every_length_before_writing() {

@@ -1,7 +1,5 @@
 //! The int8 index with exact re-ranking against exact search: exact values, and recall@10 on
-//! uniform random and clustered 256-d data, for every metric and path.
-
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
+//! uniform random and clustered 256-d data, for every metric, each test once per forced path.
 
 use std::collections::HashSet;
 
@@ -71,13 +69,14 @@ fn recall(matrix: &[f32], queries: &[f32], metric: Similarity, p: Platform) -> f
     found as f64 / total as f64
 }
 
-#[test]
-fn recall_at_10_on_clustered_and_uniform_data() {
-    let clustered_rows = clustered(10_000, 11, 12);
-    let clustered_queries = clustered(40, 11, 13);
-    let uniform_rows = uniform(10_000, 14);
-    let uniform_queries = uniform(40, 15);
-    for p in Platform::available() {
+per_path!(
+    recall_at_10_on_clustered_and_uniform_data,
+    [portable, avx2, avx512],
+    |p| {
+        let clustered_rows = clustered(10_000, 11, 12);
+        let clustered_queries = clustered(40, 11, 13);
+        let uniform_rows = uniform(10_000, 14);
+        let uniform_queries = uniform(40, 15);
         for metric in [Similarity::Cosine, Similarity::Dot, Similarity::L2] {
             let rc = recall(&clustered_rows, &clustered_queries, metric, p);
             let ru = recall(&uniform_rows, &uniform_queries, metric, p);
@@ -86,18 +85,19 @@ fn recall_at_10_on_clustered_and_uniform_data() {
             assert!(ru >= 0.999, "{p} {metric:?} uniform recall {ru}");
         }
     }
-}
+);
 
-#[test]
-fn accel_index_grown_in_pieces_matches_the_flat_reference() {
-    use dsmil_accel::AccelIndex;
-    use dsmil_accel::index::QUANTIZED_FROM_ROWS;
-    use dsmil_core::ports::{FlatIndex, ScalarVectorKernel, VectorIndex};
-    use std::sync::Arc;
+per_path!(
+    accel_index_grown_in_pieces_matches_the_flat_reference,
+    [portable, avx2, avx512],
+    |p| {
+        use dsmil_accel::AccelIndex;
+        use dsmil_accel::index::QUANTIZED_FROM_ROWS;
+        use dsmil_core::ports::{FlatIndex, ScalarVectorKernel, VectorIndex};
+        use std::sync::Arc;
 
-    let rows = clustered(QUANTIZED_FROM_ROWS + 1500, 21, 22);
-    let queries = clustered(20, 21, 23);
-    for p in Platform::available() {
+        let rows = clustered(QUANTIZED_FROM_ROWS + 1500, 21, 22);
+        let queries = clustered(20, 21, 23);
         let mut accel = AccelIndex::new(p, DIM, Similarity::Cosine).unwrap();
         let mut flat = FlatIndex::new(Arc::new(ScalarVectorKernel), DIM, Similarity::Cosine);
         // Uneven pieces, searched after each, so both the exact and the int8 regime are hit.
@@ -130,4 +130,4 @@ fn accel_index_grown_in_pieces_matches_the_flat_reference() {
         assert!(accel.add(&bad).is_err());
         assert_eq!(accel.len(), start, "a refused row is not appended");
     }
-}
+);

@@ -1,59 +1,96 @@
-//! Multi-buffer SHA-256 and SHA-512 on every available path: FIPS 180-4 examples, the NIST CAVP
-//! SHA-256 and SHA-512 Monte Carlo tests, and property tests against the `sha2` crate with independent
+//! Multi-buffer SHA-256 and SHA-512, each test once per forced path (SHA-256: portable,
+//! SHA-NI ×4, AVX-512 ×16, and AVX2's choice; SHA-512: portable, AVX2's choice, AVX-512 ×8):
+//! the kernel each path selects, the NIST CAVP SHA-256 and SHA-512 Monte Carlo tests, and
+//! property tests against the portable reference and the `sha2` crate with independent
 //! per-lane lengths around the padding boundaries; the streaming manager equals one-shot.
 
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
-
-use dsmil_accel::Platform;
-use dsmil_accel::crypto::sha256::{Sha256Lanes, available_engines, sha256_many, sha256_many_on};
-use dsmil_accel::crypto::sha512::{Sha512Lanes, sha512_many};
+use dsmil_accel::crypto::lanes::LaneHash;
+use dsmil_accel::crypto::sha256::{Sha256, Sha256Engine, Sha256Lanes, sha256_many};
+use dsmil_accel::crypto::sha512::{Sha512, Sha512Lanes, sha512_many};
+use dsmil_accel::{CryptoExtension, Platform};
+use dsmil_core::KernelPath;
 use proptest::prelude::*;
-
-mod common;
 use sha2::Digest as _;
 
-/// SHAVS §6.4 Monte Carlo test, seed and checkpoints from NIST's SHA256Monte.rsp.
-#[test]
-fn sha256_nist_monte_carlo() {
-    let checkpoints = [
-        (
-            0usize,
-            "e93c330ae5447738c8aa85d71a6c80f2a58381d05872d26bdd39f1fcd4f2b788",
-        ),
-        (
-            1,
-            "2e78f8c8772ea7c9331d41ed3f9cdf27d8f514a99342ee766ee3b8b0d0b121c0",
-        ),
-        (
-            2,
-            "d6a23dff1b7f2eddc1a212f8a218397523a799b07386a30692fd6fe9d2bf0944",
-        ),
-        (
-            3,
-            "fb0099a964fad5a88cf12952f2991ce256a4ac3049f3d389c3b9e6c00e585db4",
-        ),
-        (
-            4,
-            "f9eba2a4cf6263826beaf6150057849eb975a9513c0b76ecad0f1c19ebbad89b",
-        ),
-        (
-            99,
-            "6a912ba4188391a78e6f13d88ed2d14e13afce9db6f7dcbf4a48c24f3db02778",
-        ),
-    ];
-    for p in available_engines() {
-        common::monte_carlo(
-            &format!("{p:?}"),
-            "6d1e72ad03ddeb5de891e572e2396f8da015d899ef0e79503152d6010a3fe691",
-            &checkpoints,
-            |m| sha256_many_on(p, &[m])[0],
-        );
+use crate::common;
+
+/// The engine `p` must select, worked out from the CPU's features directly.
+fn expected_engine(p: Platform) -> Sha256Engine {
+    #[cfg(target_arch = "x86_64")]
+    let sha_ni = p.has(CryptoExtension::ShaNi)
+        && std::arch::is_x86_feature_detected!("sha")
+        && std::arch::is_x86_feature_detected!("sse4.1")
+        && std::arch::is_x86_feature_detected!("ssse3");
+    #[cfg(not(target_arch = "x86_64"))]
+    let sha_ni = false;
+    match p.path() {
+        KernelPath::Avx512 => Sha256Engine::Avx512x16,
+        _ if sha_ni => Sha256Engine::ShaNi4,
+        _ => Sha256Engine::Portable,
     }
 }
 
-/// SHAVS §6.4 Monte Carlo test for SHA-512, seed and checkpoints from NIST's SHA512Monte.rsp.
-#[test]
-fn sha512_nist_monte_carlo() {
+per_path!(
+    each_path_selects_its_sha256_kernel,
+    [portable, sha_ni, avx2, avx512],
+    |p| {
+        let engine = Sha256Engine::select(p);
+        assert_eq!(engine, expected_engine(p), "{p}");
+        assert_eq!(Sha256::lanes(p), engine.lanes());
+        assert_eq!(Sha256Lanes::<usize>::new(p).lane_count(), engine.lanes());
+        assert_eq!(Sha512Lanes::<usize>::new(p).lane_count(), 8);
+        if p.path() != KernelPath::Avx512 && p.has(CryptoExtension::ShaNi) {
+            assert_eq!(engine, Sha256Engine::ShaNi4, "{p}");
+            assert_eq!(
+                Sha256Engine::select(p.without(CryptoExtension::ShaNi)),
+                Sha256Engine::Portable
+            );
+        }
+    }
+);
+
+// SHAVS §6.4 Monte Carlo test, seed and checkpoints from NIST's SHA256Monte.rsp.
+per_path!(
+    sha256_nist_monte_carlo,
+    [portable, sha_ni, avx2, avx512],
+    |p| {
+        let checkpoints = [
+            (
+                0usize,
+                "e93c330ae5447738c8aa85d71a6c80f2a58381d05872d26bdd39f1fcd4f2b788",
+            ),
+            (
+                1,
+                "2e78f8c8772ea7c9331d41ed3f9cdf27d8f514a99342ee766ee3b8b0d0b121c0",
+            ),
+            (
+                2,
+                "d6a23dff1b7f2eddc1a212f8a218397523a799b07386a30692fd6fe9d2bf0944",
+            ),
+            (
+                3,
+                "fb0099a964fad5a88cf12952f2991ce256a4ac3049f3d389c3b9e6c00e585db4",
+            ),
+            (
+                4,
+                "f9eba2a4cf6263826beaf6150057849eb975a9513c0b76ecad0f1c19ebbad89b",
+            ),
+            (
+                99,
+                "6a912ba4188391a78e6f13d88ed2d14e13afce9db6f7dcbf4a48c24f3db02778",
+            ),
+        ];
+        common::monte_carlo(
+            &format!("{p} ({:?})", Sha256Engine::select(p)),
+            "6d1e72ad03ddeb5de891e572e2396f8da015d899ef0e79503152d6010a3fe691",
+            &checkpoints,
+            |m| sha256_many(p, &[m])[0],
+        );
+    }
+);
+
+// SHAVS §6.4 Monte Carlo test for SHA-512, seed and checkpoints from NIST's SHA512Monte.rsp.
+per_path!(sha512_nist_monte_carlo, [portable, avx2, avx512], |p| {
     let checkpoints = [
         (
             0usize,
@@ -80,15 +117,13 @@ fn sha512_nist_monte_carlo() {
             "4aa7dad74eb51d09a6ae7735c4b795b078f51c314f14f42a0d63071e13bdc5fd9f51612e77b36d44567502a3b5eb66c609ec017e51d8df93e58d1a44f3c1e375",
         ),
     ];
-    for p in Platform::available() {
-        common::monte_carlo(
-            &format!("{p}"),
-            "5c337de5caf35d18ed90b5cddfce001ca1b8ee8602f367e7c24ccca6f893802fb1aca7a3dae32dcd60800a59959bc540d63237876b799229ae71a2526fbc52cd",
-            &checkpoints,
-            |m| sha512_many(p, &[m])[0],
-        );
-    }
-}
+    common::monte_carlo(
+        &format!("{p}"),
+        "5c337de5caf35d18ed90b5cddfce001ca1b8ee8602f367e7c24ccca6f893802fb1aca7a3dae32dcd60800a59959bc540d63237876b799229ae71a2526fbc52cd",
+        &checkpoints,
+        |m| sha512_many(p, &[m])[0],
+    );
+});
 
 /// Lengths around both padding boundaries and block edges.
 fn lane_length() -> impl Strategy<Value = usize> {
@@ -110,34 +145,45 @@ fn messages() -> impl Strategy<Value = Vec<Vec<u8>>> {
     )
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+/// Cases per property test and path.
+const CASES: u32 = 64;
 
-    #[test]
-    fn sha256_many_matches_sha2(msgs in messages()) {
-        let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
-        let want: Vec<[u8; 32]> = refs.iter().map(|m| sha2::Sha256::digest(m).into()).collect();
-        for engine in available_engines() {
-            prop_assert_eq!(&sha256_many_on(engine, &refs), &want, "{:?}", engine);
-        }
-        for p in Platform::available() {
-            prop_assert_eq!(&sha256_many(p, &refs), &want, "{}", p);
-        }
+per_path!(
+    sha256_many_matches_the_reference_and_sha2,
+    [portable, sha_ni, avx2, avx512],
+    |p| {
+        proptest!(ProptestConfig::with_cases(CASES), |(msgs in messages())| {
+            let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+            let want: Vec<[u8; 32]> = refs.iter().map(|m| sha2::Sha256::digest(m).into()).collect();
+            let got = sha256_many(p, &refs);
+            prop_assert_eq!(&got, &want, "{} vs sha2", p);
+            let portable: Vec<[u8; 32]> = refs.iter().map(|m| Sha256::hash(m)).collect();
+            prop_assert_eq!(&got, &portable, "{} vs the portable reference", p);
+        });
     }
+);
 
-    #[test]
-    fn sha512_many_matches_sha2(msgs in messages()) {
-        let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
-        let want: Vec<[u8; 64]> = refs.iter().map(|m| sha2::Sha512::digest(m).into()).collect();
-        for p in Platform::available() {
-            prop_assert_eq!(&sha512_many(p, &refs), &want, "{}", p);
-        }
+per_path!(
+    sha512_many_matches_the_reference_and_sha2,
+    [portable, avx2, avx512],
+    |p| {
+        proptest!(ProptestConfig::with_cases(CASES), |(msgs in messages())| {
+            let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+            let want: Vec<[u8; 64]> = refs.iter().map(|m| sha2::Sha512::digest(m).into()).collect();
+            let got = sha512_many(p, &refs);
+            prop_assert_eq!(&got, &want, "{} vs sha2", p);
+            let portable: Vec<[u8; 64]> = refs.iter().map(|m| Sha512::hash(m)).collect();
+            prop_assert_eq!(&got, &portable, "{} vs the portable reference", p);
+        });
     }
+);
 
-    #[test]
-    fn streaming_equals_one_shot(msgs in messages(), take_every in 1usize..20) {
-        let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
-        for p in Platform::available() {
+per_path!(
+    streaming_equals_one_shot,
+    [portable, sha_ni, avx2, avx512],
+    |p| {
+        proptest!(ProptestConfig::with_cases(CASES), |(msgs in messages(), take_every in 1usize..20)| {
+            let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
             let mut lanes = Sha256Lanes::new(p);
             let mut wide = Sha512Lanes::new(p);
             let (mut got, mut got_wide) = (Vec::new(), Vec::new());
@@ -156,12 +202,12 @@ proptest! {
             prop_assert_eq!(got.len(), refs.len());
             for ((i, d), (j, w)) in got.iter().zip(&got_wide) {
                 prop_assert_eq!(i, j);
-                prop_assert_eq!(d, &sha256_many(Platform::portable(), &[refs[*i]])[0]);
-                prop_assert_eq!(w, &sha512_many(Platform::portable(), &[refs[*i]])[0]);
+                prop_assert_eq!(d, &sha256_many(Platform::portable(), &[refs[*i]])[0], "{}", p);
+                prop_assert_eq!(w, &sha512_many(Platform::portable(), &[refs[*i]])[0], "{}", p);
             }
-        }
+        });
     }
-}
+);
 
 /// The same digests through the engine's async API, counted under their operation kinds.
 #[test]

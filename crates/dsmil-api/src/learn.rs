@@ -212,7 +212,6 @@ pub struct Insights {
     /// The last hour across agents.
     pub last_hour: SystemSummary,
     /// The best agent and its success rate, per task type.
-    #[schema(value_type = Object)]
     pub best_agent_by_task_type: BTreeMap<String, (AgentId, f64)>,
     /// Anomalies at 2 standard deviations.
     pub anomalies: usize,

@@ -84,9 +84,15 @@ fn content(
                 ),
                 (
                     "application/x-ndjson".into(),
-                    ContentBuilder::new()
-                        .description(Some("One AgentPerformance record per line."))
-                        .item_schema(Some(reference(&record))),
+                    ContentBuilder::new().schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .description(Some(
+                                "NDJSON: one AgentPerformance record (as in the JSON array form) \
+                                 per line; blank lines are skipped.",
+                            ))
+                            .build(),
+                    )),
                 ),
             ]
         }

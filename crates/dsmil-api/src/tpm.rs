@@ -162,7 +162,6 @@ pub struct Quote {
     /// The PCR bank (`sha256`).
     pub bank: String,
     /// `[index, digest]` pairs.
-    #[schema(value_type = Vec<Object>)]
     pub pcr_values: Vec<(u8, Digest)>,
     /// `TPMS_ATTEST`, hex.
     pub attest: String,

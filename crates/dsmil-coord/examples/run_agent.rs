@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use dsmil_coord::agent::{Agent, AgentError, TaskInput};
 use dsmil_coord::agents::CommandAgent;
-use dsmil_coord::resilience::{RetryPolicy, retry};
+use dsmil_coord::config::RetryConfig;
+use dsmil_coord::resilience::retry;
 use dsmil_core::{AgentId, TaskId};
 
 #[tokio::main(flavor = "current_thread")]
@@ -27,7 +28,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let agent = CommandAgent::new(AgentId::new("example")?, program, args.collect());
     let timeout = Duration::from_secs(10);
     let task_id = TaskId::new("example-task")?;
-    let done = retry(&RetryPolicy::default(), None, |attempt| {
+    // The configured default backoff, four attempts in all.
+    let policy = RetryConfig::default().policy(4);
+    let done = retry(&policy, None, |attempt| {
         let input = TaskInput {
             task_id: task_id.clone(),
             task_description: "run once from the command line".into(),
@@ -50,6 +53,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             eprintln!("succeeded after {} attempt(s)", done.attempts);
             Ok(())
         }
-        Err(e) => Err(format!("failed after {} attempt(s): {e}", done.attempts).into()),
+        Err(e) => Err(format!(
+            "failed after {} attempt(s): {}",
+            done.attempts,
+            dsmil_coord::error_chain(&e)
+        )
+        .into()),
     }
 }

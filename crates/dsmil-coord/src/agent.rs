@@ -39,8 +39,15 @@ pub struct AgentOutput {
 /// Most bytes of stderr or of a response body quoted in an error.
 pub const ERROR_QUOTE_BYTES: usize = 4096;
 
+/// Any error kept as the cause of an agent failure (an I/O error, an HTTP client's error, a
+/// failed blocking task).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why a run failed. [`AgentError::is_retryable`] tells retries which failures may pass.
-#[derive(Debug, Clone, PartialEq, Error)]
+/// Failures caused by another error keep it as their [`source`](std::error::Error::source);
+/// [`error_chain`](crate::error_chain) gives the whole message as one line (what task results
+/// and performance records carry).
+#[derive(Debug, Error)]
 pub enum AgentError {
     /// The attempt ran past its timeout (the agent's processes were killed).
     #[error("timed out after {} ms", .after.as_millis())]
@@ -61,15 +68,28 @@ pub enum AgentError {
     InvalidOutput {
         /// What was wrong.
         reason: String,
+        /// The JSON error, when the answer did not parse.
+        #[source]
+        source: Option<serde_json::Error>,
     },
     /// The program could not be started.
-    #[error("cannot start {program}: {reason}")]
+    #[error("cannot start {program}")]
     Spawn {
         /// The program.
         program: String,
         /// Why.
-        reason: String,
+        #[source]
+        source: std::io::Error,
     },
+    /// An HTTP agent's URL is not an `http://` or `https://` URL.
+    #[error("{url:?} is not an http:// or https:// URL")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+    },
+    /// The task could not be encoded as JSON for the agent.
+    #[error("cannot encode the task as JSON")]
+    Encode(#[source] serde_json::Error),
     /// An HTTP agent answered with a non-2xx status.
     #[error("HTTP {status}: {body}")]
     Http {
@@ -78,9 +98,16 @@ pub enum AgentError {
         /// The start of the body.
         body: String,
     },
-    /// The agent could not be reached (connection refused, reset, DNS).
-    #[error("transport: {0}")]
-    Transport(String),
+    /// The agent could not be reached or its answer not read (connection refused, reset,
+    /// DNS, a broken pipe).
+    #[error("transport: {context}")]
+    Transport {
+        /// What was being done.
+        context: String,
+        /// Why it failed.
+        #[source]
+        source: BoxError,
+    },
     /// The agent ran and reported failure (`{"success": false, "error": …}`); `terminal`
     /// failures are not retried.
     #[error("agent reported failure: {message}")]
@@ -98,25 +125,36 @@ pub enum AgentError {
         /// Time until the breaker lets a trial call through.
         retry_after: Duration,
     },
-    /// The retry budget is spent: retries would multiply load during an outage.
-    #[error("retry budget exhausted: {0}")]
-    RetryBudgetExhausted(Box<AgentError>),
+    /// The retry budget is spent: retries would multiply load during an outage. The source is
+    /// the last attempt's failure.
+    #[error("retry budget exhausted")]
+    RetryBudgetExhausted(#[source] Box<AgentError>),
     /// The run was cancelled from outside.
     #[error("cancelled")]
     Cancelled,
 }
 
 impl AgentError {
+    /// A transport failure while doing `context`, caused by `source`.
+    pub fn transport(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Transport {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
     /// Whether another attempt may succeed: timeouts, crashes, transport errors, 5xx/429 and
     /// non-terminal reported failures. Invalid output, missing programs, 4xx, terminal failures,
     /// cancellation and an open circuit are not retried.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Timeout { .. } | Self::Exit { .. } | Self::Transport(_) => true,
+            Self::Timeout { .. } | Self::Exit { .. } | Self::Transport { .. } => true,
             Self::Http { status, .. } => *status >= 500 || *status == 429,
             Self::Reported { terminal, .. } => !terminal,
             Self::InvalidOutput { .. }
             | Self::Spawn { .. }
+            | Self::InvalidUrl { .. }
+            | Self::Encode(_)
             | Self::CircuitOpen { .. }
             | Self::RetryBudgetExhausted(_)
             | Self::Cancelled => false,
@@ -154,6 +192,7 @@ pub fn parse_answer(value: Value) -> Result<AgentOutput, AgentError> {
     let Value::Object(mut map) = value else {
         return Err(AgentError::InvalidOutput {
             reason: format!("expected a JSON object, got {}", kind_of(&value)),
+            source: None,
         });
     };
     if map.get("success") == Some(&Value::Bool(false)) {
@@ -168,7 +207,8 @@ pub fn parse_answer(value: Value) -> Result<AgentOutput, AgentError> {
     let resource_usage = match map.remove("resource_usage") {
         None | Some(Value::Null) => ResourceUsage::new(),
         Some(v) => serde_json::from_value(v).map_err(|e| AgentError::InvalidOutput {
-            reason: format!("resource_usage must map names to numbers: {e}"),
+            reason: "resource_usage must map names to numbers".into(),
+            source: Some(e),
         })?,
     };
     let result = match map.remove("result") {
@@ -220,12 +260,9 @@ mod tests {
         let out = parse_answer(json!({"success": true, "sum": 3})).unwrap();
         assert_eq!(out.result, json!({"sum": 3}));
         let err = parse_answer(json!({"success": false, "error": "disk full"})).unwrap_err();
-        assert_eq!(
-            err,
-            AgentError::Reported {
-                message: "disk full".into(),
-                terminal: false
-            }
+        assert!(
+            matches!(&err, AgentError::Reported { message, terminal: false } if message == "disk full"),
+            "{err}"
         );
         assert!(err.is_retryable());
         let err = parse_answer(json!({"success": false, "error": "bad input", "terminal": true}))
@@ -233,7 +270,22 @@ mod tests {
         assert!(!err.is_retryable());
         let err = parse_answer(json!([1, 2])).unwrap_err();
         assert!(err.to_string().contains("an array"), "{err}");
-        assert!(parse_answer(json!({"resource_usage": {"cpu": "lots"}})).is_err());
+        let err = parse_answer(json!({"resource_usage": {"cpu": "lots"}})).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                AgentError::InvalidOutput {
+                    source: Some(_),
+                    ..
+                }
+            ),
+            "the JSON error is kept: {err:?}"
+        );
+        assert!(
+            crate::error_chain(&err).contains("invalid type"),
+            "{}",
+            crate::error_chain(&err)
+        );
     }
 
     #[test]
@@ -272,6 +324,11 @@ mod tests {
             stderr: "boom".into(),
         };
         assert_eq!(e.to_string(), "exited with code 3: boom");
+        let spent = AgentError::RetryBudgetExhausted(Box::new(e));
+        assert_eq!(
+            crate::error_chain(&spent),
+            "retry budget exhausted: exited with code 3: boom"
+        );
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //! bulkhead, circuit breaker and retry settings), the agent `auto` tasks fall back on, and how
 //! long running workflows get to finish at shutdown. Every field has one default, documented on
 //! it; [`CoordConfig::validate`] names the field of the first problem (`agents[1].url`).
+//!
+//! The same types set agents registered in code: [`AgentSettings`] is an entry's protection
+//! part with the entry's defaults. The runtime types are built from these in one place each —
+//! [`CircuitBreakerConfig::to_settings`] (which is also the breaker's validation) and
+//! [`RetryConfig::policy`] — and have no defaults of their own.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -10,6 +15,8 @@ use dsmil_core::AgentId;
 use dsmil_core::validate::FieldError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+use crate::resilience::{BreakerSettings, RetryPolicy, Window};
 
 /// The coordinator's part of dsmild's configuration file (top-level keys).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -182,8 +189,11 @@ impl Default for RetryConfig {
     }
 }
 
+/// Tasks run at once on an agent unless its entry says otherwise.
+pub const DEFAULT_MAX_CONCURRENCY: u32 = 4;
+
 fn default_max_concurrency() -> u32 {
-    4
+    DEFAULT_MAX_CONCURRENCY
 }
 
 /// One `[[agents]]` entry.
@@ -210,7 +220,7 @@ pub struct AgentConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "echo")]
     pub builtin: Option<String>,
-    /// Tasks run at once on this agent. Default: 4.
+    /// Tasks run at once on this agent (1–1024). Default: 4.
     #[serde(default = "default_max_concurrency")]
     #[schema(default = 4)]
     pub max_concurrency: u32,
@@ -234,13 +244,263 @@ pub const MAX_AGENTS: usize = 1024;
 /// Highest per-agent concurrency.
 pub const MAX_AGENT_CONCURRENCY: u32 = 1024;
 
+/// A successful call slower than this (ms) is slow, unless `slow_call_ms` says otherwise.
+pub const DEFAULT_SLOW_CALL_MS: u64 = 10_000;
+/// Seconds after which an unreported probe counts as failed, unless `probe_timeout_seconds`
+/// says otherwise.
+pub const DEFAULT_PROBE_TIMEOUT_SECONDS: f64 = 60.0;
+
+/// How an agent is protected: the bulkhead, circuit-breaker and retry part of an `[[agents]]`
+/// entry, for agents registered in code
+/// ([`AgentRegistry::register`](crate::registry::AgentRegistry::register)). Its defaults are the
+/// entry's, so an agent registered in code and one declared in TOML are protected alike.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentSettings {
+    /// Tasks run at once on this agent (1–1024). Default: 4.
+    pub max_concurrency: u32,
+    /// Circuit breaker. Default: the seed's.
+    pub circuit_breaker: CircuitBreakerConfig,
+    /// Backoff between retries. Default: 100 ms doubling up to 10 s, full jitter.
+    pub retry: RetryConfig,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        Self {
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            circuit_breaker: CircuitBreakerConfig::default(),
+            retry: RetryConfig::default(),
+        }
+    }
+}
+
+impl AgentSettings {
+    /// The settings an `[[agents]]` entry asks for.
+    pub fn from_config(c: &AgentConfig) -> Self {
+        c.settings()
+    }
+
+    /// Checks every field; the error names it within the agent's entry
+    /// (`circuit_breaker.failure_threshold`). The same checks as [`AgentConfig::validate`]'s.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        protection(self.max_concurrency, &self.circuit_breaker, &self.retry).map(drop)
+    }
+
+    /// Checks the settings and builds the circuit breaker's runtime settings.
+    pub fn breaker_settings(&self) -> Result<BreakerSettings, FieldError> {
+        protection(self.max_concurrency, &self.circuit_breaker, &self.retry)
+    }
+}
+
+/// The one validation of an agent's protections (concurrency, then breaker, then retry); returns
+/// the breaker's runtime settings.
+fn protection(
+    max_concurrency: u32,
+    cb: &CircuitBreakerConfig,
+    retry: &RetryConfig,
+) -> Result<BreakerSettings, FieldError> {
+    if max_concurrency == 0 || max_concurrency > MAX_AGENT_CONCURRENCY {
+        return Err(FieldError::new(
+            "max_concurrency",
+            format!("is {max_concurrency}; expected 1..={MAX_AGENT_CONCURRENCY}"),
+        ));
+    }
+    let breaker = cb.to_settings().map_err(|e| e.within("circuit_breaker."))?;
+    retry.validate().map_err(|e| e.within("retry."))?;
+    Ok(breaker)
+}
+
+/// `v` seconds as a duration, if it is positive, finite and at most a year.
+fn seconds(field: &str, v: f64) -> Result<Duration, FieldError> {
+    let out_of_range = || {
+        FieldError::new(
+            field,
+            format!(
+                "is {v}; expected a positive number of seconds up to {MAX_BREAKER_SECONDS} (a year)"
+            ),
+        )
+    };
+    if !v.is_finite() || v <= 0.0 || v > MAX_BREAKER_SECONDS {
+        return Err(out_of_range());
+    }
+    Duration::try_from_secs_f64(v).map_err(|_| out_of_range())
+}
+
+impl CircuitBreakerConfig {
+    /// Checks the settings; the error names the field (`failure_threshold`).
+    pub fn validate(&self) -> Result<(), FieldError> {
+        self.to_settings().map(drop)
+    }
+
+    /// Checks the settings and builds the breaker's runtime settings from them — the only place
+    /// they are built. The seed's three fields alone ("open after N consecutive failures, close
+    /// after M successes") map to a count window of N calls that opens at a 100% failure rate
+    /// once it holds N calls, with M half-open probes; the optional fields override window,
+    /// rates, minimum calls, slow-call duration and probe timeout.
+    pub fn to_settings(&self) -> Result<BreakerSettings, FieldError> {
+        if self.failure_threshold == 0 {
+            return Err(FieldError::new("failure_threshold", "must be at least 1"));
+        }
+        if self.success_threshold == 0 {
+            return Err(FieldError::new("success_threshold", "must be at least 1"));
+        }
+        let open_duration = seconds("recovery_timeout_seconds", self.recovery_timeout_seconds)?;
+        if let Some(0) = self.window_calls {
+            return Err(FieldError::new("window_calls", "must be at least 1"));
+        }
+        if self.window_calls.is_some() && self.window_seconds.is_some() {
+            return Err(FieldError::new(
+                "window_seconds",
+                "cannot be combined with window_calls; choose a count or a time window",
+            ));
+        }
+        let window = match (self.window_calls, self.window_seconds) {
+            (_, Some(s)) => Window::Time(seconds("window_seconds", s)?),
+            (Some(calls), None) => Window::Count(calls),
+            (None, None) => Window::Count(self.failure_threshold),
+        };
+        let probe_timeout = seconds(
+            "probe_timeout_seconds",
+            self.probe_timeout_seconds
+                .unwrap_or(DEFAULT_PROBE_TIMEOUT_SECONDS),
+        )?;
+        let rate = |name: &str, value: Option<f64>| match value {
+            None => Ok(1.0),
+            Some(v) if v > 0.0 && v <= 1.0 => Ok(v),
+            Some(v) => Err(FieldError::new(
+                name,
+                format!("is {v}; expected a share above 0 and at most 1"),
+            )),
+        };
+        let failure_rate_threshold = rate("failure_rate_threshold", self.failure_rate_threshold)?;
+        let slow_call_rate_threshold =
+            rate("slow_call_rate_threshold", self.slow_call_rate_threshold)?;
+        if let Some(0) = self.minimum_calls {
+            return Err(FieldError::new("minimum_calls", "must be at least 1"));
+        }
+        let minimum_calls = self.minimum_calls.unwrap_or(self.failure_threshold);
+        if let Window::Count(n) = window
+            && minimum_calls > n
+        {
+            return Err(match self.minimum_calls {
+                Some(m) => FieldError::new(
+                    "minimum_calls",
+                    format!(
+                        "is {m}, more than the window of {n} calls can hold: the circuit could never open"
+                    ),
+                ),
+                None => FieldError::new(
+                    "window_calls",
+                    format!(
+                        "is {n}, fewer than minimum_calls (default: failure_threshold, {minimum_calls}): the circuit could never open"
+                    ),
+                ),
+            });
+        }
+        let slow_call_ms = self.slow_call_ms.unwrap_or(DEFAULT_SLOW_CALL_MS);
+        if slow_call_ms as f64 > MAX_BREAKER_SECONDS * 1000.0 {
+            return Err(FieldError::new(
+                "slow_call_ms",
+                format!("is {slow_call_ms}; expected at most a year"),
+            ));
+        }
+        Ok(BreakerSettings {
+            window,
+            minimum_calls,
+            failure_rate_threshold,
+            slow_call_duration: Duration::from_millis(slow_call_ms),
+            slow_call_rate_threshold,
+            open_duration,
+            half_open_permits: self.success_threshold,
+            probe_timeout,
+        })
+    }
+}
+
+impl RetryConfig {
+    /// Checks the settings; the error names the field (`base_delay_ms`).
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self.base_delay_ms > self.max_delay_ms {
+            return Err(FieldError::new(
+                "base_delay_ms",
+                format!(
+                    "is {}, above retry.max_delay_ms ({})",
+                    self.base_delay_ms, self.max_delay_ms
+                ),
+            ));
+        }
+        if !self.multiplier.is_finite() || self.multiplier < 1.0 {
+            return Err(FieldError::new(
+                "multiplier",
+                format!("is {}; expected a number of at least 1.0", self.multiplier),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.jitter) {
+            return Err(FieldError::new(
+                "jitter",
+                format!("is {}; expected a fraction from 0 to 1", self.jitter),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The backoff these settings give, for `max_attempts` attempts in all (a task's
+    /// `retry_count` + 1) — the only place a [`RetryPolicy`] is built from configuration.
+    pub fn policy(&self, max_attempts: u32) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts,
+            base_delay: Duration::from_millis(self.base_delay_ms),
+            max_delay: Duration::from_millis(self.max_delay_ms),
+            multiplier: self.multiplier,
+            jitter: self.jitter,
+        }
+    }
+}
+
+/// How a validated entry reaches its agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target<'a> {
+    /// A program and its arguments.
+    Command {
+        /// The program.
+        program: &'a str,
+        /// Its arguments.
+        args: &'a [String],
+    },
+    /// A URL tasks are POSTed to.
+    Http {
+        /// The URL.
+        url: &'a str,
+    },
+    /// A built-in, by name.
+    Builtin {
+        /// The built-in's name.
+        name: &'a str,
+    },
+}
+
 impl AgentConfig {
+    /// The protection part of the entry.
+    pub fn settings(&self) -> AgentSettings {
+        AgentSettings {
+            max_concurrency: self.max_concurrency,
+            circuit_breaker: self.circuit_breaker.clone(),
+            retry: self.retry.clone(),
+        }
+    }
+
     /// Checks the entry; the error names the field within it (`circuit_breaker.failure_threshold`).
     pub fn validate(&self) -> Result<(), FieldError> {
-        let f = |name: &str| name.to_owned();
+        self.target()?;
+        protection(self.max_concurrency, &self.circuit_breaker, &self.retry).map(drop)
+    }
+
+    /// Checks the fields of the entry's kind (what it needs, what it must not have) and says
+    /// how the agent is reached.
+    pub(crate) fn target(&self) -> Result<Target<'_>, FieldError> {
         let wrong_kind = |name: &str| {
             FieldError::new(
-                f(name),
+                name,
                 format!(
                     "is only used by {} agents, but {:?} is {:?}",
                     match name {
@@ -255,28 +515,29 @@ impl AgentConfig {
         };
         match self.kind {
             AgentKind::Command => {
-                match &self.command {
+                let program = match &self.command {
                     None => {
-                        return Err(FieldError::new(
-                            f("command"),
-                            "is required for command agents",
-                        ));
+                        return Err(FieldError::new("command", "is required for command agents"));
                     }
                     Some(c) if c.trim().is_empty() => {
-                        return Err(FieldError::new(f("command"), "must not be empty"));
+                        return Err(FieldError::new("command", "must not be empty"));
                     }
-                    Some(_) => {}
-                }
+                    Some(c) => c,
+                };
                 if self.url.is_some() {
                     return Err(wrong_kind("url"));
                 }
                 if self.builtin.is_some() {
                     return Err(wrong_kind("builtin"));
                 }
+                Ok(Target::Command {
+                    program,
+                    args: &self.args,
+                })
             }
             AgentKind::Http => {
                 let Some(url) = &self.url else {
-                    return Err(FieldError::new(f("url"), "is required for http agents"));
+                    return Err(FieldError::new("url", "is required for http agents"));
                 };
                 let rest = url
                     .strip_prefix("http://")
@@ -285,7 +546,7 @@ impl AgentConfig {
                     Some(host) if !host.is_empty() && !host.starts_with('/') => {}
                     _ => {
                         return Err(FieldError::new(
-                            f("url"),
+                            "url",
                             format!("{url:?} is not an http:// or https:// URL with a host"),
                         ));
                     }
@@ -299,6 +560,7 @@ impl AgentConfig {
                 if self.builtin.is_some() {
                     return Err(wrong_kind("builtin"));
                 }
+                Ok(Target::Http { url })
             }
             AgentKind::Builtin => {
                 if self.command.is_some() {
@@ -310,110 +572,10 @@ impl AgentConfig {
                 if self.url.is_some() {
                     return Err(wrong_kind("url"));
                 }
+                Ok(Target::Builtin {
+                    name: self.builtin.as_deref().unwrap_or(self.id.as_str()),
+                })
             }
         }
-        if self.max_concurrency == 0 || self.max_concurrency > MAX_AGENT_CONCURRENCY {
-            return Err(FieldError::new(
-                f("max_concurrency"),
-                format!(
-                    "is {}; expected 1..={MAX_AGENT_CONCURRENCY}",
-                    self.max_concurrency
-                ),
-            ));
-        }
-        let cb = &self.circuit_breaker;
-        if cb.failure_threshold == 0 {
-            return Err(FieldError::new(
-                f("circuit_breaker.failure_threshold"),
-                "must be at least 1",
-            ));
-        }
-        if cb.success_threshold == 0 {
-            return Err(FieldError::new(
-                f("circuit_breaker.success_threshold"),
-                "must be at least 1",
-            ));
-        }
-        if !cb.recovery_timeout_seconds.is_finite()
-            || cb.recovery_timeout_seconds <= 0.0
-            || cb.recovery_timeout_seconds > MAX_BREAKER_SECONDS
-        {
-            return Err(FieldError::new(
-                f("circuit_breaker.recovery_timeout_seconds"),
-                format!(
-                    "is {}; expected a positive number of seconds up to {MAX_BREAKER_SECONDS} (a year)",
-                    cb.recovery_timeout_seconds
-                ),
-            ));
-        }
-        if let Some(0) = cb.window_calls {
-            return Err(FieldError::new(
-                f("circuit_breaker.window_calls"),
-                "must be at least 1",
-            ));
-        }
-        if cb.window_calls.is_some() && cb.window_seconds.is_some() {
-            return Err(FieldError::new(
-                f("circuit_breaker.window_seconds"),
-                "cannot be combined with window_calls; choose a count or a time window",
-            ));
-        }
-        for (name, value) in [
-            ("window_seconds", cb.window_seconds),
-            ("probe_timeout_seconds", cb.probe_timeout_seconds),
-        ] {
-            if let Some(v) = value
-                && (!v.is_finite() || v <= 0.0 || v > MAX_BREAKER_SECONDS)
-            {
-                return Err(FieldError::new(
-                    f(&format!("circuit_breaker.{name}")),
-                    format!(
-                        "is {v}; expected a positive number of seconds up to {MAX_BREAKER_SECONDS} (a year)"
-                    ),
-                ));
-            }
-        }
-        for (name, value) in [
-            ("failure_rate_threshold", cb.failure_rate_threshold),
-            ("slow_call_rate_threshold", cb.slow_call_rate_threshold),
-        ] {
-            if let Some(v) = value
-                && !(v > 0.0 && v <= 1.0)
-            {
-                return Err(FieldError::new(
-                    f(&format!("circuit_breaker.{name}")),
-                    format!("is {v}; expected a share above 0 and at most 1"),
-                ));
-            }
-        }
-        if let Some(0) = cb.minimum_calls {
-            return Err(FieldError::new(
-                f("circuit_breaker.minimum_calls"),
-                "must be at least 1",
-            ));
-        }
-        let r = &self.retry;
-        if r.base_delay_ms > r.max_delay_ms {
-            return Err(FieldError::new(
-                f("retry.base_delay_ms"),
-                format!(
-                    "is {}, above retry.max_delay_ms ({})",
-                    r.base_delay_ms, r.max_delay_ms
-                ),
-            ));
-        }
-        if !r.multiplier.is_finite() || r.multiplier < 1.0 {
-            return Err(FieldError::new(
-                f("retry.multiplier"),
-                format!("is {}; expected a number of at least 1.0", r.multiplier),
-            ));
-        }
-        if !(0.0..=1.0).contains(&r.jitter) {
-            return Err(FieldError::new(
-                f("retry.jitter"),
-                format!("is {}; expected a fraction from 0 to 1", r.jitter),
-            ));
-        }
-        Ok(())
     }
 }

@@ -4,7 +4,7 @@
 //! to resume, with the results their tasks already produced.
 
 use std::borrow::Cow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -19,23 +19,75 @@ use sqlx::sqlite::{
 };
 use thiserror::Error;
 
-/// A journal failure.
-#[derive(Debug, Clone, PartialEq, Error)]
+/// The error a corrupt value failed with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A journal failure; the database's, the encoder's or the parser's error is kept as the
+/// [`source`](std::error::Error::source).
+#[derive(Debug, Error)]
 pub enum JournalError {
-    /// The database failed.
-    #[error("journal: {0}")]
-    Storage(String),
+    /// The journal file could not be opened.
+    #[error("cannot open the journal {}", .path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The journal's tables could not be created or upgraded.
+    #[error("cannot prepare the journal's tables")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// A database operation failed.
+    #[error("journal: cannot {action}")]
+    Storage {
+        /// What was being done ("record a task result").
+        action: &'static str,
+        /// The database's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A value could not be encoded for storage.
+    #[error("journal: cannot encode {what}")]
+    Encode {
+        /// Which value.
+        what: &'static str,
+        /// The encoder's error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// A stored row could not be read back.
-    #[error("journal holds unreadable data: {0}")]
-    Corrupt(String),
+    #[error("journal holds unreadable data: {what}")]
+    Corrupt {
+        /// Which value.
+        what: &'static str,
+        /// Why it does not parse (none for a value out of range).
+        #[source]
+        source: Option<BoxError>,
+    },
 }
 
-fn storage(e: impl std::fmt::Display) -> JournalError {
-    JournalError::Storage(e.to_string())
+/// A failed database operation `action`.
+fn storage(action: &'static str) -> impl FnOnce(sqlx::Error) -> JournalError {
+    move |source| JournalError::Storage { action, source }
 }
 
-fn corrupt(e: impl std::fmt::Display) -> JournalError {
-    JournalError::Corrupt(e.to_string())
+/// Value `what` could not be encoded.
+fn encode(what: &'static str) -> impl FnOnce(serde_json::Error) -> JournalError {
+    move |source| JournalError::Encode { what, source }
+}
+
+/// Stored value `what` does not parse.
+fn corrupt<E: Into<BoxError>>(what: &'static str) -> impl FnOnce(E) -> JournalError {
+    move |e| JournalError::Corrupt {
+        what,
+        source: Some(e.into()),
+    }
+}
+
+/// Stored value `what` is out of range.
+fn out_of_range(what: &'static str) -> JournalError {
+    JournalError::Corrupt { what, source: None }
 }
 
 /// One state change.
@@ -82,7 +134,7 @@ fn state_name(s: WorkflowState) -> String {
 }
 
 fn parse_state(s: &str) -> Result<WorkflowState, JournalError> {
-    serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(corrupt)
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(corrupt("state"))
 }
 
 /// Appends one transition inside `tx`.
@@ -100,7 +152,7 @@ async fn insert_transition(
         .bind(detail)
         .execute(&mut **tx)
         .await
-        .map_err(storage)?;
+        .map_err(storage("record a transition"))?;
     Ok(())
 }
 
@@ -111,8 +163,12 @@ fn now_us() -> i64 {
 impl Journal {
     /// Opens (creating) the journal at `path`.
     pub async fn open(path: &Path) -> Result<Self, JournalError> {
+        let open = |source| JournalError::Open {
+            path: path.to_owned(),
+            source,
+        };
         let options = SqliteConnectOptions::from_str("sqlite:")
-            .map_err(storage)?
+            .map_err(open)?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -122,7 +178,7 @@ impl Journal {
             .max_connections(4)
             .connect_with(options)
             .await
-            .map_err(|e| JournalError::Storage(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(open)?;
         let migrator = Migrator {
             migrations: Cow::Owned(vec![Migration::new(
                 1,
@@ -133,7 +189,7 @@ impl Journal {
             )]),
             ..Migrator::DEFAULT
         };
-        migrator.run(&pool).await.map_err(storage)?;
+        migrator.run(&pool).await.map_err(JournalError::Migrate)?;
         Ok(Self { pool })
     }
 
@@ -144,8 +200,12 @@ impl Journal {
         spec: &WorkflowSpec,
         state: WorkflowState,
     ) -> Result<(), JournalError> {
-        let spec_text = serde_json::to_string(spec).map_err(storage)?;
-        let mut tx = self.pool.begin().await.map_err(storage)?;
+        let spec_text = serde_json::to_string(spec).map_err(encode("the workflow spec"))?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(storage("record a new workflow"))?;
         let now = now_us();
         sqlx::query("INSERT INTO workflows (id, spec, state, created_us, updated_us) VALUES (?, ?, ?, ?, ?)")
             .bind(id.to_string())
@@ -155,9 +215,9 @@ impl Journal {
             .bind(now)
             .execute(&mut *tx)
             .await
-            .map_err(storage)?;
+            .map_err(storage("record a new workflow"))?;
         insert_transition(&mut tx, &id.to_string(), now, state_name(state), "accepted").await?;
-        tx.commit().await.map_err(storage)
+        tx.commit().await.map_err(storage("record a new workflow"))
     }
 
     /// Records a state change.
@@ -167,7 +227,11 @@ impl Journal {
         state: WorkflowState,
         detail: &str,
     ) -> Result<(), JournalError> {
-        let mut tx = self.pool.begin().await.map_err(storage)?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(storage("record a state change"))?;
         let now = now_us();
         sqlx::query("UPDATE workflows SET state = ?, updated_us = ? WHERE id = ?")
             .bind(state_name(state))
@@ -175,9 +239,9 @@ impl Journal {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await
-            .map_err(storage)?;
+            .map_err(storage("record a state change"))?;
         insert_transition(&mut tx, &id.to_string(), now, state_name(state), detail).await?;
-        tx.commit().await.map_err(storage)
+        tx.commit().await.map_err(storage("record a state change"))
     }
 
     /// Records a task result.
@@ -189,25 +253,29 @@ impl Journal {
         sqlx::query("INSERT INTO task_results (workflow_id, task_id, result) VALUES (?, ?, ?)")
             .bind(id.to_string())
             .bind(result.task_id.as_str())
-            .bind(serde_json::to_string(result).map_err(storage)?)
+            .bind(serde_json::to_string(result).map_err(encode("a task result"))?)
             .execute(&self.pool)
             .await
-            .map_err(storage)?;
+            .map_err(storage("record a task result"))?;
         Ok(())
     }
 
     /// Records the final result and state.
     pub async fn finish(&self, result: &WorkflowResult) -> Result<(), JournalError> {
-        let mut tx = self.pool.begin().await.map_err(storage)?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(storage("record a workflow's end"))?;
         let now = now_us();
         sqlx::query("UPDATE workflows SET state = ?, updated_us = ?, result = ? WHERE id = ?")
             .bind(state_name(result.state))
             .bind(now)
-            .bind(serde_json::to_string(result).map_err(storage)?)
+            .bind(serde_json::to_string(result).map_err(encode("a workflow result"))?)
             .bind(result.workflow_id.to_string())
             .execute(&mut *tx)
             .await
-            .map_err(storage)?;
+            .map_err(storage("record a workflow's end"))?;
         insert_transition(
             &mut tx,
             &result.workflow_id.to_string(),
@@ -220,7 +288,9 @@ impl Journal {
             },
         )
         .await?;
-        tx.commit().await.map_err(storage)
+        tx.commit()
+            .await
+            .map_err(storage("record a workflow's end"))
     }
 
     /// Everything about workflow `id`.
@@ -230,24 +300,24 @@ impl Journal {
                 .bind(id.to_string())
                 .fetch_optional(&self.pool)
                 .await
-                .map_err(storage)?
+                .map_err(storage("read a workflow"))?
         else {
             return Ok(None);
         };
-        let spec: String = row.try_get(0).map_err(corrupt)?;
-        let state: String = row.try_get(1).map_err(corrupt)?;
-        let created: i64 = row.try_get(2).map_err(corrupt)?;
-        let result: Option<String> = row.try_get(3).map_err(corrupt)?;
+        let spec: String = row.try_get(0).map_err(corrupt("workflows.spec"))?;
+        let state: String = row.try_get(1).map_err(corrupt("workflows.state"))?;
+        let created: i64 = row.try_get(2).map_err(corrupt("workflows.created_us"))?;
+        let result: Option<String> = row.try_get(3).map_err(corrupt("workflows.result"))?;
         let results =
             sqlx::query("SELECT result FROM task_results WHERE workflow_id = ? ORDER BY seq")
                 .bind(id.to_string())
                 .fetch_all(&self.pool)
                 .await
-                .map_err(storage)?
+                .map_err(storage("read a workflow's task results"))?
                 .iter()
                 .map(|r| {
-                    let text: String = r.try_get(0).map_err(corrupt)?;
-                    serde_json::from_str(&text).map_err(corrupt)
+                    let text: String = r.try_get(0).map_err(corrupt("task_results.result"))?;
+                    serde_json::from_str(&text).map_err(corrupt("task_results.result"))
                 })
                 .collect::<Result<Vec<AgentResult>, _>>()?;
         let history = sqlx::query(
@@ -256,31 +326,31 @@ impl Journal {
         .bind(id.to_string())
         .fetch_all(&self.pool)
         .await
-        .map_err(storage)?
+        .map_err(storage("read a workflow's history"))?
         .iter()
         .map(|r| {
-            let at: i64 = r.try_get(0).map_err(corrupt)?;
-            let state: String = r.try_get(1).map_err(corrupt)?;
+            let at: i64 = r.try_get(0).map_err(corrupt("transitions.at_us"))?;
+            let state: String = r.try_get(1).map_err(corrupt("transitions.state"))?;
             Ok(JournalTransition {
                 at: DateTime::from_timestamp_micros(at)
-                    .ok_or_else(|| corrupt("timestamp out of range"))?,
+                    .ok_or_else(|| out_of_range("transitions.at_us"))?,
                 state: parse_state(&state)?,
-                detail: r.try_get(2).map_err(corrupt)?,
+                detail: r.try_get(2).map_err(corrupt("transitions.detail"))?,
             })
         })
         .collect::<Result<Vec<_>, JournalError>>()?;
         Ok(Some(WorkflowRecord {
             workflow_id: id,
-            spec: serde_json::from_str(&spec).map_err(corrupt)?,
+            spec: serde_json::from_str(&spec).map_err(corrupt("workflows.spec"))?,
             state: parse_state(&state)?,
             created_at: DateTime::from_timestamp_micros(created)
-                .ok_or_else(|| corrupt("timestamp out of range"))?,
+                .ok_or_else(|| out_of_range("workflows.created_us"))?,
             results,
             history,
             result: result
                 .map(|r| serde_json::from_str(&r))
                 .transpose()
-                .map_err(corrupt)?,
+                .map_err(corrupt("workflows.result"))?,
         }))
     }
 
@@ -289,11 +359,11 @@ impl Journal {
         let ids = sqlx::query("SELECT id FROM workflows WHERE state IN ('pending', 'running', 'recovering') ORDER BY created_us")
             .fetch_all(&self.pool)
             .await
-            .map_err(storage)?;
+            .map_err(storage("list unfinished workflows"))?;
         let mut out = Vec::new();
         for row in ids {
-            let text: String = row.try_get(0).map_err(corrupt)?;
-            let id = WorkflowId::from_str(&text).map_err(corrupt)?;
+            let text: String = row.try_get(0).map_err(corrupt("workflows.id"))?;
+            let id = WorkflowId::from_str(&text).map_err(corrupt("workflows.id"))?;
             if let Some(record) = self.get(id).await? {
                 out.push(record);
             }

@@ -1,24 +1,25 @@
-//! The agent registry: every agent with its bulkhead, circuit breaker and retry policy, built
-//! from dsmild's `[[agents]]` configuration or registered in code.
+//! The agent registry: every agent with its bulkhead, circuit breaker and retry settings, built
+//! from dsmild's `[[agents]]` configuration or registered in code. Both ways take the same
+//! settings types ([`AgentSettings`] is an entry's protection part), with the same defaults and
+//! the same validation ([`AgentConfig::validate`]'s).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use crate::config::{AgentConfig, AgentKind};
 use dsmil_core::AgentId;
+use dsmil_core::validate::FieldError;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::agent::Agent;
+use crate::agent::{Agent, AgentError};
 use crate::agents::{BuiltinAgent, CommandAgent, HttpAgent};
+pub use crate::config::AgentSettings;
+use crate::config::{AgentConfig, AgentKind, RetryConfig, Target};
 use crate::resilience::breaker::Transition;
-use crate::resilience::{
-    BreakerSettings, BreakerState, Bulkhead, CircuitBreaker, RetryBudget, RetryPolicy, Window,
-};
+use crate::resilience::{BreakerState, Bulkhead, CircuitBreaker, RetryBudget};
 
 /// Why an agent could not be registered.
-#[derive(Debug, Clone, PartialEq, Error)]
+#[derive(Debug, Error)]
 pub enum RegistryError {
     /// Two agents share an id.
     #[error("agent {0} is registered twice")]
@@ -31,77 +32,24 @@ pub enum RegistryError {
         /// The name it gave.
         name: String,
     },
-    /// A setting is out of range or missing.
-    #[error("agents.{agent}: {reason}")]
+    /// A setting is out of range or missing; the source names the field within the entry.
+    #[error("agents.{agent}: invalid setting")]
     Invalid {
         /// The agent.
         agent: AgentId,
-        /// What is wrong.
-        reason: String,
+        /// The field and what is wrong with it.
+        #[source]
+        source: FieldError,
     },
-}
-
-/// How an agent is protected.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AgentSettings {
-    /// Tasks at once (bulkhead). Default: 4.
-    pub max_concurrency: usize,
-    /// Circuit breaker.
-    pub breaker: BreakerSettings,
-    /// Backoff between attempts (the number of attempts comes from each task's `retry_count`).
-    pub retry: RetryPolicy,
-}
-
-impl Default for AgentSettings {
-    fn default() -> Self {
-        Self {
-            max_concurrency: 4,
-            breaker: BreakerSettings::default(),
-            retry: RetryPolicy::default(),
-        }
-    }
-}
-
-impl AgentSettings {
-    /// The settings an `[[agents]]` entry asks for. The seed's breaker alone ("open after N
-    /// consecutive failures, close after M successes") maps to a count window of N calls that
-    /// opens at a 100% failure rate, with M half-open probes; the optional fields override
-    /// window, rates, minimum calls, slow-call duration and probe timeout.
-    pub fn from_config(c: &AgentConfig) -> Self {
-        let cb = &c.circuit_breaker;
-        let n = cb.failure_threshold.max(1);
-        let secs = |s: f64| Duration::try_from_secs_f64(s).unwrap_or(Duration::from_secs(60));
-        let defaults = BreakerSettings::default();
-        let window = match (cb.window_calls, cb.window_seconds) {
-            (_, Some(s)) => Window::Time(secs(s)),
-            (Some(calls), None) => Window::Count(calls.max(1)),
-            (None, None) => Window::Count(n),
-        };
-        Self {
-            max_concurrency: c.max_concurrency.max(1) as usize,
-            breaker: BreakerSettings {
-                window,
-                minimum_calls: cb.minimum_calls.unwrap_or(n).max(1),
-                failure_rate_threshold: cb.failure_rate_threshold.unwrap_or(1.0),
-                slow_call_duration: cb
-                    .slow_call_ms
-                    .map_or(defaults.slow_call_duration, Duration::from_millis),
-                slow_call_rate_threshold: cb.slow_call_rate_threshold.unwrap_or(1.0),
-                open_duration: secs(cb.recovery_timeout_seconds),
-                half_open_permits: cb.success_threshold.max(1),
-                probe_timeout: cb
-                    .probe_timeout_seconds
-                    .map_or(defaults.probe_timeout, secs),
-            },
-            retry: RetryPolicy {
-                max_attempts: RetryPolicy::default().max_attempts,
-                base_delay: Duration::from_millis(c.retry.base_delay_ms),
-                max_delay: Duration::from_millis(c.retry.max_delay_ms),
-                multiplier: c.retry.multiplier,
-                jitter: c.retry.jitter,
-            },
-        }
-    }
+    /// The agent could not be built from its settings.
+    #[error("agents.{agent}: cannot set up the agent")]
+    Agent {
+        /// The agent.
+        agent: AgentId,
+        /// Why.
+        #[source]
+        source: AgentError,
+    },
 }
 
 /// An agent and its protections.
@@ -112,8 +60,8 @@ pub struct AgentRuntime {
     pub bulkhead: Bulkhead,
     /// Its breaker.
     pub breaker: Arc<CircuitBreaker>,
-    /// Its backoff.
-    pub retry: RetryPolicy,
+    /// Its backoff (the attempts come from each task's `retry_count`).
+    pub retry: RetryConfig,
     /// The configured concurrency (before any throttling).
     pub configured_concurrency: usize,
 }
@@ -159,53 +107,45 @@ impl AgentRegistry {
         Self::default()
     }
 
-    /// Builds every configured agent; `listener` hears breaker transitions.
+    /// Builds every configured agent; `listener` hears breaker transitions. Each entry is
+    /// checked as [`AgentConfig::validate`] checks it.
     pub fn from_config(
         configs: &[AgentConfig],
         listener: Option<TransitionListener>,
     ) -> Result<Self, RegistryError> {
         let mut registry = Self::new();
         for c in configs {
-            let invalid = |reason: &str| RegistryError::Invalid {
+            let target = c.target().map_err(|source| RegistryError::Invalid {
                 agent: c.id.clone(),
-                reason: reason.into(),
-            };
-            let agent: Arc<dyn Agent> = match c.kind {
-                AgentKind::Command => {
-                    let program = c
-                        .command
-                        .clone()
-                        .ok_or_else(|| invalid("command is required for command agents"))?;
-                    Arc::new(CommandAgent::new(c.id.clone(), program, c.args.clone()))
+                source,
+            })?;
+            let agent: Arc<dyn Agent> = match target {
+                Target::Command { program, args } => {
+                    Arc::new(CommandAgent::new(c.id.clone(), program, args.to_vec()))
                 }
-                AgentKind::Http => {
-                    let url = c
-                        .url
-                        .clone()
-                        .ok_or_else(|| invalid("url is required for http agents"))?;
-                    Arc::new(
-                        HttpAgent::new(c.id.clone(), url).map_err(|e| invalid(&e.to_string()))?,
-                    )
+                Target::Http { url } => {
+                    Arc::new(HttpAgent::new(c.id.clone(), url).map_err(|source| {
+                        RegistryError::Agent {
+                            agent: c.id.clone(),
+                            source,
+                        }
+                    })?)
                 }
-                AgentKind::Builtin => {
-                    let name = c
-                        .builtin
-                        .clone()
-                        .unwrap_or_else(|| c.id.as_str().to_owned());
-                    Arc::new(BuiltinAgent::named(c.id.clone(), &name).ok_or_else(|| {
+                Target::Builtin { name } => {
+                    Arc::new(BuiltinAgent::named(c.id.clone(), name).ok_or_else(|| {
                         RegistryError::UnknownBuiltin {
                             agent: c.id.clone(),
-                            name,
+                            name: name.to_owned(),
                         }
                     })?)
                 }
             };
-            registry.register(agent, AgentSettings::from_config(c), listener.clone())?;
+            registry.register(agent, c.settings(), listener.clone())?;
         }
         Ok(registry)
     }
 
-    /// Adds `agent` with `settings`.
+    /// Adds `agent` with `settings` (checked as an `[[agents]]` entry's are).
     pub fn register(
         &mut self,
         agent: Arc<dyn Agent>,
@@ -216,23 +156,24 @@ impl AgentRegistry {
         if self.agents.contains_key(&id) {
             return Err(RegistryError::Duplicate(id));
         }
-        settings
-            .breaker
-            .validate()
-            .map_err(|reason| RegistryError::Invalid {
+        let breaker = settings
+            .breaker_settings()
+            .map_err(|source| RegistryError::Invalid {
                 agent: id.clone(),
-                reason: format!("circuit_breaker.{reason}"),
+                source,
             })?;
         let on_transition = listener.map(|l| {
             let who = id.clone();
             Box::new(move |t: Transition| l(&who, t)) as Box<dyn Fn(Transition) + Send + Sync>
         });
+        // Validated: 1..=MAX_AGENT_CONCURRENCY fits any usize.
+        let concurrency = usize::try_from(settings.max_concurrency).unwrap_or(usize::MAX);
         let runtime = AgentRuntime {
             agent,
-            bulkhead: Bulkhead::new(settings.max_concurrency),
-            breaker: CircuitBreaker::new(settings.breaker, on_transition),
+            bulkhead: Bulkhead::new(concurrency),
+            breaker: CircuitBreaker::new(breaker, on_transition),
             retry: settings.retry,
-            configured_concurrency: settings.max_concurrency.max(1),
+            configured_concurrency: concurrency,
         };
         self.agents.insert(id, Arc::new(runtime));
         Ok(())

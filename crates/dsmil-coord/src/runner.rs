@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::agent::{AgentError, AgentOutput, TaskInput};
 use crate::registry::AgentRuntime;
-use crate::resilience::{RetryBudget, RetryPolicy, retry};
+use crate::resilience::{RetryBudget, retry};
 
 /// One task to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,9 +31,10 @@ pub struct TaskRun {
     pub retries: u32,
 }
 
-/// What running a task came to.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TaskOutcome {
+/// What running a task came to: the runner's stage of a task's result (the workflow turns it
+/// into the task's `AgentResult`).
+#[derive(Debug)]
+pub struct RunOutcome {
     /// The result or the last failure.
     pub result: Result<AgentOutput, AgentError>,
     /// Attempts made.
@@ -45,14 +46,11 @@ pub struct TaskOutcome {
 }
 
 /// Runs `run` on `rt`, drawing retries from `budget`.
-pub async fn run_task(rt: &AgentRuntime, budget: &RetryBudget, run: &TaskRun) -> TaskOutcome {
+pub async fn run_task(rt: &AgentRuntime, budget: &RetryBudget, run: &TaskRun) -> RunOutcome {
     let started = Instant::now();
     let _slot = rt.bulkhead.enter().await;
     let agent_ns = AtomicU64::new(0);
-    let policy = RetryPolicy {
-        max_attempts: run.retries.saturating_add(1),
-        ..rt.retry.clone()
-    };
+    let policy = rt.retry.policy(run.retries.saturating_add(1));
     let done = retry(&policy, Some(budget), |attempt| {
         let input = TaskInput {
             task_id: run.task_id.clone(),
@@ -82,7 +80,7 @@ pub async fn run_task(rt: &AgentRuntime, budget: &RetryBudget, run: &TaskRun) ->
         }
     })
     .await;
-    TaskOutcome {
+    RunOutcome {
         result: done.outcome,
         attempts: done.attempts,
         agent_time: Duration::from_nanos(agent_ns.load(Ordering::Relaxed)),

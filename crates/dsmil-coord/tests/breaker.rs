@@ -1,8 +1,6 @@
 //! The circuit breaker: scenarios, and a property test of random call sequences against a small
 //! model of the state machine.
 
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -1,8 +1,6 @@
 //! Command agents with real processes: results, failures, bounded output, and timeouts that
 //! kill the whole process group.
 
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -63,7 +61,7 @@ async fn failures_are_typed() {
     let garbage = agent(script(dir.path(), "garbage", "echo this is not json"));
     let err = garbage.run(&input()).await.unwrap_err();
     assert!(
-        matches!(&err, AgentError::InvalidOutput { reason } if reason.contains("this is not json")),
+        matches!(&err, AgentError::InvalidOutput { reason, source: Some(_) } if reason.contains("this is not json")),
         "{err}"
     );
     assert!(!err.is_retryable());
@@ -74,12 +72,9 @@ async fn failures_are_typed() {
         "echo 'disk on fire' >&2; exit 3",
     ));
     let err = exit.run(&input()).await.unwrap_err();
-    assert_eq!(
-        err,
-        AgentError::Exit {
-            code: Some(3),
-            stderr: "disk on fire".into()
-        }
+    assert!(
+        matches!(&err, AgentError::Exit { code: Some(3), stderr } if stderr == "disk on fire"),
+        "{err}"
     );
     assert!(err.is_retryable());
 
@@ -89,17 +84,17 @@ async fn failures_are_typed() {
         r#"echo '{"success": false, "error": "bad input", "terminal": true}'"#,
     ));
     let err = reported.run(&input()).await.unwrap_err();
-    assert_eq!(
-        err,
-        AgentError::Reported {
-            message: "bad input".into(),
-            terminal: true
-        }
+    assert!(
+        matches!(&err, AgentError::Reported { message, terminal: true } if message == "bad input"),
+        "{err}"
     );
 
     let missing = agent(dir.path().join("no-such-program"));
     let err = missing.run(&input()).await.unwrap_err();
-    assert!(matches!(err, AgentError::Spawn { .. }), "{err}");
+    assert!(
+        matches!(&err, AgentError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
+        "the I/O error is kept: {err:?}"
+    );
     assert!(!err.is_retryable());
 }
 
@@ -166,7 +161,7 @@ async fn huge_stderr_is_drained_and_quoted_briefly_and_huge_stdout_is_refused() 
     ));
     let err = flood.run(&input()).await.unwrap_err();
     assert!(
-        matches!(&err, AgentError::InvalidOutput { reason } if reason.contains("at most")),
+        matches!(&err, AgentError::InvalidOutput { reason, .. } if reason.contains("at most")),
         "{err}"
     );
 }

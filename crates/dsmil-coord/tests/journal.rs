@@ -1,8 +1,6 @@
 //! The journal: histories read back, and recovery after a crash that re-runs only unfinished
 //! tasks.
 
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;

@@ -1,16 +1,14 @@
 //! One task through bulkhead → breaker → retry → timeout → agent, under paused time.
 
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use dsmil_coord::agent::{AgentError, AgentOutput};
 use dsmil_coord::agents::BuiltinAgent;
-use dsmil_coord::config::{AgentConfig, CoordConfig};
+use dsmil_coord::config::{AgentConfig, CircuitBreakerConfig, CoordConfig, RetryConfig};
 use dsmil_coord::registry::{AgentRegistry, AgentSettings, RegistryError};
-use dsmil_coord::resilience::{BreakerSettings, BreakerState, RetryPolicy, Window};
+use dsmil_coord::resilience::{BreakerState, Window};
 use dsmil_coord::runner::{TaskRun, run_task};
 use dsmil_core::{AgentId, TaskId};
 use serde_json::json;
@@ -30,18 +28,17 @@ fn run(retries: u32, timeout_ms: u64, input: serde_json::Value) -> TaskRun {
     }
 }
 
-fn settings(concurrency: usize) -> AgentSettings {
+/// Opens after two failures in a row (a count window of 2 at a 100% failure rate).
+fn settings(concurrency: u32) -> AgentSettings {
     AgentSettings {
         max_concurrency: concurrency,
-        breaker: BreakerSettings {
-            window: Window::Count(2),
-            minimum_calls: 2,
-            failure_rate_threshold: 1.0,
-            ..BreakerSettings::default()
+        circuit_breaker: CircuitBreakerConfig {
+            failure_threshold: 2,
+            ..CircuitBreakerConfig::default()
         },
-        retry: RetryPolicy {
-            base_delay: Duration::from_millis(10),
-            ..RetryPolicy::default()
+        retry: RetryConfig {
+            base_delay_ms: 10,
+            ..RetryConfig::default()
         },
     }
 }
@@ -54,7 +51,10 @@ async fn a_flaky_agent_succeeds_on_retry() {
         let n = c.fetch_add(1, Ordering::SeqCst);
         async move {
             if n < 1 {
-                Err(AgentError::Transport("reset".into()))
+                Err(AgentError::transport(
+                    "connecting",
+                    std::io::Error::other("reset"),
+                ))
             } else {
                 Ok(AgentOutput {
                     result: json!(n),

@@ -1,7 +1,5 @@
 //! Every execution mode under paused time, with failures, timeouts and cancellation.
 
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;

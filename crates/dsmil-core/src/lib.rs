@@ -65,6 +65,7 @@ pub mod ids;
 pub mod learning;
 pub mod monitoring;
 pub mod ports;
+pub mod report;
 #[cfg(feature = "testenv")]
 pub mod testenv;
 pub mod tpm;

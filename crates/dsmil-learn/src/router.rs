@@ -32,6 +32,9 @@ pub struct Outcome {
 pub struct RouterConfig {
     /// Prior success rate `p₀` of an agent without evidence. Default: 0.5.
     pub prior_mean: f64,
+    /// Prior success rate of an agent declared for the task's type (`[[agents]].task_types`):
+    /// preferred while history is thin, overtaken by evidence. Default: 0.75.
+    pub hinted_prior_mean: f64,
     /// Prior strength `m`, in units of fully similar runs. Default: 2.0.
     pub prior_strength: f64,
     /// Exploration coefficient `c`. Default: 0.3.
@@ -46,6 +49,7 @@ impl Default for RouterConfig {
     fn default() -> Self {
         Self {
             prior_mean: 0.5,
+            hinted_prior_mean: 0.75,
             prior_strength: 2.0,
             exploration: 0.3,
             time_weight: 0.05,
@@ -90,18 +94,29 @@ fn rate(success: f64) -> f64 {
 }
 
 /// Scores every candidate from `neighbors` (similarity to the task, past outcome); best first,
-/// ties broken by the candidates' order.
+/// ties broken by the candidates' order. Every candidate starts from `config.prior_mean`.
 pub fn score_agents(
     config: &RouterConfig,
     neighbors: &[(f32, &Outcome)],
     candidates: &[AgentId],
+) -> Vec<AgentScore> {
+    let priors = vec![config.prior_mean; candidates.len()];
+    score_agents_with_priors(config, neighbors, candidates, &priors)
+}
+
+/// Like [`score_agents`], with each candidate's own prior success rate (`priors[i]` for
+/// `candidates[i]`; missing entries use `config.prior_mean`).
+pub fn score_agents_with_priors(
+    config: &RouterConfig,
+    neighbors: &[(f32, &Outcome)],
+    candidates: &[AgentId],
+    priors: &[f64],
 ) -> Vec<AgentScore> {
     let m = if config.prior_strength.is_finite() {
         config.prior_strength.max(1e-6)
     } else {
         2.0
     };
-    let p0 = rate(config.prior_mean);
     let usable: Vec<(f64, &Outcome)> = neighbors
         .iter()
         .filter(|(s, _)| *s >= config.similarity_floor)
@@ -120,7 +135,9 @@ pub fn score_agents(
     };
     let mut scores: Vec<AgentScore> = candidates
         .iter()
-        .map(|agent| {
+        .enumerate()
+        .map(|(i, agent)| {
+            let p0 = rate(priors.get(i).copied().unwrap_or(config.prior_mean));
             let (mut w_sum, mut s_sum, mut t_sum) = (0.0, 0.0, 0.0);
             for (w, o) in usable.iter().filter(|(_, o)| &o.agent_id == agent) {
                 w_sum += w;
@@ -235,6 +252,30 @@ mod tests {
         assert_eq!(scores[0].agent_id, id("fast"));
         let empty = score_agents(&cfg, &[], &[id("a")]);
         assert_eq!(confidence(&cfg, &empty[0], None), 0.0);
+    }
+
+    #[test]
+    fn a_hinted_prior_leads_while_history_is_thin_and_fades_with_evidence() {
+        let cfg = RouterConfig {
+            exploration: 0.0,
+            ..RouterConfig::default()
+        };
+        let agents = [id("generalist"), id("specialist")];
+        let priors = [cfg.prior_mean, cfg.hinted_prior_mean];
+        // One middling run of each: the hint decides.
+        let thin = [
+            outcome("generalist", 0.6, 100),
+            outcome("specialist", 0.6, 100),
+        ];
+        let n: Vec<(f32, &Outcome)> = thin.iter().map(|o| (1.0f32, o)).collect();
+        let scores = score_agents_with_priors(&cfg, &n, &agents, &priors);
+        assert_eq!(scores[0].agent_id, id("specialist"));
+        // Twenty runs each, the generalist clearly better: the evidence decides.
+        let mut many: Vec<Outcome> = (0..20).map(|_| outcome("generalist", 0.9, 100)).collect();
+        many.extend((0..20).map(|_| outcome("specialist", 0.6, 100)));
+        let n: Vec<(f32, &Outcome)> = many.iter().map(|o| (1.0f32, o)).collect();
+        let scores = score_agents_with_priors(&cfg, &n, &agents, &priors);
+        assert_eq!(scores[0].agent_id, id("generalist"));
     }
 
     proptest! {

@@ -1,16 +1,13 @@
 //! The learning engine over both stores: prediction, trends, anomalies, allocation, signing
 //! and bad input.
 
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
-
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::common::*;
 use chrono::{DateTime, Duration, Utc};
-use common::*;
 use dsmil_core::Signature;
+use dsmil_core::learning::AgentPerformance;
 use dsmil_core::ports::{HmacSigner, Verifier};
 use dsmil_learn::analysis::{AnomalyMetric, TrendDirection};
 use dsmil_learn::engine::PendingTask;
@@ -413,5 +410,112 @@ async fn records_are_signed_and_concurrent_writes_are_batched() {
         assert_eq!(insights.best_agent_by_task_type["job"].0, id("worker"));
         assert_eq!(insights.last_hour.total_tasks, 300);
         b.cleanup().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_and_single_records_share_the_writer_and_a_replayed_id_is_stored_once() {
+    for b in backends().await {
+        let e = Arc::new(engine(&b, EngineConfig::default()).await);
+        let fixed = uuid::Uuid::from_u128(0xD5_0001);
+        let replayable = AgentPerformance {
+            record_id: Some(fixed),
+            ..perf("a", "t", "a record that is sent twice", 10, 1.0)
+        };
+        // Single records and a batch at the same time: all reach the store through the writer.
+        let singles: Vec<_> = (0..20)
+            .map(|i| {
+                let e = Arc::clone(&e);
+                tokio::spawn(async move {
+                    e.record_performance(perf("a", "t", &format!("single {i}"), 10, 1.0))
+                        .await
+                })
+            })
+            .collect();
+        let batch: Vec<_> = (0..30)
+            .map(|i| perf("b", "t", &format!("batched {i}"), 10, 1.0))
+            .chain([replayable.clone()])
+            .collect();
+        assert_eq!(e.record_batch(batch).await.unwrap(), 31, "{}", b.name);
+        for s in singles {
+            s.await.unwrap().unwrap();
+        }
+        // The same id again, alone and in a batch: nothing new.
+        assert_eq!(
+            e.record_performance(replayable.clone()).await.unwrap(),
+            fixed
+        );
+        assert_eq!(
+            e.record_batch(vec![replayable]).await.unwrap(),
+            0,
+            "{}",
+            b.name
+        );
+        assert_eq!(e.store().count().await.unwrap(), 51, "{}", b.name);
+        // A batch with one bad record stores nothing, naming it.
+        let bad = vec![
+            perf("b", "t", "fine", 10, 1.0),
+            perf("b", "", "no type", 10, 1.0),
+        ];
+        let err = e.record_batch(bad).await.unwrap_err();
+        assert!(
+            matches!(&err, LearnError::InvalidRecord { index: 2, field, .. } if field == "task_type"),
+            "{err}"
+        );
+        assert_eq!(e.store().count().await.unwrap(), 51, "{}", b.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_task_types_guide_routing_until_history_speaks() {
+    for b in backends().await {
+        let e = engine(&b, EngineConfig::default()).await;
+        e.register_agent_hints([
+            (id("generalist"), Vec::new()),
+            (id("hasher"), vec!["hash".to_string()]),
+        ]);
+        let ask_hash = PredictRequest {
+            task_description: "digest the release tarball".into(),
+            task_type: Some("hash".into()),
+            ..Default::default()
+        };
+        // No history at all: the hinted agent, and the answer says why.
+        let p = e.predict_optimal_agent(&ask_hash).await.unwrap();
+        assert_eq!(p.predicted_agent, id("hasher"), "{}", b.name);
+        assert_eq!(p.method(), Some("task_type_hint_without_history"));
+        // A task of another type is not steered by the hint.
+        let other = PredictRequest {
+            task_type: Some("build".into()),
+            ..ask_hash.clone()
+        };
+        let p = e.predict_optimal_agent(&other).await.unwrap();
+        assert_eq!(p.method(), Some("default_agent_without_history"));
+        // Plenty of evidence that the generalist does these tasks better wins over the hint.
+        let mut history = Vec::new();
+        for i in 0..40 {
+            history.push(perf(
+                "generalist",
+                "hash",
+                &format!("digest the release tarball {i}"),
+                50,
+                1.0,
+            ));
+            history.push(perf(
+                "hasher",
+                "hash",
+                &format!("digest the release tarball {i}"),
+                50,
+                0.2,
+            ));
+        }
+        e.record_batch(history).await.unwrap();
+        let p = e.predict_optimal_agent(&ask_hash).await.unwrap();
+        assert_eq!(
+            p.predicted_agent,
+            id("generalist"),
+            "{}: {:?}",
+            b.name,
+            p.reasoning
+        );
     }
 }

@@ -5,15 +5,11 @@
 //! off (dropping every open connection and refusing new ones) and on again, so other tests
 //! sharing the server are not disturbed.
 
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
-
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use dsmil_learn::store::{PerformanceStore, PgStore, PgStoreConfig, ResilientStore};
 use sqlx::Row;
 use tokio::net::{TcpListener, TcpStream};

@@ -1,10 +1,6 @@
 //! The same store suite against the embedded SQLite store and PostgreSQL + pgvector.
 
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
-
-mod common;
-
-use common::*;
+use crate::common::*;
 use dsmil_learn::LearnError;
 use dsmil_learn::store::{HistoryFilter, SearchMode, SqliteStore};
 
@@ -133,7 +129,11 @@ async fn a_batch_with_a_bad_row_stores_nothing() {
         // Bypasses validation: the database's own check must refuse it.
         records[13].success_rate = 2.0;
         let err = b.store.insert(&records).await.unwrap_err();
-        assert!(matches!(err, LearnError::Storage(_)), "{}: {err}", b.name);
+        assert!(
+            matches!(err, LearnError::Storage { .. }),
+            "{}: {err}",
+            b.name
+        );
         assert_eq!(b.store.count().await.unwrap(), 0, "{}", b.name);
         assert!(
             b.store

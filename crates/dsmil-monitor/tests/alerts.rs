@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
 //! The alert engine fed with values (thresholds, `for` durations, hysteresis, lifecycle,
 //! automatic responses, audit, history), and the driver end to end on a real event bus.
 

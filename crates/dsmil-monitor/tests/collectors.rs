@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
 //! Collectors: the system collector against a fake /proc and /sys, the real machine, the
 //! periodic runner (publishing, back-off, recovery) and the event rate windows.
 

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
 //! The WebSocket protocol with real clients (tokio-tungstenite) over loopback TCP.
 
 use std::time::Duration;

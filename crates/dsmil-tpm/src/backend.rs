@@ -19,7 +19,7 @@ pub const MAX_QUALIFYING_DATA: usize = 64;
 /// key (returning its point).
 pub fn check_quote_args(ak: &KeyBlob, qualifying_data: &[u8]) -> BackendResult<[u8; 65]> {
     if qualifying_data.len() > MAX_QUALIFYING_DATA {
-        return Err(BackendError::InvalidInput(format!(
+        return Err(BackendError::invalid(format!(
             "qualifying data is at most {MAX_QUALIFYING_DATA} bytes, got {}",
             qualifying_data.len()
         )));
@@ -28,9 +28,9 @@ pub fn check_quote_args(ak: &KeyBlob, qualifying_data: &[u8]) -> BackendResult<[
         .ecc_point()
         .filter(|_| ak.template == KeyTemplate::EccP256Signing)
         .ok_or_else(|| {
-            BackendError::InvalidInput(
+            BackendError::invalid(
                 "quotes are signed with ECC P-256 attestation keys; create one with create_attestation_key"
-                    .into(),
+                    ,
             )
         })
 }
@@ -38,7 +38,7 @@ pub fn check_quote_args(ak: &KeyBlob, qualifying_data: &[u8]) -> BackendResult<[
 /// What every backend checks before sealing: at most [`MAX_SEALED_BYTES`].
 pub fn check_seal_data(data: &[u8]) -> BackendResult<()> {
     if data.len() > MAX_SEALED_BYTES {
-        return Err(BackendError::InvalidInput(format!(
+        return Err(BackendError::invalid(format!(
             "a TPM seals at most {MAX_SEALED_BYTES} bytes, got {}; seal a key and encrypt the data with it",
             data.len()
         )));

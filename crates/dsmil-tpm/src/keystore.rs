@@ -27,7 +27,7 @@ pub fn validate_label(label: &str) -> Result<(), BackendError> {
     if ok {
         Ok(())
     } else {
-        Err(BackendError::InvalidInput(format!(
+        Err(BackendError::invalid(format!(
             "key label {label:?} must be 1-64 characters of A-Z a-z 0-9 _ . - and not start with a dot"
         )))
     }
@@ -69,17 +69,17 @@ impl KeyStore {
                 return Err(BackendError::UnknownKey(label.to_owned()));
             }
             Err(e) => {
-                return Err(BackendError::Storage(format!(
-                    "cannot read {}: {e}",
-                    path.display()
-                )));
+                return Err(BackendError::storage(
+                    format!("cannot read {}", path.display()),
+                    e,
+                ));
             }
         };
         let file: KeyFile = serde_json::from_slice(&bytes).map_err(|e| {
-            BackendError::Storage(format!("{} is not a DSMIL key file: {e}", path.display()))
+            BackendError::storage(format!("{} is not a DSMIL key file", path.display()), e)
         })?;
         if file.backend != self.backend {
-            return Err(BackendError::InvalidInput(format!(
+            return Err(BackendError::invalid(format!(
                 "key {label:?} belongs to the {} backend, not {}",
                 file.backend, self.backend
             )));
@@ -106,7 +106,7 @@ impl KeyStore {
             key,
         };
         let bytes = serde_json::to_vec_pretty(&file)
-            .map_err(|e| BackendError::Storage(format!("cannot encode key {label:?}: {e}")))?;
+            .map_err(|e| BackendError::storage(format!("cannot encode key {label:?}"), e))?;
         crate::soft::files::write_atomic(&path, &bytes)?;
         let info = self.info(label, &file.key);
         self.cache.insert(label.to_owned(), file.key);
@@ -125,9 +125,8 @@ impl KeyStore {
 
     /// All stored keys, by label.
     pub fn list(&mut self) -> Result<Vec<KeyInfo>, BackendError> {
-        let entries = std::fs::read_dir(&self.dir).map_err(|e| {
-            BackendError::Storage(format!("cannot list {}: {e}", self.dir.display()))
-        })?;
+        let entries = std::fs::read_dir(&self.dir)
+            .map_err(|e| BackendError::storage(format!("cannot list {}", self.dir.display()), e))?;
         let mut labels: Vec<String> = entries
             .filter_map(|e| e.ok())
             .filter_map(|e| {

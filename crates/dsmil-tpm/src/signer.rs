@@ -20,8 +20,9 @@ pub struct TpmSigner {
     public: KeyPublic,
 }
 
+/// Core's port error holds a message only: the TPM error's whole chain goes into it.
 fn port(e: TpmError) -> PortError {
-    PortError::Backend(e.to_string())
+    PortError::Backend(crate::error::chain(&e))
 }
 
 impl TpmSigner {

@@ -104,7 +104,7 @@ fn default_scheme(key: &KeyBlob) -> BackendResult<SignatureScheme> {
     match key.template {
         KeyTemplate::EccP256Signing => Ok(SignatureScheme::EcdsaP256Sha256),
         KeyTemplate::Rsa2048Signing => Ok(SignatureScheme::RsassaSha256),
-        other => Err(BackendError::InvalidInput(format!(
+        other => Err(BackendError::invalid(format!(
             "a {other:?} key cannot sign"
         ))),
     }
@@ -114,7 +114,7 @@ fn default_encryption(key: &KeyBlob) -> BackendResult<EncryptionScheme> {
     match key.template {
         KeyTemplate::Aes256 => Ok(EncryptionScheme::Aes256Cfb),
         KeyTemplate::Rsa2048Decryption => Ok(EncryptionScheme::RsaOaepSha256),
-        other => Err(BackendError::InvalidInput(format!(
+        other => Err(BackendError::invalid(format!(
             "a {other:?} key cannot encrypt"
         ))),
     }
@@ -153,11 +153,17 @@ impl Tpm {
                     job(&mut worker);
                 }
             })
-            .map_err(|e| TpmError::Unavailable(format!("cannot start the TPM thread: {e}")))?;
+            .map_err(|e| TpmError::Start {
+                step: "cannot start the TPM thread",
+                source: e.into(),
+            })?;
         let capabilities = ready_rx
             .recv()
             .map_err(|_| TpmError::Unavailable("the TPM thread stopped while starting".into()))?
-            .map_err(|e| TpmError::Unavailable(e.to_string()))?;
+            .map_err(|e| TpmError::Start {
+                step: "its backend or key store could not be opened",
+                source: e.into(),
+            })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 tx,
@@ -357,7 +363,7 @@ impl Tpm {
             Ok(k) => Err(TpmError::Failed {
                 operation: TpmOperation::LoadKey,
                 operation_id: k.operation_id,
-                source: BackendError::InvalidInput(format!(
+                source: BackendError::invalid(format!(
                     "key {label:?} exists as {:?}, not {template:?}",
                     k.value.template
                 )),
@@ -539,9 +545,14 @@ impl Tpm {
     /// Extends PCR `index` (SHA-256 bank) with the SHA-256 of `data` — how measurements are
     /// usually recorded.
     pub async fn pcr_extend_data(&self, index: u8, data: &[u8]) -> Result<Completed<()>, TpmError> {
-        let digest = Digest::new(HashAlgorithm::Sha256, Sha256::digest(data).to_vec())
-            .map_err(|e| TpmError::Unavailable(e.to_string()))?;
-        self.pcr_extend(index, digest).await
+        let measured = Sha256::digest(data).to_vec();
+        self.run(TpmOperation::PcrExtend, move |w, _| {
+            let digest = Digest::new(HashAlgorithm::Sha256, measured).map_err(|e| {
+                BackendError::invalid_caused("the measurement is no SHA-256 digest", e)
+            })?;
+            w.backend.pcr_extend(index, &digest)
+        })
+        .await
     }
 
     /// Reads the selected PCRs.
@@ -576,7 +587,7 @@ impl Tpm {
     /// Defines an NV index.
     pub async fn nv_define(&self, spec: NvSpec) -> Result<Completed<()>, TpmError> {
         self.run(TpmOperation::NvDefine, move |w, _| {
-            spec.validate().map_err(BackendError::InvalidInput)?;
+            spec.validate().map_err(BackendError::invalid)?;
             w.backend.nv_define(&spec)
         })
         .await
@@ -626,7 +637,7 @@ impl Tpm {
     pub async fn get_random(&self, len: usize) -> Result<Completed<Vec<u8>>, TpmError> {
         self.run(TpmOperation::GetRandom, move |w, _| {
             if len > 1 << 20 {
-                return Err(BackendError::InvalidInput(format!(
+                return Err(BackendError::invalid(format!(
                     "{len} random bytes asked; at most 1 MiB per call"
                 )));
             }

@@ -1,7 +1,7 @@
 //! The audit log: batches, checkpoints, inclusion proofs, and that every kind of tampering is
-//! caught and named.
+//! caught and named; [`live`]: readers and faults while the writer syncs.
 
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
+mod live;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use dsmil_tpm::audit::record::{Line, body_bytes, entry_leaf, parse_hash};
 use dsmil_tpm::audit::{AuditConfig, AuditError, AuditLog, verify_file};
 use dsmil_tpm::soft_key::{P256Verifier, SoftEcdsaKey};
 
-fn event(n: usize) -> SecurityEvent {
+pub(super) fn event(n: usize) -> SecurityEvent {
     SecurityEvent {
         timestamp: Utc::now(),
         event_type: "test".into(),
@@ -33,6 +33,7 @@ async fn filled(dir: &Path, n: usize, batch: u64) -> (AuditLog, Arc<SoftEcdsaKey
         batch_entries: batch,
         batch_interval: Duration::from_secs(3600),
         min_checkpoint_interval: Duration::ZERO,
+        ..AuditConfig::default()
     };
     let (log, report) = AuditLog::open(&dir.join("audit.log"), key.clone(), config)
         .await
@@ -58,7 +59,7 @@ async fn wait_signed(log: &AuditLog, n: u64) {
     }
 }
 
-fn verifier(key: &SoftEcdsaKey) -> P256Verifier {
+pub(super) fn verifier(key: &SoftEcdsaKey) -> P256Verifier {
     P256Verifier::new(key.public_key())
 }
 
@@ -425,6 +426,7 @@ async fn long_logs_with_lagging_checkpoints_verify_reopen_and_prove() {
         batch_entries: 64,
         batch_interval: Duration::from_millis(5),
         min_checkpoint_interval: Duration::ZERO,
+        ..AuditConfig::default()
     };
     let path = dir.path().join("audit.log");
     let appended = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -510,7 +512,8 @@ async fn long_logs_with_lagging_checkpoints_verify_reopen_and_prove() {
 
 /// A log verifies while appends go on (dsmild checks its TPM anchor this way at start). It
 /// reads only the lines complete when it starts, so an append in progress cannot be taken for
-/// a torn write — a race too narrow to provoke on purpose here; this checks the live path.
+/// a torn write (`live::readers_do_not_wait_for_a_held_fsync` holds an append between its
+/// write and its `fsync` to show it); this checks the live path under load.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_log_verifies_while_appends_go_on() {
     let dir = tempfile::tempdir().unwrap();
@@ -519,6 +522,7 @@ async fn a_live_log_verifies_while_appends_go_on() {
         batch_entries: 32,
         batch_interval: Duration::from_millis(2),
         min_checkpoint_interval: Duration::ZERO,
+        ..AuditConfig::default()
     };
     let (log, _) = AuditLog::open(&dir.path().join("audit.log"), key.clone(), config)
         .await

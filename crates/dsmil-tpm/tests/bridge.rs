@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
 //! The DSMIL bridge on the software TPM: quarantine refusals, offline attestation, key
 //! provisioning, sealed configuration and intrusion responses.
 

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
 //! One suite of TPM operation tests, run on the software TPM and (with the `tss` feature) on
 //! tss-esapi against a private swtpm per test.
 

@@ -13,6 +13,7 @@
 mod chromium;
 mod postgres;
 mod process;
+pub mod pytools;
 mod swtpm;
 
 use std::collections::BTreeMap;

@@ -287,17 +287,13 @@ fn ensure_venv(venv: &Path) -> Result<PathBuf> {
     note(format!(
         "pip install pgserver=={PGSERVER_VERSION} (PostgreSQL 16 + pgvector)"
     ));
-    process::run_to_stderr(
-        Command::new(venv.join("bin").join("python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .args(["--no-input", "--no-deps", "--only-binary=:all:"])
-            .arg(format!("pgserver=={PGSERVER_VERSION}")),
+    process::pip_install(
+        venv,
+        &[
+            "--no-deps",
+            "--only-binary=:all:",
+            &format!("pgserver=={PGSERVER_VERSION}"),
+        ],
         "pip install pgserver",
     )?;
     pgserver_site(venv).with_context(|| {
@@ -321,7 +317,7 @@ fn pgserver_site(venv: &Path) -> Option<PathBuf> {
 /// `python3 -m venv <venv>` with pip in it. Prefers Debian's `/usr/bin/python3`; on Debian its
 /// `venv` needs `ensurepip`, which only the `python3-venv` package brings, so that package is
 /// installed when venv creation fails (plus `ca-certificates`, which pip needs for HTTPS).
-fn create_venv(venv: &Path) -> Result<()> {
+pub(crate) fn create_venv(venv: &Path) -> Result<()> {
     let try_create = |python: &Path| -> Result<()> {
         remove_dir_if_exists(venv)?;
         process::run(

@@ -377,6 +377,23 @@ pub fn write_file(path: &Path, contents: &str) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// `<venv>/bin/python -m pip install --quiet` with `args`, its output on stderr.
+pub fn pip_install(venv: &Path, args: &[&str], what: &str) -> Result<()> {
+    run_to_stderr(
+        Command::new(venv.join("bin").join("python"))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-input",
+            ])
+            .args(args),
+        what,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

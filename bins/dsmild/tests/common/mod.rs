@@ -1,7 +1,5 @@
 //! The real dsmild as a child process, and HTTP helpers.
 
-#![allow(dead_code)] // Each test binary uses part of it.
-
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::Path;

@@ -3,7 +3,8 @@
 //! Storage is a `Vec` of 64-byte, 64-byte-aligned chunks; the element view is a
 //! `bytemuck::cast_slice` of the chunks cut to the length, so the first element is always on a
 //! cache-line (and ZMM register) boundary. Allocation uses `try_reserve_exact`, so running out
-//! of memory is an [`AccelError::InsufficientMemory`], not an abort.
+//! of memory is an [`AccelError::Allocation`] (keeping the allocator's error as its source), and a
+//! size past the address space an [`AccelError::InsufficientMemory`], never an abort.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -29,7 +30,7 @@ fn zeroed_chunks(elements: usize, element_size: usize) -> Result<Vec<Chunk>, Acc
     let mut chunks = Vec::new();
     chunks
         .try_reserve_exact(count)
-        .map_err(|_| AccelError::InsufficientMemory)?;
+        .map_err(|source| AccelError::Allocation { bytes, source })?;
     chunks.resize(count, ZERO);
     Ok(chunks)
 }
@@ -169,13 +170,15 @@ mod tests {
 
     #[test]
     fn impossible_sizes_are_insufficient_memory() {
-        assert_eq!(
+        assert!(matches!(
             AlignedVec::zeroed(usize::MAX).unwrap_err(),
             AccelError::InsufficientMemory
+        ));
+        let err = AlignedBytes::zeroed(usize::MAX - 8).unwrap_err();
+        assert!(
+            matches!(err, AccelError::Allocation { bytes, .. } if bytes == usize::MAX - 8),
+            "{err:?}"
         );
-        assert_eq!(
-            AlignedBytes::zeroed(usize::MAX - 8).unwrap_err(),
-            AccelError::InsufficientMemory
-        );
+        assert_eq!(err.code(), crate::AccelErrorCode::InsufficientMemory);
     }
 }

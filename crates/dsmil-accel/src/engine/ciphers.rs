@@ -35,8 +35,7 @@ impl Engine {
                     .iter_mut()
                     .map(|s| Chacha20Stream::new(&s.key, s.nonce, s.counter, &mut s.data))
                     .collect();
-                chacha20_xor_many(platform, &mut views)
-                    .map_err(|e| AccelError::InvalidParams(e.to_string()))?;
+                chacha20_xor_many(platform, &mut views)?;
                 drop(views);
                 Ok(streams
                     .into_iter()
@@ -59,16 +58,13 @@ impl Engine {
             .run(OpKind::Aes, bytes, move |platform| {
                 let raw: Vec<[u8; 32]> = keys.iter().map(|k| **k).collect();
                 let raw = Zeroizing::new(raw);
-                let cipher = Aes256x16::new(platform, &raw)
-                    .map_err(|e| AccelError::InvalidParams(e.to_string()))?;
+                let cipher = Aes256x16::new(platform, &raw)?;
                 let mut streams = streams;
                 let mut views: Vec<CtrStream<'_>> = streams
                     .iter_mut()
                     .map(|(block, data)| CtrStream::new(*block, data))
                     .collect();
-                cipher
-                    .ctr_xor_many(&mut views)
-                    .map_err(|e| AccelError::InvalidParams(e.to_string()))?;
+                cipher.ctr_xor_many(&mut views)?;
                 drop(views);
                 Ok(streams.into_iter().map(|(_, d)| d).collect())
             })

@@ -1,8 +1,13 @@
 //! [`AccelError`]: what an accelerator operation can fail with, mapped onto the seed's codes.
 
+use std::collections::TryReserveError;
+
 use dsmil_core::ports::PortError;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+use crate::crypto::aes::AesError;
+use crate::crypto::chacha20::ChachaError;
 
 /// The seed's AVX-512 result codes (`avx512_result_code_t`), with their numeric values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Error, Serialize, Deserialize)]
@@ -59,7 +64,9 @@ impl AccelErrorCode {
 }
 
 /// Why an accelerator operation failed. [`AccelError::code`] gives the seed's numeric code.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+/// Where an underlying error exists it is kept as the [`source`](std::error::Error::source),
+/// not flattened into the message.
+#[derive(Debug, Error)]
 pub enum AccelError {
     /// The operation needs a CPU feature this machine lacks.
     #[error("not supported on this CPU")]
@@ -67,9 +74,24 @@ pub enum AccelError {
     /// A parameter is invalid; the message names it.
     #[error("invalid parameters: {0}")]
     InvalidParams(String),
-    /// Memory could not be allocated.
+    /// The AES-256 kernels refused their input (key count or length, block or stream count).
+    #[error("invalid AES-256 parameters")]
+    Aes(#[from] AesError),
+    /// The ChaCha20 kernels refused their input (key or nonce length, counter overflow).
+    #[error("invalid ChaCha20 parameters")]
+    Chacha20(#[from] ChachaError),
+    /// Memory could not be allocated (or the size does not fit the address space).
     #[error("insufficient memory")]
     InsufficientMemory,
+    /// The allocator refused a buffer of `bytes` bytes.
+    #[error("insufficient memory for {bytes} bytes")]
+    Allocation {
+        /// Bytes asked for.
+        bytes: usize,
+        /// The allocator's error.
+        #[source]
+        source: TryReserveError,
+    },
     /// Work refused or reduced because of thermal pressure.
     #[error("thermal throttle")]
     ThermalThrottle,
@@ -82,6 +104,15 @@ pub enum AccelError {
     /// The hardware (or the thread running the work) misbehaved; the message says how.
     #[error("hardware failure: {0}")]
     HardwareFailure(String),
+    /// The OS refused to start one of the engine's threads.
+    #[error("cannot start thread {thread}")]
+    Spawn {
+        /// The thread's name (`dsmil-accel-N`, `dsmil-accel-thermal`).
+        thread: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The engine's bounded queue is full; retry later.
     #[error("queue full")]
     QueueFull,
@@ -96,19 +127,25 @@ pub enum AccelError {
 
 impl AccelError {
     /// The seed's result code for this error. [`AccelError::ShutDown`] maps to
-    /// [`AccelErrorCode::QueueFull`] (the queue accepts no more work) and
+    /// [`AccelErrorCode::QueueFull`] (the queue accepts no more work), the AES and ChaCha20
+    /// refusals to [`AccelErrorCode::InvalidParams`], [`AccelError::Allocation`] to
+    /// [`AccelErrorCode::InsufficientMemory`], and [`AccelError::Spawn`] and
     /// [`AccelError::JobPanicked`] to [`AccelErrorCode::HardwareFailure`].
     pub fn code(&self) -> AccelErrorCode {
         match self {
             AccelError::NotSupported => AccelErrorCode::NotSupported,
-            AccelError::InvalidParams(_) => AccelErrorCode::InvalidParams,
-            AccelError::InsufficientMemory => AccelErrorCode::InsufficientMemory,
+            AccelError::InvalidParams(_) | AccelError::Aes(_) | AccelError::Chacha20(_) => {
+                AccelErrorCode::InvalidParams
+            }
+            AccelError::InsufficientMemory | AccelError::Allocation { .. } => {
+                AccelErrorCode::InsufficientMemory
+            }
             AccelError::ThermalThrottle => AccelErrorCode::ThermalThrottle,
             AccelError::NumaAllocationFailed => AccelErrorCode::NumaAllocationFailed,
             AccelError::OperationTimeout => AccelErrorCode::OperationTimeout,
-            AccelError::HardwareFailure(_) | AccelError::JobPanicked(_) => {
-                AccelErrorCode::HardwareFailure
-            }
+            AccelError::HardwareFailure(_)
+            | AccelError::Spawn { .. }
+            | AccelError::JobPanicked(_) => AccelErrorCode::HardwareFailure,
             AccelError::QueueFull | AccelError::ShutDown => AccelErrorCode::QueueFull,
         }
     }
@@ -116,14 +153,17 @@ impl AccelError {
 
 impl From<AccelError> for PortError {
     /// Invalid parameters are the caller's fault; a full, throttled or shut-down engine is
-    /// unavailable; everything else is a backend failure.
+    /// unavailable; everything else is a backend failure. The message includes the sources.
     fn from(e: AccelError) -> Self {
+        let message = dsmil_core::report::chain(&e);
         match e {
-            AccelError::InvalidParams(_) => PortError::InvalidInput(e.to_string()),
-            AccelError::QueueFull | AccelError::ShutDown | AccelError::ThermalThrottle => {
-                PortError::Unavailable(e.to_string())
+            AccelError::InvalidParams(_) | AccelError::Aes(_) | AccelError::Chacha20(_) => {
+                PortError::InvalidInput(message)
             }
-            _ => PortError::Backend(e.to_string()),
+            AccelError::QueueFull | AccelError::ShutDown | AccelError::ThermalThrottle => {
+                PortError::Unavailable(message)
+            }
+            _ => PortError::Backend(message),
         }
     }
 }
@@ -145,6 +185,15 @@ mod tests {
             (AccelError::QueueFull, -8),
             (AccelError::JobPanicked("boom".into()), -7),
             (AccelError::ShutDown, -8),
+            (AccelError::Aes(AesError::KeyCount(0)), -2),
+            (AccelError::Chacha20(ChachaError::KeyLength(3)), -2),
+            (
+                AccelError::Spawn {
+                    thread: "t".into(),
+                    source: std::io::Error::other("no"),
+                },
+                -7,
+            ),
         ];
         for (err, code) in cases {
             assert_eq!(err.code().code(), code, "{err}");
@@ -184,5 +233,35 @@ mod tests {
             PortError::from(AccelError::JobPanicked("p".into())),
             PortError::Backend(_)
         ));
+    }
+
+    #[test]
+    fn sources_are_kept_and_reach_port_messages() {
+        use std::error::Error as _;
+        let err = AccelError::from(ChachaError::NonceLength(16));
+        assert_eq!(err.to_string(), "invalid ChaCha20 parameters");
+        let source = err.source().map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("nonce is 16 bytes, expected 12"));
+        match PortError::from(err) {
+            PortError::InvalidInput(m) => {
+                assert_eq!(
+                    m,
+                    "invalid ChaCha20 parameters: nonce is 16 bytes, expected 12"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let spawn = AccelError::Spawn {
+            thread: "dsmil-accel-0".into(),
+            source: std::io::Error::other("out of threads"),
+        };
+        assert!(
+            spawn
+                .source()
+                .is_some_and(|s| s.to_string() == "out of threads")
+        );
+        assert!(
+            matches!(PortError::from(spawn), PortError::Backend(m) if m.ends_with("out of threads"))
+        );
     }
 }

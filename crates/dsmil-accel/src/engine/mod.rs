@@ -215,10 +215,9 @@ impl Engine {
                     drop(ready);
                     worker_loop(&shared, if pinned { platform } else { fallback });
                 })
-                .map_err(|e| {
-                    AccelError::HardwareFailure(format!(
-                        "cannot start worker thread dsmil-accel-{index}: {e}"
-                    ))
+                .map_err(|source| AccelError::Spawn {
+                    thread: format!("dsmil-accel-{index}"),
+                    source,
                 })?;
             engine.workers.push(worker);
             engine.cores.push(core);
@@ -233,8 +232,9 @@ impl Engine {
         let monitor = thread::Builder::new()
             .name("dsmil-accel-thermal".into())
             .spawn(move || monitor_loop(&shared, &sensor, threshold, poll))
-            .map_err(|e| {
-                AccelError::HardwareFailure(format!("cannot start the thermal monitor: {e}"))
+            .map_err(|source| AccelError::Spawn {
+                thread: "dsmil-accel-thermal".into(),
+                source,
             })?;
         engine.monitor = Some(monitor);
         Ok(engine)

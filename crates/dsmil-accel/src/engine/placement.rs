@@ -2,8 +2,9 @@
 //!
 //! On the AVX-512 path only `topology.avx512_cores` are allowed (on hybrid parts AVX-512 is on
 //! P-cores only). A worker that could not be pinned runs wherever the OS puts it, so unless
-//! every online core may run AVX-512 it hands its jobs the best non-AVX-512 platform instead:
-//! AVX-512 work is never run on a core outside the allowed set.
+//! every online core may run AVX-512 it hands its jobs the best non-AVX-512 platform instead
+//! (the same crypto extensions, minus VAES, which uses 512-bit registers): AVX-512 work is never
+//! run on a core outside the allowed set.
 
 use crate::topology::CpuTopology;
 use dsmil_core::KernelPath;
@@ -61,7 +62,10 @@ pub(crate) fn unpinned_platform(
 ) -> Platform {
     let everywhere = online(topology).iter().all(|c| allowed.contains(c));
     if platform.path() == KernelPath::Avx512 && !everywhere {
-        Platform::avx2().unwrap_or_else(Platform::portable)
+        platform
+            .with_path(KernelPath::Avx2)
+            .or_else(|| platform.with_path(KernelPath::Portable))
+            .unwrap_or_else(Platform::portable)
     } else {
         platform
     }
@@ -119,7 +123,12 @@ mod tests {
             };
             let err = allowed_cores(avx512, &none).unwrap_err();
             assert!(err.to_string().contains("topology.avx512_cores"), "{err}");
-            assert_ne!(unpinned_platform(avx512, &t, &[0, 1]), avx512);
+            let fallback = unpinned_platform(avx512, &t, &[0, 1]);
+            assert_ne!(fallback.path(), KernelPath::Avx512);
+            assert!(!fallback.has(crate::CryptoExtension::Vaes));
+            let forced = avx512.without(crate::CryptoExtension::AesNi);
+            let fallback = unpinned_platform(forced, &t, &[0, 1]);
+            assert!(!fallback.has(crate::CryptoExtension::AesNi), "{fallback}");
             assert_eq!(unpinned_platform(avx512, &t, &[0, 1, 2, 3]), avx512);
         }
         let bare = CpuTopology {

@@ -111,29 +111,26 @@ impl Agent for CommandAgent {
     }
 
     async fn run(&self, input: &TaskInput) -> Result<AgentOutput, AgentError> {
-        let spawn_error = |reason: String| AgentError::Spawn {
+        let spawn_error = |source: std::io::Error| AgentError::Spawn {
             program: self.program.display().to_string(),
-            reason,
+            source,
         };
-        let mut child = self.spawn().await.map_err(|e| spawn_error(e.to_string()))?;
+        let missing_pipe = |which: &str| {
+            spawn_error(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                format!("no {which} pipe"),
+            ))
+        };
+        let mut child = self.spawn().await.map_err(spawn_error)?;
         let pgid = child
             .id()
             .and_then(|id| i32::try_from(id).ok())
             .map(Pid::from_raw);
         let _group = GroupGuard(pgid);
-        let payload = serde_json::to_vec(input).map_err(|e| spawn_error(e.to_string()))?;
-        let mut stdin = child
-            .stdin
-            .take()
-            .ok_or_else(|| spawn_error("no stdin pipe".into()))?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| spawn_error("no stdout pipe".into()))?;
-        let stderr = child
-            .stderr
-            .take()
-            .ok_or_else(|| spawn_error("no stderr pipe".into()))?;
+        let payload = serde_json::to_vec(input).map_err(AgentError::Encode)?;
+        let mut stdin = child.stdin.take().ok_or_else(|| missing_pipe("stdin"))?;
+        let stdout = child.stdout.take().ok_or_else(|| missing_pipe("stdout"))?;
+        let stderr = child.stderr.take().ok_or_else(|| missing_pipe("stderr"))?;
         let write = async move {
             // A program that exits without reading its input is not an error by itself.
             let _ = stdin.write_all(&payload).await;
@@ -154,12 +151,9 @@ impl Agent for CommandAgent {
             read_capped(stderr, ERROR_QUOTE_BYTES),
             wait
         );
-        let status =
-            status.map_err(|e| AgentError::Transport(format!("waiting for the program: {e}")))?;
-        let (out, out_len) =
-            out.map_err(|e| AgentError::Transport(format!("reading stdout: {e}")))?;
-        let (err, err_len) =
-            err.map_err(|e| AgentError::Transport(format!("reading stderr: {e}")))?;
+        let status = status.map_err(|e| AgentError::transport("waiting for the program", e))?;
+        let (out, out_len) = out.map_err(|e| AgentError::transport("reading stdout", e))?;
+        let (err, err_len) = err.map_err(|e| AgentError::transport("reading stderr", e))?;
         let mut stderr_text = quote(&err, ERROR_QUOTE_BYTES);
         if err_len > ERROR_QUOTE_BYTES && !stderr_text.contains("more bytes") {
             stderr_text.push_str(&format!(" … ({} more bytes)", err_len - ERROR_QUOTE_BYTES));
@@ -175,11 +169,13 @@ impl Agent for CommandAgent {
                 reason: format!(
                     "stdout is {out_len} bytes; at most {MAX_STDOUT_BYTES} are accepted"
                 ),
+                source: None,
             });
         }
         let value: serde_json::Value =
             serde_json::from_slice(&out).map_err(|e| AgentError::InvalidOutput {
-                reason: format!("stdout is not JSON ({e}): {}", quote(&out, 200)),
+                reason: format!("stdout is not JSON: {}", quote(&out, 200)),
+                source: Some(e),
             })?;
         parse_answer(value)
     }

@@ -29,10 +29,7 @@ impl HttpAgent {
     pub fn new(id: AgentId, url: impl Into<String>) -> Result<Self, AgentError> {
         let url = url.into();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(AgentError::Spawn {
-                program: url,
-                reason: "the URL must start with http:// or https://".into(),
-            });
+            return Err(AgentError::InvalidUrl { url });
         }
         Ok(Self { id, url })
     }
@@ -51,7 +48,7 @@ fn post(url: &str, body: Vec<u8>, timeout: Duration) -> Result<AgentOutput, Agen
         .send(&body[..])
         .map_err(|e| match e {
             ureq::Error::Timeout(_) => AgentError::Timeout { after: timeout },
-            other => AgentError::Transport(other.to_string()),
+            other => AgentError::transport(format!("POST {url}"), other),
         })?;
     let status = response.status().as_u16();
     let bytes = response
@@ -63,8 +60,9 @@ fn post(url: &str, body: Vec<u8>, timeout: Duration) -> Result<AgentOutput, Agen
             ureq::Error::Timeout(_) => AgentError::Timeout { after: timeout },
             ureq::Error::BodyExceedsLimit(_) => AgentError::InvalidOutput {
                 reason: format!("response body is larger than {MAX_BODY_BYTES} bytes"),
+                source: None,
             },
-            other => AgentError::Transport(other.to_string()),
+            other => AgentError::transport(format!("reading the response of {url}"), other),
         })?;
     if !(200..300).contains(&status) {
         return Err(AgentError::Http {
@@ -74,7 +72,8 @@ fn post(url: &str, body: Vec<u8>, timeout: Duration) -> Result<AgentOutput, Agen
     }
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| AgentError::InvalidOutput {
-            reason: format!("response is not JSON ({e}): {}", quote(&bytes, 200)),
+            reason: format!("response is not JSON: {}", quote(&bytes, 200)),
+            source: Some(e),
         })?;
     parse_answer(value)
 }
@@ -90,11 +89,11 @@ impl Agent for HttpAgent {
     }
 
     async fn run(&self, input: &TaskInput) -> Result<AgentOutput, AgentError> {
-        let body = serde_json::to_vec(input).map_err(|e| AgentError::Transport(e.to_string()))?;
+        let body = serde_json::to_vec(input).map_err(AgentError::Encode)?;
         let url = self.url.clone();
         let timeout = Duration::from_millis(input.timeout_ms.max(1));
         tokio::task::spawn_blocking(move || post(&url, body, timeout))
             .await
-            .map_err(|e| AgentError::Transport(format!("request task failed: {e}")))?
+            .map_err(|e| AgentError::transport("running the request", e))?
     }
 }

@@ -31,40 +31,28 @@ pub enum Window {
     Time(Duration),
 }
 
-/// Breaker tuning.
+/// Breaker tuning. It has no defaults of its own: an agent's breaker is built from its
+/// [`CircuitBreakerConfig`](crate::config::CircuitBreakerConfig) (whose defaults are the seed's)
+/// by [`CircuitBreakerConfig::to_settings`](crate::config::CircuitBreakerConfig::to_settings);
+/// code that uses [`CircuitBreaker`] alone fills in every field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BreakerSettings {
-    /// The sliding window. Default: the last 20 calls.
+    /// The sliding window.
     pub window: Window,
-    /// Calls the window must hold before rates are judged. Default: 10.
+    /// Calls the window must hold before rates are judged.
     pub minimum_calls: u32,
-    /// Failure share (0–1] that opens the circuit. Default: 0.5.
+    /// Failure share (0–1] that opens the circuit.
     pub failure_rate_threshold: f64,
-    /// A successful call slower than this is slow. Default: 10 s.
+    /// A successful call slower than this is slow.
     pub slow_call_duration: Duration,
-    /// Slow-call share (0–1] that opens the circuit. Default: 1.0 (only when every call is slow).
+    /// Slow-call share (0–1] that opens the circuit.
     pub slow_call_rate_threshold: f64,
-    /// How long the circuit stays open. Default: 60 s.
+    /// How long the circuit stays open.
     pub open_duration: Duration,
-    /// Probe calls in half-open state; all must succeed to close. Default: 3.
+    /// Probe calls in half-open state; all must succeed to close.
     pub half_open_permits: u32,
-    /// A probe not reported after this counts as failed. Default: 60 s.
+    /// A probe not reported after this counts as failed.
     pub probe_timeout: Duration,
-}
-
-impl Default for BreakerSettings {
-    fn default() -> Self {
-        Self {
-            window: Window::Count(20),
-            minimum_calls: 10,
-            failure_rate_threshold: 0.5,
-            slow_call_duration: Duration::from_secs(10),
-            slow_call_rate_threshold: 1.0,
-            open_duration: Duration::from_secs(60),
-            half_open_permits: 3,
-            probe_timeout: Duration::from_secs(60),
-        }
-    }
 }
 
 impl BreakerSettings {

@@ -11,32 +11,23 @@ use tokio::time::Instant;
 
 use crate::agent::AgentError;
 
-/// How many attempts and how long between them.
+/// How many attempts and how long between them. It has no defaults of its own: an agent's
+/// policy is built from its [`RetryConfig`](crate::config::RetryConfig) by
+/// [`RetryConfig::policy`](crate::config::RetryConfig::policy), with the attempts its task asks
+/// for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetryPolicy {
-    /// Attempts in all, the first included (1: no retries). Default: 4.
+    /// Attempts in all, the first included (1: no retries).
     pub max_attempts: u32,
-    /// Backoff before the first retry. Default: 100 ms.
+    /// Backoff before the first retry.
     pub base_delay: Duration,
-    /// Cap of any backoff. Default: 10 s.
+    /// Cap of any backoff.
     pub max_delay: Duration,
-    /// Growth per retry. Default: 2.
+    /// Growth per retry.
     pub multiplier: f64,
-    /// Spread of each delay (0–1): drawn from `[(1 − jitter) · ceiling, ceiling]`. Default: 1.0,
+    /// Spread of each delay (0–1): drawn from `[(1 − jitter) · ceiling, ceiling]`; 1.0 is
     /// "full jitter" (uniform in `[0, ceiling]`), which spreads retries of many clients best.
     pub jitter: f64,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 4,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(10),
-            multiplier: 2.0,
-            jitter: 1.0,
-        }
-    }
 }
 
 impl RetryPolicy {
@@ -137,7 +128,7 @@ fn unit() -> f64 {
 }
 
 /// What [`retry`] did.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct Attempts<T> {
     /// The last attempt's outcome.
     pub outcome: Result<T, AgentError>,

@@ -99,6 +99,14 @@ impl WorkflowResult {
             .get("error")
             .and_then(serde_json::Value::as_str)
     }
+
+    /// What the run produced, by [`WorkflowResult::OUTCOME_KEYS`] present in its metadata.
+    pub fn outputs(&self) -> Vec<(&'static str, &serde_json::Value)> {
+        Self::OUTCOME_KEYS
+            .iter()
+            .filter_map(|k| self.metadata.get(*k).map(|v| (*k, v)))
+            .collect()
+    }
 }
 
 #[cfg(test)]

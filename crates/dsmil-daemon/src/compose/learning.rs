@@ -1,5 +1,6 @@
 //! Composes the learning layer: the store the configuration asks for (embedded SQLite, or
-//! PostgreSQL behind the durable outbox), the accelerated vector index, and the engine.
+//! PostgreSQL behind the durable outbox), the accelerated vector index, and the engine with the
+//! configured agents as candidates (their `task_types` as routing priors).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -61,6 +62,13 @@ pub async fn start(
     )
     .await
     .context("cannot start the learning engine")?;
-    engine.register_agents(config.coord.agents.iter().map(|a| a.id.clone()));
+    // Every configured agent is a candidate; its `task_types` are its prior for those tasks.
+    engine.register_agent_hints(
+        config
+            .coord
+            .agents
+            .iter()
+            .map(|a| (a.id.clone(), a.task_types.clone())),
+    );
     Ok(Arc::new(engine))
 }

@@ -242,10 +242,10 @@ async fn shutdown(layers: Arc<Layers>) -> Result<()> {
         );
     }
     if let Err(e) = layers.audit.checkpoint().await {
-        tracing::error!(error = %e, "cannot sign the last audit batch");
+        tracing::error!(error = %dsmil_core::report::chain(&e), "cannot sign the last audit batch");
     }
     if let Err(e) = dsmil_tpm::audit::anchor::anchor(&layers.tpm, &layers.audit).await {
-        tracing::error!(error = %e, "cannot anchor the last audit tree head");
+        tracing::error!(error = %dsmil_core::report::chain(&e), "cannot anchor the last audit tree head");
     }
     // Let accelerator work in flight finish; joining threads blocks, so not on a runtime thread.
     layers.engine.close();

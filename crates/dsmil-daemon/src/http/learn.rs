@@ -24,12 +24,12 @@ impl From<LearnError> for ApiError {
             LearnError::InvalidRecord { .. } => (StatusCode::BAD_REQUEST, "invalid_record"),
             LearnError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             LearnError::NoEligibleAgent(_) => (StatusCode::CONFLICT, "no_eligible_agent"),
-            LearnError::Unavailable(_) | LearnError::Closed => {
+            LearnError::Unavailable { .. } | LearnError::Closed => {
                 (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
             }
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "store_error"),
         };
-        let api = ApiError::new(status, code, err.to_string());
+        let api = ApiError::new(status, code, dsmil_core::report::chain(&err));
         match &err {
             LearnError::InvalidRecord { index, field, .. } => api.with_record(*index, field),
             _ => api,

@@ -34,7 +34,7 @@ impl From<TpmError> for ApiError {
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "tpm_error"),
         };
         let rc = err.result_code();
-        ApiError::new(status, code, err.to_string()).with_tpm_result(rc)
+        ApiError::new(status, code, dsmil_core::report::chain(&err)).with_tpm_result(rc)
     }
 }
 
@@ -49,7 +49,7 @@ impl From<BridgeError> for ApiError {
             other => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "bridge_error",
-                other.to_string(),
+                dsmil_core::report::chain(&other),
             ),
         }
     }
@@ -159,7 +159,7 @@ pub async fn audit_proof(
         Err(e) => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "audit_error",
-            e.to_string(),
+            dsmil_core::report::chain(&e),
         )),
     }
 }

@@ -20,14 +20,14 @@ impl From<WorkflowError> for ApiError {
             WorkflowError::Journal(e) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "journal_error",
-                e.to_string(),
+                dsmil_core::report::chain(&e),
             ),
             WorkflowError::ShuttingDown => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",
                 err.to_string(),
             ),
-            other => ApiError::bad_request("invalid_workflow", other.to_string()),
+            other => ApiError::bad_request("invalid_workflow", dsmil_core::report::chain(&other)),
         }
     }
 }
@@ -118,7 +118,7 @@ pub async fn read(
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "journal_error",
-                e.to_string(),
+                dsmil_core::report::chain(&e),
             )
         })?
         .ok_or_else(|| {

@@ -143,7 +143,7 @@ pub(crate) async fn open_sqlite(
         .max_connections(max_connections)
         .connect_with(options)
         .await
-        .map_err(|e| LearnError::Unavailable(format!("cannot open {}: {e}", path.display())))
+        .map_err(|e| LearnError::unavailable(format!("opening {}", path.display()), e))
 }
 
 /// Population standard deviation from a count, a sum and a sum of squares (never NaN).

@@ -67,7 +67,7 @@ impl Outbox {
                 .iter()
                 .map(serde_json::to_string)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| LearnError::Storage(format!("cannot serialise a record: {e}")))?;
+                .map_err(|e| LearnError::storage("serialising a record", e))?;
             q.push_values(texts, |mut row, text| {
                 row.push_bind(text);
             });
@@ -104,12 +104,12 @@ impl Outbox {
             .map(|row| {
                 let seq: i64 = row
                     .try_get(0)
-                    .map_err(|e| LearnError::Corrupt(e.to_string()))?;
+                    .map_err(|e| LearnError::corrupt("an outbox row", e))?;
                 let text: String = row
                     .try_get(1)
-                    .map_err(|e| LearnError::Corrupt(e.to_string()))?;
+                    .map_err(|e| LearnError::corrupt("an outbox row", e))?;
                 let record = serde_json::from_str(&text)
-                    .map_err(|e| LearnError::Corrupt(format!("outbox record {seq}: {e}")))?;
+                    .map_err(|e| LearnError::corrupt(format!("outbox record {seq}"), e))?;
                 Ok((seq, record))
             })
             .collect()
@@ -120,7 +120,10 @@ impl Outbox {
     async fn bury(&self, seq: i64, record: &StoredRecord, error: &str) -> Result<(), LearnError> {
         sqlx::query("INSERT OR REPLACE INTO outbox_dead (seq, record, error) VALUES (?, ?, ?)")
             .bind(seq)
-            .bind(serde_json::to_string(record).map_err(|e| LearnError::Storage(e.to_string()))?)
+            .bind(
+                serde_json::to_string(record)
+                    .map_err(|e| LearnError::storage("serialising a dead letter", e))?,
+            )
             .bind(error)
             .execute(&self.pool)
             .await
@@ -138,12 +141,12 @@ impl Outbox {
             .map(|row| {
                 let text: String = row
                     .try_get(0)
-                    .map_err(|e| LearnError::Corrupt(e.to_string()))?;
+                    .map_err(|e| LearnError::corrupt("an outbox row", e))?;
                 let error: String = row
                     .try_get(1)
-                    .map_err(|e| LearnError::Corrupt(e.to_string()))?;
-                let record =
-                    serde_json::from_str(&text).map_err(|e| LearnError::Corrupt(e.to_string()))?;
+                    .map_err(|e| LearnError::corrupt("an outbox row", e))?;
+                let record = serde_json::from_str(&text)
+                    .map_err(|e| LearnError::corrupt("an outbox row", e))?;
                 Ok((record, error))
             })
             .collect()
@@ -231,9 +234,10 @@ impl ResilientStore {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(LearnError::Unavailable(format!(
-                    "{left} records still wait in the outbox"
-                )));
+                return Err(LearnError::Unavailable {
+                    what: format!("{left} records still wait in the outbox"),
+                    source: None,
+                });
             }
             self.inner.wake.notify_one();
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -150,7 +150,7 @@ impl PgStore {
         super::migrations::postgres()
             .run(&pool)
             .await
-            .map_err(|e| LearnError::Storage(format!("migrating PostgreSQL: {e}")))?;
+            .map_err(|e| LearnError::storage("migrating PostgreSQL", e))?;
         let store = Self { pool, config };
         store.ensure_index().await?;
         Ok(store)
@@ -292,15 +292,15 @@ impl PgStore {
 }
 
 fn corrupt(e: sqlx::Error) -> LearnError {
-    LearnError::Corrupt(e.to_string())
+    LearnError::corrupt("a stored column", e)
 }
 
 fn agent(text: String) -> Result<AgentId, LearnError> {
-    AgentId::new(text).map_err(|e| LearnError::Corrupt(format!("agent_id: {e}")))
+    AgentId::new(text).map_err(|e| LearnError::corrupt("agent_id", e))
 }
 
 fn time_ms(value: i64) -> Result<u64, LearnError> {
-    u64::try_from(value).map_err(|_| LearnError::Corrupt(format!("execution_time_ms {value}")))
+    u64::try_from(value).map_err(|e| LearnError::corrupt(format!("execution_time_ms {value}"), e))
 }
 
 /// The first six columns, shared by [`COLUMNS`] and [`SUMMARY_COLUMNS`].
@@ -352,7 +352,7 @@ fn decode(row: &PgRow) -> Result<StoredRecord, LearnError> {
         error_details: row.try_get(7).map_err(corrupt)?,
         context_factors: row.try_get::<Json<_>, _>(8).map_err(corrupt)?.0,
         embedding: Embedding::new(vector.to_vec())
-            .map_err(|e| LearnError::Corrupt(format!("vector_embedding: {e}")))?,
+            .map_err(|e| LearnError::corrupt("vector_embedding", e))?,
         tpm_signature: row.try_get(10).map_err(corrupt)?,
         timestamp: row.try_get(11).map_err(corrupt)?,
     })

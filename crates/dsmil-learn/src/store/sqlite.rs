@@ -50,7 +50,7 @@ impl Memory {
     fn push(&mut self, embeddings: &[f32], summaries: Vec<TaskSummary>) -> Result<(), LearnError> {
         self.index
             .add(embeddings)
-            .map_err(|e| LearnError::Corrupt(e.to_string()))?;
+            .map_err(|e| LearnError::corrupt("a stored embedding", e))?;
         for s in summaries {
             self.by_id.insert(s.record_id, self.rows.len());
             self.rows.push(Some(s));
@@ -105,7 +105,7 @@ impl SqliteStore {
         super::migrations::sqlite()
             .run(&pool)
             .await
-            .map_err(|e| LearnError::Storage(format!("migrating {}: {e}", path.display())))?;
+            .map_err(|e| LearnError::storage(format!("migrating {}", path.display()), e))?;
         let store = Self {
             pool,
             path: path.to_owned(),
@@ -260,7 +260,7 @@ fn insert_sql(rows: usize, skip_stored: bool) -> String {
 }
 
 fn corrupt(e: sqlx::Error) -> LearnError {
-    LearnError::Corrupt(e.to_string())
+    LearnError::corrupt("a stored column", e)
 }
 
 fn micros(t: DateTime<Utc>) -> i64 {
@@ -269,21 +269,19 @@ fn micros(t: DateTime<Utc>) -> i64 {
 
 fn from_micros(us: i64) -> Result<DateTime<Utc>, LearnError> {
     DateTime::from_timestamp_micros(us)
-        .ok_or_else(|| LearnError::Corrupt(format!("timestamp {us} µs is out of range")))
+        .ok_or_else(|| LearnError::corrupt_value(format!("timestamp {us} µs is out of range")))
 }
 
 fn json_object<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, LearnError> {
-    serde_json::from_str(text).map_err(|e| LearnError::Corrupt(format!("{what}: {e}")))
+    serde_json::from_str(text).map_err(|e| LearnError::corrupt(what, e))
 }
 
 /// Decodes the [`COLUMNS`] of `row`, starting at column `at`.
 fn decode(row: &SqliteRow, at: usize) -> Result<StoredRecord, LearnError> {
     let text = |i: usize| row.try_get::<String, _>(at + i).map_err(corrupt);
     let id_bytes: Vec<u8> = row.try_get(at).map_err(corrupt)?;
-    let record_id =
-        Uuid::from_slice(&id_bytes).map_err(|e| LearnError::Corrupt(format!("record_id: {e}")))?;
-    let agent_id =
-        AgentId::new(text(1)?).map_err(|e| LearnError::Corrupt(format!("agent_id: {e}")))?;
+    let record_id = Uuid::from_slice(&id_bytes).map_err(|e| LearnError::corrupt("record_id", e))?;
+    let agent_id = AgentId::new(text(1)?).map_err(|e| LearnError::corrupt("agent_id", e))?;
     let time: i64 = row.try_get(at + 4).map_err(corrupt)?;
     let blob: Vec<u8> = row.try_get(at + 9).map_err(corrupt)?;
     Ok(StoredRecord {
@@ -292,13 +290,13 @@ fn decode(row: &SqliteRow, at: usize) -> Result<StoredRecord, LearnError> {
         task_type: text(2)?,
         task_description: text(3)?,
         execution_time_ms: u64::try_from(time)
-            .map_err(|_| LearnError::Corrupt(format!("execution_time_ms {time}")))?,
+            .map_err(|e| LearnError::corrupt(format!("execution_time_ms {time}"), e))?,
         success_rate: row.try_get(at + 5).map_err(corrupt)?,
         resource_usage: json_object(&text(6)?, "resource_usage")?,
         error_details: row.try_get(at + 7).map_err(corrupt)?,
         context_factors: json_object(&text(8)?, "context_factors")?,
         embedding: Embedding::from_le_bytes(&blob)
-            .map_err(|e| LearnError::Corrupt(format!("vector_embedding: {e}")))?,
+            .map_err(|e| LearnError::corrupt("vector_embedding", e))?,
         tpm_signature: row.try_get(at + 10).map_err(corrupt)?,
         timestamp: from_micros(row.try_get(at + 11).map_err(corrupt)?)?,
     })
@@ -310,14 +308,13 @@ fn decode_summary(row: &SqliteRow) -> Result<TaskSummary, LearnError> {
     let time: i64 = row.try_get(4).map_err(corrupt)?;
     let resources: String = row.try_get(6).map_err(corrupt)?;
     Ok(TaskSummary {
-        record_id: Uuid::from_slice(&id_bytes)
-            .map_err(|e| LearnError::Corrupt(format!("record_id: {e}")))?,
+        record_id: Uuid::from_slice(&id_bytes).map_err(|e| LearnError::corrupt("record_id", e))?,
         agent_id: AgentId::new(row.try_get::<String, _>(1).map_err(corrupt)?)
-            .map_err(|e| LearnError::Corrupt(format!("agent_id: {e}")))?,
+            .map_err(|e| LearnError::corrupt("agent_id", e))?,
         task_type: row.try_get(2).map_err(corrupt)?,
         task_description: row.try_get(3).map_err(corrupt)?,
         execution_time_ms: u64::try_from(time)
-            .map_err(|_| LearnError::Corrupt(format!("execution_time_ms {time}")))?,
+            .map_err(|e| LearnError::corrupt(format!("execution_time_ms {time}"), e))?,
         success_rate: row.try_get(5).map_err(corrupt)?,
         resource_usage: json_object(&resources, "resource_usage")?,
         timestamp: from_micros(row.try_get(7).map_err(corrupt)?)?,
@@ -406,7 +403,7 @@ impl PerformanceStore for SqliteStore {
         };
         tokio::task::spawn_blocking(search)
             .await
-            .map_err(|e| LearnError::Storage(format!("search task failed: {e}")))?
+            .map_err(|e| LearnError::storage("the search task", e))?
     }
 
     async fn history(&self, filter: &HistoryFilter) -> Result<Vec<StoredRecord>, LearnError> {
@@ -481,7 +478,7 @@ impl PerformanceStore for SqliteStore {
                 let n = n as f64;
                 Ok(AgentStats {
                     agent_id: AgentId::new(agent)
-                        .map_err(|e| LearnError::Corrupt(format!("agent_id: {e}")))?,
+                        .map_err(|e| LearnError::corrupt("agent_id", e))?,
                     task_count: n as u64,
                     avg_execution_time_ms: sum / n,
                     execution_time_std_dev_ms: std_dev(n, sum, sum_sq),

@@ -1,7 +1,5 @@
 //! Test support: both stores, record builders and a deterministic generator.
 
-#![allow(dead_code)] // Each test binary uses part of it.
-
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};

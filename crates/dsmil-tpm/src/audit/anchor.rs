@@ -95,6 +95,7 @@ pub fn spawn_anchor_task(
                     "audit log verified against its TPM anchor"
                 ),
                 Err(e) => {
+                    let e = crate::error::chain(&e);
                     tracing::error!(error = %e, anchored = %head, "the audit log does not match its TPM anchor");
                     let mut event = SecurityEvent::new(
                         "audit_log_tampered",
@@ -108,6 +109,7 @@ pub fn spawn_anchor_task(
                     event.affected_resources = vec![log.path().display().to_string()];
                     bus.publish(Event::Security(event.clone()));
                     if let Err(e) = log.append_event(event).await {
+                        let e = crate::error::chain(&e);
                         tracing::error!(error = %e, "cannot record the audit anchor mismatch");
                     }
                 }
@@ -115,12 +117,16 @@ pub fn spawn_anchor_task(
         }
         loop {
             if let Err(e) = log.checkpoint().await {
+                let e = crate::error::chain(&e);
                 tracing::warn!(error = %e, "cannot sign the audit batch before anchoring");
             }
             match anchor(&tpm, &log).await {
                 Ok(Some(head)) => tracing::debug!(%head, "audit tree head anchored in the TPM"),
                 Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot anchor the audit log"),
+                Err(e) => {
+                    let e = crate::error::chain(&e);
+                    tracing::warn!(error = %e, "cannot anchor the audit log");
+                }
             }
             tokio::time::sleep(ANCHOR_INTERVAL).await;
         }

@@ -75,6 +75,31 @@ impl LineReader {
     }
 }
 
+/// Why entries could not be read back for a proof.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadBackError {
+    /// The file could not be read.
+    #[error("cannot read the file")]
+    Io(#[from] std::io::Error),
+    /// A line is not a log record.
+    #[error("the line at byte {offset} is not a record")]
+    NotARecord {
+        offset: u64,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The file is shorter than the index says.
+    #[error("the file ends before entry {0}")]
+    Ends(u64),
+    /// An entry is not where the index put it.
+    #[error("found entry {found} at byte {offset} where entry {expected} was")]
+    Misplaced {
+        found: u64,
+        offset: u64,
+        expected: u64,
+    },
+}
+
 /// Reads the leaves `read` names back from the log at `path`: `read.count` entries from
 /// `read.offset`, skipping checkpoint lines, checking their sequence numbers. The line of
 /// entry `keep` (when it is among them) is returned too, as written.
@@ -82,24 +107,28 @@ pub(crate) fn read_leaves(
     path: &Path,
     read: &ChunkRead,
     keep: u64,
-) -> Result<(Vec<Hash>, Option<String>), String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
-    let mut lines = LineReader::new(file, read.offset, 0).map_err(|e| e.to_string())?;
+) -> Result<(Vec<Hash>, Option<String>), ReadBackError> {
+    let file = File::open(path)?;
+    let mut lines = LineReader::new(file, read.offset, 0)?;
     let mut leaves = Vec::with_capacity(read.count as usize);
     let mut kept = None;
     while (leaves.len() as u64) < read.count {
         let expected = read.first_seq + leaves.len() as u64;
-        let Some(line) = lines.next_line().map_err(|e| e.to_string())? else {
-            return Err(format!("the file ends before entry {expected}"));
+        let Some(line) = lines.next_line()? else {
+            return Err(ReadBackError::Ends(expected));
         };
-        let parsed: Line = serde_json::from_slice(line.bytes)
-            .map_err(|e| format!("the line at byte {} is not a record: {e}", line.offset))?;
+        let parsed: Line =
+            serde_json::from_slice(line.bytes).map_err(|source| ReadBackError::NotARecord {
+                offset: line.offset,
+                source,
+            })?;
         if let Line::Entry(e) = parsed {
             if e.body.seq != expected {
-                return Err(format!(
-                    "found entry {} at byte {} where entry {expected} was",
-                    e.body.seq, line.offset
-                ));
+                return Err(ReadBackError::Misplaced {
+                    found: e.body.seq,
+                    offset: line.offset,
+                    expected,
+                });
             }
             if expected == keep {
                 kept = Some(String::from_utf8_lossy(line.bytes).into_owned());

@@ -6,8 +6,10 @@ mod chunks;
 mod lines;
 mod log;
 pub mod merkle;
+mod proof;
 pub mod record;
 mod verify;
+mod writer;
 
-pub use log::{AuditConfig, AuditError, AuditLog, InclusionProof, OpenReport};
+pub use log::{AuditConfig, AuditError, AuditLog, InclusionProof, LogStatus, OpenReport, SyncHook};
 pub use verify::{TreeHead, VerifyError, VerifySummary, verify_file, verify_file_against};

@@ -1,7 +1,12 @@
 //! Offline verification of an audit log file: chain, sequence, Merkle roots and signatures.
+//!
+//! The file is read and replayed on the blocking pool; the checkpoints it finds are sent to
+//! the calling task, which checks their signatures with the (async) verifier in file order,
+//! so the first problem in the file is the one reported and no async worker reads the file.
 
 use std::path::Path;
 
+use dsmil_core::Signature;
 use dsmil_core::ports::Verifier;
 use serde::Serialize;
 use thiserror::Error;
@@ -14,7 +19,7 @@ use super::record::{
 };
 
 /// The first problem found, with where.
-#[derive(Debug, Clone, PartialEq, Error)]
+#[derive(Debug, Error)]
 #[error("line {line}{}: {reason}", .entry.map(|e| format!(" (entry {e})")).unwrap_or_default())]
 pub struct VerifyError {
     /// Line number in the file, from 1.
@@ -23,6 +28,35 @@ pub struct VerifyError {
     pub entry: Option<u64>,
     /// What is wrong.
     pub reason: String,
+    /// The error that found it, when there is one: reading the file, parsing a line, or the
+    /// verifier failing to check a signature.
+    #[source]
+    pub source: Option<crate::error::Cause>,
+}
+
+impl VerifyError {
+    /// A problem on `line` (entry `entry`) that this crate's checks found.
+    fn new(line: usize, entry: Option<u64>, reason: impl Into<String>) -> Self {
+        Self {
+            line,
+            entry,
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// A problem `source` found.
+    fn caused(
+        line: usize,
+        entry: Option<u64>,
+        reason: impl Into<String>,
+        source: impl Into<crate::error::Cause>,
+    ) -> Self {
+        Self {
+            source: Some(source.into()),
+            ..Self::new(line, entry, reason)
+        }
+    }
 }
 
 /// What an intact log holds.
@@ -101,10 +135,13 @@ impl Replay {
 
 /// A log line as text; a line that is not UTF-8 was not written by the log.
 pub(crate) fn utf8_line(bytes: &[u8], line: usize, entry: u64) -> Result<&str, VerifyError> {
-    std::str::from_utf8(bytes).map_err(|_| VerifyError {
-        line,
-        entry: Some(entry),
-        reason: "the line is not UTF-8 text (edited or corrupted)".into(),
+    std::str::from_utf8(bytes).map_err(|e| {
+        VerifyError::caused(
+            line,
+            Some(entry),
+            "the line is not UTF-8 text (edited or corrupted)",
+            e,
+        )
     })
 }
 
@@ -192,16 +229,12 @@ pub(crate) fn replay_line(
     line: usize,
 ) -> Result<Option<super::record::Checkpoint>, VerifyError> {
     let next = state.entries;
-    let fail = |entry: Option<u64>, reason: String| VerifyError {
-        line,
-        entry,
-        reason,
-    };
+    let fail = |entry: Option<u64>, reason: String| VerifyError::new(line, entry, reason);
     if let Some(entry) = canonical_entry(text) {
         return replay_entry(state, entry.seq, &entry.body, entry.prev, entry.hash, &fail);
     }
     let parsed: Line = serde_json::from_str(text)
-        .map_err(|e| fail(Some(next), format!("not a log record: {e}")))?;
+        .map_err(|e| VerifyError::caused(line, Some(next), "not a log record", e))?;
     // The writer emits canonical JSON; any other spelling of the same values was edited.
     if serde_json::to_string(&parsed).ok().as_deref() != Some(text) {
         return Err(fail(
@@ -331,6 +364,13 @@ pub async fn verify_file_against(
     verify_prefix(path, verifier, head, u64::MAX).await
 }
 
+/// A checkpoint read from the file, for the calling task to check its signature.
+struct Signed {
+    line: usize,
+    message: Vec<u8>,
+    signature: Signature,
+}
+
 /// [`verify_file_against`] over the first `end` bytes of the file only (a live log's writer
 /// may be in the middle of appending after them).
 pub(crate) async fn verify_prefix(
@@ -339,10 +379,39 @@ pub(crate) async fn verify_prefix(
     head: Option<&TreeHead>,
     end: u64,
 ) -> Result<VerifySummary, VerifyError> {
-    let cannot_read = |line: usize, e: std::io::Error| VerifyError {
-        line,
-        entry: None,
-        reason: format!("cannot read {}: {e}", path.display()),
+    let (tx, mut checkpoints) = tokio::sync::mpsc::channel::<Signed>(64);
+    let (file, trusted) = (path.to_owned(), head.copied());
+    let reader = tokio::task::spawn_blocking(move || replay_file(&file, trusted, end, &tx));
+    // Checkpoints arrive in file order, each before any problem the reader finds after it.
+    while let Some(c) = checkpoints.recv().await {
+        let key = &c.signature.key_name;
+        let reason = format!("checkpoint signature by {key} does not verify");
+        match verifier.verify(&c.message, &c.signature).await {
+            Ok(true) => {}
+            Ok(false) => return Err(VerifyError::new(c.line, None, reason)),
+            Err(e) => return Err(VerifyError::caused(c.line, None, reason, e)),
+        }
+    }
+    reader.await.map_err(|e| {
+        VerifyError::caused(
+            0,
+            None,
+            format!("reading {} did not finish", path.display()),
+            e,
+        )
+    })?
+}
+
+/// Reads and replays the log at `path` up to byte `end` (blocking), sending every checkpoint
+/// to `checkpoints`; stops early when the receiver is gone (a signature failed).
+fn replay_file(
+    path: &Path,
+    head: Option<TreeHead>,
+    end: u64,
+    checkpoints: &tokio::sync::mpsc::Sender<Signed>,
+) -> Result<VerifySummary, VerifyError> {
+    let cannot_read = |line: usize, e: std::io::Error| {
+        VerifyError::caused(line, None, format!("cannot read {}", path.display()), e)
     };
     let file = std::fs::File::open(path).map_err(|e| cannot_read(0, e))?;
     let mut lines = LineReader::up_to(file, 0, end, 1).map_err(|e| cannot_read(0, e))?;
@@ -350,6 +419,10 @@ pub(crate) async fn verify_prefix(
     let mut head_seen = false;
     let mut last_line = 0;
     loop {
+        if checkpoints.is_closed() {
+            // The caller stopped at a bad signature, an earlier problem than any here.
+            break;
+        }
         let raw = match lines.next_line() {
             Ok(Some(raw)) => raw,
             Ok(None) => break,
@@ -358,11 +431,11 @@ pub(crate) async fn verify_prefix(
         let line = raw.number;
         last_line = line;
         if !raw.complete {
-            return Err(VerifyError {
+            return Err(VerifyError::new(
                 line,
-                entry: Some(state.entries),
-                reason: "the last line is incomplete (a torn write, or the file was cut)".into(),
-            });
+                Some(state.entries),
+                "the last line is incomplete (a torn write, or the file was cut)",
+            ));
         }
         let text = utf8_line(raw.bytes, line, state.entries)?;
         if let Some(c) = replay_line(&mut state, text, line)? {
@@ -375,33 +448,28 @@ pub(crate) async fn verify_prefix(
                 &c.time,
                 &c.signature.key_name,
             );
-            let ok = verifier
-                .verify(&message, &c.signature)
-                .await
-                .unwrap_or(false);
-            if !ok {
-                return Err(VerifyError {
-                    line,
-                    entry: None,
-                    reason: format!(
-                        "checkpoint signature by {} does not verify",
-                        c.signature.key_name
-                    ),
-                });
+            let signed = Signed {
+                line,
+                message,
+                signature: c.signature,
+            };
+            if checkpoints.blocking_send(signed).is_err() {
+                // The caller stopped at a bad signature, an earlier problem than any here.
+                break;
             }
         }
     }
     if let Some(head) = head
         && !head_seen
     {
-        return Err(VerifyError {
-            line: last_line,
-            entry: None,
-            reason: format!(
+        return Err(VerifyError::new(
+            last_line,
+            None,
+            format!(
                 "no checkpoint matches the trusted tree head of {} entries (the log was cut back or rewritten)",
                 head.tree_size
             ),
-        });
+        ));
     }
     Ok(VerifySummary {
         entries: state.entries,

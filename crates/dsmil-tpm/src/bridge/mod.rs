@@ -3,6 +3,9 @@
 //! signed security events and intrusion responses. Quarantined devices (0x8009, 0x800A,
 //! 0x800B, 0x8019, 0x8029) are never written or configured: every such attempt is refused
 //! with a policy violation, published, and audited.
+//!
+//! Nothing here blocks an async caller: the registry's reads never wait for its writes, and
+//! file I/O and device writes run on the blocking pool.
 
 mod attestation;
 mod intrusion;
@@ -17,7 +20,7 @@ use chrono::Utc;
 use dsmil_core::device::DeviceId;
 use dsmil_core::events::DeviceEvent;
 use dsmil_core::monitoring::{AlertLevel, SecurityEvent};
-use dsmil_core::ports::{AuditSink, Throttle};
+use dsmil_core::ports::{AuditSink, PortError, Throttle};
 use dsmil_core::{Event, EventBus};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -27,16 +30,18 @@ pub use attestation::{AttestationError, DeviceAttestation, qualifying_data};
 pub use intrusion::{IntrusionAction, IntrusionPolicy};
 pub use registry::DeviceRecord;
 
-use crate::error::TpmError;
+use crate::error::{Cause, TpmError};
 use crate::tpm::Tpm;
 use crate::types::{KeyInfo, KeyPublic, SealPolicy, SealedBlob};
 
 /// Where device writes go. DSMIL hardware is reached through a platform driver this crate
 /// does not ship; embedders implement this for theirs. [`MemoryDevices`] keeps the last
-/// written bytes per device (tests, simulation).
+/// written bytes per device (tests, simulation). The bridge calls it on the blocking pool, so
+/// a write may block.
 pub trait DeviceIo: Send + Sync {
-    /// Writes `data` to `device`.
-    fn write(&self, device: DeviceId, data: &[u8]) -> Result<(), String>;
+    /// Writes `data` to `device`; the error (the driver's own, or a message turned into one
+    /// with `.into()`) becomes the source of [`BridgeError::Device`].
+    fn write(&self, device: DeviceId, data: &[u8]) -> Result<(), Cause>;
 }
 
 /// Device I/O kept in memory: the last bytes written to each device.
@@ -67,7 +72,7 @@ impl MemoryDevices {
 }
 
 impl DeviceIo for MemoryDevices {
-    fn write(&self, device: DeviceId, data: &[u8]) -> Result<(), String> {
+    fn write(&self, device: DeviceId, data: &[u8]) -> Result<(), Cause> {
         self.written
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -121,16 +126,36 @@ pub enum BridgeError {
     #[error("{0}")]
     NotFound(String),
     /// The device driver failed.
-    #[error("device {device} write failed: {reason}")]
+    #[error("device {device} write failed")]
     Device {
         /// The device.
         device: DeviceId,
-        /// The driver's message.
-        reason: String,
+        /// The driver's error.
+        #[source]
+        source: Cause,
     },
-    /// Reading or writing the bridge's files failed.
-    #[error("{0}")]
-    Storage(String),
+    /// Reading or writing the bridge's files (or sealing and opening their contents) failed.
+    #[error("{detail}")]
+    Storage {
+        /// What failed, naming the file.
+        detail: String,
+        /// The I/O, JSON, crypto or join error, when there is one.
+        #[source]
+        source: Option<Cause>,
+    },
+    /// A [`BridgeConfig`] setting is out of range.
+    #[error("invalid bridge configuration: {detail}")]
+    Config {
+        /// Which setting, and what was expected.
+        detail: String,
+        /// The value's own error, when there is one.
+        #[source]
+        source: Option<Cause>,
+    },
+    /// Appending a security event to the audit log failed (the event was signed and, when
+    /// alerting, published).
+    #[error("cannot append the security event to the audit log")]
+    Audit(#[source] PortError),
 }
 
 /// A device configuration sealed under the access policy: a data key sealed by the TPM (to
@@ -156,7 +181,7 @@ pub struct IntrusionResponse {
 pub struct DsmilBridge {
     tpm: Tpm,
     config: BridgeConfig,
-    registry: Mutex<registry::Registry>,
+    registry: registry::Registry,
     io: Arc<dyn DeviceIo>,
     audit: Option<Arc<dyn AuditSink>>,
     bus: Option<EventBus>,
@@ -171,8 +196,33 @@ impl std::fmt::Debug for DsmilBridge {
     }
 }
 
-fn storage(e: impl std::fmt::Display) -> BridgeError {
-    BridgeError::Storage(e.to_string())
+/// A storage failure: `detail` names what failed, `source` says why.
+fn storage(detail: impl Into<String>, source: impl Into<Cause>) -> BridgeError {
+    BridgeError::Storage {
+        detail: detail.into(),
+        source: Some(source.into()),
+    }
+}
+
+/// The PCR selection of `pcrs` in the SHA-256 bank, or which setting is out of range.
+fn selection(
+    setting: &str,
+    pcrs: impl IntoIterator<Item = u32>,
+) -> Result<PcrSelection, BridgeError> {
+    PcrSelection::new(HashAlgorithm::Sha256, pcrs).map_err(|e| BridgeError::Config {
+        detail: format!("{setting} is not a PCR selection"),
+        source: Some(e.into()),
+    })
+}
+
+/// Runs blocking file I/O on the blocking pool, naming `what` if the task does not finish.
+async fn blocking<T: Send + 'static>(
+    what: String,
+    f: impl FnOnce() -> Result<T, BridgeError> + Send + 'static,
+) -> Result<T, BridgeError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| storage(format!("{what} did not finish"), e))?
 }
 
 impl DsmilBridge {
@@ -182,19 +232,24 @@ impl DsmilBridge {
         config: BridgeConfig,
         io: Arc<dyn DeviceIo>,
     ) -> Result<Self, BridgeError> {
-        crate::soft::files::ensure_dir(&config.dir).map_err(storage)?;
-        crate::soft::files::ensure_dir(&config.dir.join("configs")).map_err(storage)?;
+        for dir in [config.dir.clone(), config.dir.join("configs")] {
+            crate::soft::files::ensure_dir(&dir)
+                .map_err(|e| storage(format!("cannot create {}", dir.display()), e))?;
+        }
         if config.intrusion_pcr >= crate::values::PCR_COUNT {
-            return Err(storage(format!(
-                "intrusion PCR {} is out of range",
-                config.intrusion_pcr
-            )));
+            return Err(BridgeError::Config {
+                detail: format!(
+                    "intrusion PCR {} is out of range; PCRs are numbered 0-23",
+                    config.intrusion_pcr
+                ),
+                source: None,
+            });
         }
         let registry = registry::Registry::open(&config.dir.join("registry.json"))?;
         Ok(Self {
             tpm,
             config,
-            registry: Mutex::new(registry),
+            registry,
             io,
             audit: None,
             bus: None,
@@ -220,19 +275,14 @@ impl DsmilBridge {
         self
     }
 
-    fn registry(&self) -> std::sync::MutexGuard<'_, registry::Registry> {
-        self.registry.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The record of every device, in id order.
+    /// The record of every device, in id order (never waits for a registry write).
     pub fn devices(&self) -> Vec<DeviceRecord> {
-        let reg = self.registry();
-        DeviceId::all().map(|d| reg.record(d)).collect()
+        self.registry.all()
     }
 
-    /// One device's record.
+    /// One device's record (never waits for a registry write).
     pub fn device(&self, device: DeviceId) -> DeviceRecord {
-        self.registry().record(device)
+        self.registry.record(device)
     }
 
     fn publish_device(&self, device: DeviceId, action: &str, allowed: bool) {
@@ -288,7 +338,7 @@ impl DsmilBridge {
     }
 
     async fn check_unlocked(&self, device: DeviceId, action: &str) -> Result<(), BridgeError> {
-        if self.registry().record(device).config_locked {
+        if self.registry.record(device).config_locked {
             self.publish_device(device, action, false);
             return Err(BridgeError::PolicyViolation(format!(
                 "configuration of device {device} is locked after an intrusion response; unlock it first"
@@ -297,12 +347,16 @@ impl DsmilBridge {
         Ok(())
     }
 
-    /// Writes `data` to a device through the driver (refused for quarantined devices).
+    /// Writes `data` to a device through the driver, on the blocking pool (refused for
+    /// quarantined devices).
     pub async fn write(&self, device: DeviceId, data: &[u8]) -> Result<(), BridgeError> {
         self.check_writable(device, "write").await?;
-        self.io
-            .write(device, data)
-            .map_err(|reason| BridgeError::Device { device, reason })?;
+        let (io, data) = (Arc::clone(&self.io), data.to_vec());
+        blocking(format!("the write to device {device}"), move || {
+            io.write(device, &data)
+                .map_err(|source| BridgeError::Device { device, source })
+        })
+        .await?;
         self.publish_device(device, "write", true);
         Ok(())
     }
@@ -317,7 +371,7 @@ impl DsmilBridge {
             .tpm
             .ensure_key(&label, KeyTemplate::EccP256Signing)
             .await?;
-        self.registry().set_key(device, &label)?;
+        self.registry.set_key(device, &label).await?;
         self.publish_device(device, "provision_key", true);
         Ok(key)
     }
@@ -328,7 +382,7 @@ impl DsmilBridge {
         device: DeviceId,
         message: &[u8],
     ) -> Result<dsmil_core::Signature, BridgeError> {
-        let label = self.registry().record(device).key_label.ok_or_else(|| {
+        let label = self.registry.record(device).key_label.ok_or_else(|| {
             BridgeError::NotFound(format!("device {device} has no provisioned key"))
         })?;
         Ok(self.tpm.sign(&label, message).await?.value)
@@ -353,13 +407,10 @@ impl DsmilBridge {
         self.check_unlocked(device, "seal_config").await?;
         let data_key = self.tpm.get_random(32).await?.value;
         let policy = SealPolicy {
-            pcrs: Some(
-                PcrSelection::new(
-                    HashAlgorithm::Sha256,
-                    [u32::from(self.config.intrusion_pcr)],
-                )
-                .map_err(storage)?,
-            ),
+            pcrs: Some(selection(
+                "intrusion_pcr",
+                [u32::from(self.config.intrusion_pcr)],
+            )?),
             password: password.map(<[u8]>::to_vec),
         };
         let key = self.tpm.seal(&data_key, policy).await?.value;
@@ -369,9 +420,15 @@ impl DsmilBridge {
             key,
             ciphertext,
         };
-        let bytes = serde_json::to_vec_pretty(&sealed).map_err(storage)?;
-        crate::soft::files::write_atomic(&self.config_path(device), &bytes).map_err(storage)?;
-        self.registry().set_config_sealed(device, true)?;
+        let bytes = serde_json::to_vec_pretty(&sealed)
+            .map_err(|e| storage("cannot encode a sealed configuration", e))?;
+        let path = self.config_path(device);
+        blocking(format!("writing {}", path.display()), move || {
+            crate::soft::files::write_atomic(&path, &bytes)
+                .map_err(|e| storage("cannot write a sealed configuration", e))
+        })
+        .await?;
+        self.registry.set_config_sealed(device, true).await?;
         self.publish_device(device, "seal_config", true);
         Ok(())
     }
@@ -384,20 +441,28 @@ impl DsmilBridge {
         password: Option<&[u8]>,
     ) -> Result<Vec<u8>, BridgeError> {
         let path = self.config_path(device);
-        let bytes = std::fs::read(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                BridgeError::NotFound(format!("device {device} has no sealed configuration"))
-            } else {
-                storage(format!("cannot read {}: {e}", path.display()))
-            }
+        let file = path.clone();
+        let bytes = blocking(format!("reading {}", path.display()), move || {
+            std::fs::read(&file).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    BridgeError::NotFound(format!("device {device} has no sealed configuration"))
+                } else {
+                    storage(format!("cannot read {}", file.display()), e)
+                }
+            })
+        })
+        .await?;
+        let sealed: SealedConfig = serde_json::from_slice(&bytes).map_err(|e| {
+            storage(
+                format!("{} is not a sealed configuration", path.display()),
+                e,
+            )
         })?;
-        let sealed: SealedConfig = serde_json::from_slice(&bytes).map_err(storage)?;
         if sealed.device != device {
-            return Err(storage(format!(
-                "{} belongs to device {}",
-                path.display(),
-                sealed.device
-            )));
+            return Err(BridgeError::Storage {
+                detail: format!("{} belongs to device {}", path.display(), sealed.device),
+                source: None,
+            });
         }
         let data_key = self.tpm.unseal(&sealed.key, password).await?.value;
         let plain = aead(&data_key, device, &sealed.ciphertext, false)?;
@@ -417,11 +482,10 @@ impl DsmilBridge {
             .ensure_attestation_key(&self.config.ak_label)
             .await?;
         let state_digest: [u8; 32] = Sha256::digest(reported_state).into();
-        let selection = PcrSelection::new(
-            HashAlgorithm::Sha256,
+        let selection = selection(
+            "attestation_pcrs",
             self.config.attestation_pcrs.iter().copied(),
-        )
-        .map_err(storage)?;
+        )?;
         let qd = qualifying_data(device, &state_digest, nonce);
         let quote = self
             .tpm
@@ -449,7 +513,7 @@ impl DsmilBridge {
     /// Lifts a configuration lock (an operator decision after an intrusion was handled).
     pub async fn unlock_config(&self, device: DeviceId) -> Result<(), BridgeError> {
         self.check_writable(device, "unlock_config").await?;
-        self.registry().set_locked(Some(device), false)?;
+        self.registry.set_locked(Some(device), false).await?;
         let mut event = SecurityEvent::new(
             "configuration_unlocked",
             AlertLevel::Warning,
@@ -477,10 +541,11 @@ impl DsmilBridge {
             match action {
                 IntrusionAction::Log | IntrusionAction::Alert => {}
                 IntrusionAction::LockConfiguration => {
-                    self.registry().set_locked(device, true)?;
+                    self.registry.set_locked(device, true).await?;
                 }
                 IntrusionAction::ExtendPcr => {
-                    let measurement = serde_json::to_vec(&event).map_err(storage)?;
+                    let measurement = serde_json::to_vec(&event)
+                        .map_err(|e| storage("cannot encode the intrusion event", e))?;
                     self.tpm
                         .pcr_extend_data(self.config.intrusion_pcr, &measurement)
                         .await?;
@@ -517,7 +582,8 @@ impl DsmilBridge {
         bus: Option<EventBus>,
     ) -> Result<SecurityEvent, BridgeError> {
         event.tpm_signature = None;
-        let message = serde_json::to_vec(&event).map_err(storage)?;
+        let message = serde_json::to_vec(&event)
+            .map_err(|e| storage("cannot encode the security event", e))?;
         self.tpm
             .ensure_key(&self.config.event_key_label, KeyTemplate::EccP256Signing)
             .await?;
@@ -534,7 +600,7 @@ impl DsmilBridge {
             audit
                 .append(event.clone())
                 .await
-                .map_err(|e| storage(format!("audit log: {e}")))?;
+                .map_err(BridgeError::Audit)?;
         }
         Ok(event)
     }
@@ -560,28 +626,34 @@ pub fn verify_event_signature(event: &SecurityEvent, event_key: &KeyPublic) -> b
 
 /// AES-256-GCM with the device id as associated data: `nonce || ciphertext || tag`.
 fn aead(key: &[u8], device: DeviceId, data: &[u8], encrypt: bool) -> Result<Vec<u8>, BridgeError> {
-    let key = UnboundKey::new(&AES_256_GCM, key).map_err(|_| storage("bad data key"))?;
+    let key = UnboundKey::new(&AES_256_GCM, key)
+        .map_err(|e| storage("the sealed data key is no AES-256 key", e))?;
     let key = LessSafeKey::new(key);
     let aad = device.get().to_be_bytes();
     if encrypt {
         let mut nonce = [0u8; NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| storage("the system RNG failed"))?;
+        aws_lc_rs::rand::fill(&mut nonce).map_err(|e| storage("the system RNG failed", e))?;
         let mut buf = data.to_vec();
         key.seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce),
             Aad::from(aad),
             &mut buf,
         )
-        .map_err(|_| storage("encryption failed"))?;
+        .map_err(|e| storage("encrypting the configuration failed", e))?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&buf);
         Ok(out)
     } else {
         if data.len() < NONCE_LEN + 16 {
-            return Err(storage("sealed configuration is truncated"));
+            return Err(BridgeError::Storage {
+                detail: "sealed configuration is truncated".into(),
+                source: None,
+            });
         }
         let (nonce, body) = data.split_at(NONCE_LEN);
-        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| storage("bad nonce"))?;
+        let nonce: [u8; NONCE_LEN] = nonce
+            .try_into()
+            .map_err(|e| storage("the sealed configuration's nonce", e))?;
         let mut buf = body.to_vec();
         let plain = key
             .open_in_place(
@@ -589,8 +661,11 @@ fn aead(key: &[u8], device: DeviceId, data: &[u8], encrypt: bool) -> Result<Vec<
                 Aad::from(aad),
                 &mut buf,
             )
-            .map_err(|_| {
-                storage("sealed configuration was altered or belongs to another device")
+            .map_err(|e| {
+                storage(
+                    "sealed configuration was altered or belongs to another device",
+                    e,
+                )
             })?;
         Ok(plain.to_vec())
     }

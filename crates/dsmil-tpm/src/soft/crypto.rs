@@ -24,10 +24,20 @@ use dsmil_core::SignatureScheme;
 use dsmil_core::tpm::TpmResultCode;
 
 use crate::der;
-use crate::error::BackendError;
+use crate::error::{BackendError, Cause};
 use crate::types::{KeyBlob, KeyPublic};
 
-fn failed(what: &str) -> BackendError {
+/// A software TPM operation failed (`TPM_RC_FAILURE`) because aws-lc-rs failed.
+fn failed(what: &str, source: impl Into<Cause>) -> BackendError {
+    BackendError::tpm_caused(
+        TpmResultCode::Failure,
+        format!("software TPM: {what} failed"),
+        source,
+    )
+}
+
+/// A software TPM operation failed (`TPM_RC_FAILURE`) on a check of its own.
+fn failure(what: &str) -> BackendError {
     BackendError::tpm(
         TpmResultCode::Failure,
         format!("software TPM: {what} failed"),
@@ -37,7 +47,7 @@ fn failed(what: &str) -> BackendError {
 /// Random bytes from the OS.
 pub fn random(len: usize) -> Result<Vec<u8>, BackendError> {
     let mut out = vec![0u8; len];
-    aws_lc_rs::rand::fill(&mut out).map_err(|_| failed("the system RNG"))?;
+    aws_lc_rs::rand::fill(&mut out).map_err(|e| failed("the system RNG", e))?;
     Ok(out)
 }
 
@@ -47,14 +57,15 @@ pub struct RootKey(LessSafeKey);
 impl RootKey {
     /// From the 32 key bytes.
     pub fn new(bytes: &[u8; 32]) -> Result<Self, BackendError> {
-        let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| failed("root key"))?;
+        let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|e| failed("root key", e))?;
         Ok(Self(LessSafeKey::new(key)))
     }
 
     /// `nonce || ciphertext || tag`.
     pub fn wrap(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, BackendError> {
-        let nonce_bytes: [u8; NONCE_LEN] =
-            random(NONCE_LEN)?.try_into().map_err(|_| failed("nonce"))?;
+        let nonce_bytes: [u8; NONCE_LEN] = random(NONCE_LEN)?
+            .try_into()
+            .map_err(|_| failure("nonce"))?;
         let mut buf = plaintext.to_vec();
         self.0
             .seal_in_place_append_tag(
@@ -62,7 +73,7 @@ impl RootKey {
                 Aad::from(aad),
                 &mut buf,
             )
-            .map_err(|_| failed("wrapping"))?;
+            .map_err(|e| failed("wrapping", e))?;
         let mut out = nonce_bytes.to_vec();
         out.extend_from_slice(&buf);
         Ok(out)
@@ -70,17 +81,17 @@ impl RootKey {
 
     /// Reverses `wrap`; a blob from another root key, or altered, fails with `Integrity`.
     pub fn unwrap(&self, aad: &[u8], wrapped: &[u8]) -> Result<Vec<u8>, BackendError> {
-        let integrity = || {
-            BackendError::tpm(
-                TpmResultCode::Other(0x09F), // TPM_RC_INTEGRITY
-                "wrapped object does not belong to this software TPM or was altered",
-            )
-        };
+        const INTEGRITY: &str =
+            "wrapped object does not belong to this software TPM or was altered";
+        // TPM_RC_INTEGRITY.
+        let integrity = || BackendError::tpm(TpmResultCode::Other(0x09F), INTEGRITY);
         if wrapped.len() < NONCE_LEN + 16 {
             return Err(integrity());
         }
         let (nonce, body) = wrapped.split_at(NONCE_LEN);
-        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| integrity())?;
+        let nonce: [u8; NONCE_LEN] = nonce
+            .try_into()
+            .map_err(|e| BackendError::tpm_caused(TpmResultCode::Other(0x09F), INTEGRITY, e))?;
         let mut buf = body.to_vec();
         let plain = self
             .0
@@ -89,7 +100,7 @@ impl RootKey {
                 Aad::from(aad),
                 &mut buf,
             )
-            .map_err(|_| integrity())?;
+            .map_err(|e| BackendError::tpm_caused(TpmResultCode::Other(0x09F), INTEGRITY, e))?;
         Ok(plain.to_vec())
     }
 }
@@ -106,8 +117,8 @@ pub fn generate(root: &RootKey, template: KeyTemplate) -> Result<KeyBlob, Backen
     let (public, private) = match template {
         KeyTemplate::EccP256Signing => {
             let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING)
-                .map_err(|_| failed("ECC key generation"))?;
-            let pkcs8 = pair.to_pkcs8v1().map_err(|_| failed("ECC key export"))?;
+                .map_err(|e| failed("ECC key generation", e))?;
+            let pkcs8 = pair.to_pkcs8v1().map_err(|e| failed("ECC key export", e))?;
             (
                 KeyPublic::EccP256 {
                     point: pair.public_key().as_ref().to_vec(),
@@ -116,11 +127,11 @@ pub fn generate(root: &RootKey, template: KeyTemplate) -> Result<KeyBlob, Backen
             )
         }
         KeyTemplate::Rsa2048Signing | KeyTemplate::Rsa2048Decryption => {
-            let pair =
-                RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| failed("RSA key generation"))?;
+            let pair = RsaKeyPair::generate(KeySize::Rsa2048)
+                .map_err(|e| failed("RSA key generation", e))?;
             let (modulus, exponent) = der::rsa_public_key_parts(pair.public_key().as_ref())
-                .ok_or_else(|| failed("RSA public key export"))?;
-            let pkcs8 = pair.as_der().map_err(|_| failed("RSA key export"))?;
+                .ok_or_else(|| failure("RSA public key export"))?;
+            let pkcs8 = pair.as_der().map_err(|e| failed("RSA key export", e))?;
             (
                 KeyPublic::Rsa { modulus, exponent },
                 pkcs8.as_ref().to_vec(),
@@ -142,7 +153,7 @@ pub fn private(root: &RootKey, key: &KeyBlob) -> Result<Vec<u8>, BackendError> {
 }
 
 fn wrong_key(key: &KeyBlob, what: &str) -> BackendError {
-    BackendError::InvalidInput(format!("a {:?} key cannot {what}", key.template))
+    BackendError::invalid(format!("a {:?} key cannot {what}", key.template))
 }
 
 /// Most keys of one kind kept parsed.
@@ -186,13 +197,14 @@ impl KeyCache {
             (&mut self.ecdsa, &ECDSA_P256_SHA256_ASN1_SIGNING)
         };
         cached(map, &key.wrapped, || {
-            EcdsaKeyPair::from_pkcs8(alg, &private(root, key)?).map_err(|_| failed("ECC key load"))
+            EcdsaKeyPair::from_pkcs8(alg, &private(root, key)?)
+                .map_err(|e| failed("ECC key load", e))
         })
     }
 
     fn rsa(&mut self, root: &RootKey, key: &KeyBlob) -> Result<Arc<RsaKeyPair>, BackendError> {
         cached(&mut self.rsa, &key.wrapped, || {
-            RsaKeyPair::from_pkcs8(&private(root, key)?).map_err(|_| failed("RSA key load"))
+            RsaKeyPair::from_pkcs8(&private(root, key)?).map_err(|e| failed("RSA key load", e))
         })
     }
 }
@@ -209,7 +221,7 @@ pub fn sign(
     match (key.template, scheme) {
         (KeyTemplate::EccP256Signing, SignatureScheme::EcdsaP256Sha256) => {
             let pair = cache.ecdsa(root, key, false)?;
-            let sig = pair.sign(&rng, message).map_err(|_| failed("ECDSA"))?;
+            let sig = pair.sign(&rng, message).map_err(|e| failed("ECDSA", e))?;
             Ok(sig.as_ref().to_vec())
         }
         (
@@ -225,7 +237,7 @@ pub fn sign(
                 };
             let mut out = vec![0u8; pair.public_modulus_len()];
             pair.sign(padding, &rng, message, &mut out)
-                .map_err(|_| failed("RSA signing"))?;
+                .map_err(|e| failed("RSA signing", e))?;
             Ok(out)
         }
         _ => Err(wrong_key(key, &format!("sign with {scheme:?}"))),
@@ -242,8 +254,8 @@ pub fn sign_ecdsa_fixed(
     let pair = cache.ecdsa(root, key, true)?;
     let sig = pair
         .sign(&SystemRandom::new(), message)
-        .map_err(|_| failed("ECDSA"))?;
-    sig.as_ref().try_into().map_err(|_| failed("ECDSA"))
+        .map_err(|e| failed("ECDSA", e))?;
+    sig.as_ref().try_into().map_err(|e| failed("ECDSA", e))
 }
 
 /// Verifies with the public half only.
@@ -289,12 +301,12 @@ pub fn aes_cfb_encrypt(
         return Err(wrong_key(key, "encrypt with AES"));
     }
     let private = private(root, key)?;
-    let iv: [u8; 16] = random(16)?.try_into().map_err(|_| failed("IV"))?;
-    let unbound = UnboundCipherKey::new(&AES_256, &private).map_err(|_| failed("AES key"))?;
-    let enc = EncryptingKey::cfb128(unbound).map_err(|_| failed("AES key"))?;
+    let iv: [u8; 16] = random(16)?.try_into().map_err(|_| failure("IV"))?;
+    let unbound = UnboundCipherKey::new(&AES_256, &private).map_err(|e| failed("AES key", e))?;
+    let enc = EncryptingKey::cfb128(unbound).map_err(|e| failed("AES key", e))?;
     let mut buf = plaintext.to_vec();
     enc.less_safe_encrypt(&mut buf, EncryptionContext::Iv128(iv.into()))
-        .map_err(|_| failed("AES-CFB"))?;
+        .map_err(|e| failed("AES-CFB", e))?;
     let mut out = iv.to_vec();
     out.extend_from_slice(&buf);
     Ok(out)
@@ -310,20 +322,20 @@ pub fn aes_cfb_decrypt(
         return Err(wrong_key(key, "decrypt with AES"));
     }
     if data.len() < 16 {
-        return Err(BackendError::InvalidInput(format!(
+        return Err(BackendError::invalid(format!(
             "AES-CFB ciphertext must start with a 16-byte IV; got {} bytes",
             data.len()
         )));
     }
     let private = private(root, key)?;
     let (iv, body) = data.split_at(16);
-    let iv: [u8; 16] = iv.try_into().map_err(|_| failed("IV"))?;
-    let unbound = UnboundCipherKey::new(&AES_256, &private).map_err(|_| failed("AES key"))?;
-    let dec = DecryptingKey::cfb128(unbound).map_err(|_| failed("AES key"))?;
+    let iv: [u8; 16] = iv.try_into().map_err(|e| failed("IV", e))?;
+    let unbound = UnboundCipherKey::new(&AES_256, &private).map_err(|e| failed("AES key", e))?;
+    let dec = DecryptingKey::cfb128(unbound).map_err(|e| failed("AES key", e))?;
     let mut buf = body.to_vec();
     let plain = dec
         .decrypt(&mut buf, DecryptionContext::Iv128(iv.into()))
-        .map_err(|_| failed("AES-CFB"))?;
+        .map_err(|e| failed("AES-CFB", e))?;
     Ok(plain.to_vec())
 }
 
@@ -335,8 +347,8 @@ pub fn rsa_oaep_encrypt(key: &KeyBlob, plaintext: &[u8]) -> Result<Vec<u8>, Back
         return Err(wrong_key(key, "encrypt with RSA-OAEP"));
     };
     let public = PublicEncryptingKey::from_der(&der::rsa_spki(modulus, *exponent))
-        .map_err(|_| failed("RSA public key"))?;
-    let oaep = OaepPublicEncryptingKey::new(public).map_err(|_| failed("RSA public key"))?;
+        .map_err(|e| failed("RSA public key", e))?;
+    let oaep = OaepPublicEncryptingKey::new(public).map_err(|e| failed("RSA public key", e))?;
     let max = oaep.max_plaintext_size(&OAEP_SHA256_MGF1SHA256);
     if plaintext.len() > max {
         return Err(BackendError::tpm(
@@ -350,7 +362,7 @@ pub fn rsa_oaep_encrypt(key: &KeyBlob, plaintext: &[u8]) -> Result<Vec<u8>, Back
     let mut out = vec![0u8; oaep.ciphertext_size()];
     let n = oaep
         .encrypt(&OAEP_SHA256_MGF1SHA256, plaintext, &mut out, None)
-        .map_err(|_| failed("RSA-OAEP"))?
+        .map_err(|e| failed("RSA-OAEP", e))?
         .len();
     out.truncate(n);
     Ok(out)
@@ -366,15 +378,16 @@ pub fn rsa_oaep_decrypt(
         return Err(wrong_key(key, "decrypt with RSA-OAEP"));
     }
     let private = private(root, key)?;
-    let pk = PrivateDecryptingKey::from_pkcs8(&private).map_err(|_| failed("RSA key load"))?;
-    let oaep = OaepPrivateDecryptingKey::new(pk).map_err(|_| failed("RSA key load"))?;
+    let pk = PrivateDecryptingKey::from_pkcs8(&private).map_err(|e| failed("RSA key load", e))?;
+    let oaep = OaepPrivateDecryptingKey::new(pk).map_err(|e| failed("RSA key load", e))?;
     let mut out = vec![0u8; oaep.min_output_size()];
     let n = oaep
         .decrypt(&OAEP_SHA256_MGF1SHA256, ciphertext, &mut out, None)
-        .map_err(|_| {
-            BackendError::tpm(
+        .map_err(|e| {
+            BackendError::tpm_caused(
                 TpmResultCode::Value,
                 "RSA-OAEP ciphertext does not decrypt with this key",
+                e,
             )
         })?
         .len();

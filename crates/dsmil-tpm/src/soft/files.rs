@@ -7,8 +7,8 @@ use std::path::Path;
 
 use crate::error::BackendError;
 
-fn storage(path: &Path, what: &str, e: impl std::fmt::Display) -> BackendError {
-    BackendError::Storage(format!("cannot {what} {}: {e}", path.display()))
+fn storage(path: &Path, what: &str, e: std::io::Error) -> BackendError {
+    BackendError::storage(format!("cannot {what} {}", path.display()), e)
 }
 
 /// Creates `dir` (0700) if missing.
@@ -30,17 +30,21 @@ pub fn load_or_create_root_key(path: &Path) -> Result<[u8; 32], BackendError> {
                 .map_err(|e| storage(path, "restrict", e))?;
         }
         let bytes = fs::read(path).map_err(|e| storage(path, "read", e))?;
-        return bytes.as_slice().try_into().map_err(|_| {
-            BackendError::Storage(format!(
-                "{} holds {} bytes; a software TPM root key is 32 bytes",
-                path.display(),
-                bytes.len()
-            ))
-        });
+        return bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| BackendError::Storage {
+                detail: format!(
+                    "{} holds {} bytes; a software TPM root key is 32 bytes",
+                    path.display(),
+                    bytes.len()
+                ),
+                source: None,
+            });
     }
     let mut key = [0u8; 32];
     aws_lc_rs::rand::fill(&mut key)
-        .map_err(|_| BackendError::Storage("the system RNG failed".into()))?;
+        .map_err(|e| BackendError::storage("the system RNG failed to make a root key", e))?;
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)

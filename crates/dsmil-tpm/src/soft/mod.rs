@@ -124,7 +124,9 @@ impl SoftTpm {
             .map(|i| {
                 Digest::new(HashAlgorithm::Sha256, self.pcrs[usize::from(i)].to_vec())
                     .map(|d| (i, d))
-                    .map_err(|e| BackendError::InvalidInput(e.to_string()))
+                    .map_err(|e| {
+                        BackendError::invalid_caused(format!("PCR {i} is no SHA-256 digest"), e)
+                    })
             })
             .collect()
     }
@@ -227,7 +229,7 @@ impl TpmBackend for SoftTpm {
             data: data.to_vec(),
         };
         let plain = serde_json::to_vec(&payload)
-            .map_err(|e| BackendError::Storage(format!("cannot encode sealed data: {e}")))?;
+            .map_err(|e| BackendError::storage("cannot encode sealed data", e))?;
         let blob = self
             .root
             .wrap(&seal_aad(&digest.0, &policy.pcrs, password), &plain)?;
@@ -242,7 +244,7 @@ impl TpmBackend for SoftTpm {
 
     fn unseal(&mut self, blob: &SealedBlob, password: Option<&[u8]>) -> BackendResult<Vec<u8>> {
         if blob.backend != "soft" {
-            return Err(BackendError::InvalidInput(format!(
+            return Err(BackendError::invalid(format!(
                 "the blob was sealed by the {:?} backend, not the software TPM",
                 blob.backend
             )));
@@ -259,7 +261,7 @@ impl TpmBackend for SoftTpm {
             ));
         }
         let payload: SealedPayload = serde_json::from_slice(&plain)
-            .map_err(|e| BackendError::Storage(format!("sealed payload unreadable: {e}")))?;
+            .map_err(|e| BackendError::storage("sealed payload unreadable", e))?;
         if blob.password_required {
             let given = Sha256::digest(password.unwrap_or_default());
             if aws_lc_rs::constant_time::verify_slices_are_equal(&given, &payload.auth_hash)
@@ -276,7 +278,7 @@ impl TpmBackend for SoftTpm {
 
     fn pcr_extend(&mut self, index: u8, digest: &Digest) -> BackendResult<()> {
         if index >= PCR_COUNT {
-            return Err(BackendError::InvalidInput(format!(
+            return Err(BackendError::invalid(format!(
                 "PCR index {index} is out of range; PCRs are numbered 0-23"
             )));
         }

@@ -54,14 +54,14 @@ impl NvStore {
     pub fn open(path: &Path) -> Result<Self, BackendError> {
         let indices = match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                BackendError::Storage(format!("{} is not valid NV state: {e}", path.display()))
+                BackendError::storage(format!("{} is not valid NV state", path.display()), e)
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => {
-                return Err(BackendError::Storage(format!(
-                    "cannot read {}: {e}",
-                    path.display()
-                )));
+                return Err(BackendError::storage(
+                    format!("cannot read {}", path.display()),
+                    e,
+                ));
             }
         };
         Ok(Self {
@@ -72,7 +72,7 @@ impl NvStore {
 
     fn save(&self) -> Result<(), BackendError> {
         let bytes = serde_json::to_vec(&self.indices)
-            .map_err(|e| BackendError::Storage(format!("cannot encode NV state: {e}")))?;
+            .map_err(|e| BackendError::storage("cannot encode NV state", e))?;
         files::write_atomic(&self.path, &bytes)
     }
 
@@ -83,7 +83,7 @@ impl NvStore {
 
     /// `TPM2_NV_DefineSpace`.
     pub fn define(&mut self, spec: &NvSpec) -> Result<(), BackendError> {
-        spec.validate().map_err(BackendError::InvalidInput)?;
+        spec.validate().map_err(BackendError::invalid)?;
         if self.indices.contains_key(&spec.index) {
             return Err(BackendError::tpm(
                 TpmResultCode::NvDefined,

@@ -34,7 +34,7 @@ pub(super) fn sha256(data: &[u8]) -> BackendResult<TssDigest> {
 
 pub(super) fn auth_value(value: &[u8], what: &str) -> BackendResult<Auth> {
     if value.len() > MAX_AUTH {
-        return Err(BackendError::InvalidInput(format!(
+        return Err(BackendError::invalid(format!(
             "{what} is {} bytes; the TPM takes at most {MAX_AUTH}",
             value.len()
         )));
@@ -120,7 +120,7 @@ pub(super) fn flush_leftovers(ctx: &mut Context) {
 impl Conn {
     pub(super) fn open(conf: &TctiNameConf, software: bool) -> BackendResult<Conn> {
         let mut ctx = Context::new(conf.clone())
-            .map_err(|e| BackendError::Transport(format!("connecting to the TPM failed: {e}")))?;
+            .map_err(|e| BackendError::transport("connecting to the TPM", e))?;
         if software {
             flush_leftovers(&mut ctx);
         }

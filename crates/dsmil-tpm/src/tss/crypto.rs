@@ -19,11 +19,11 @@ pub(super) fn check_scheme_for_signing(
     if ok {
         Ok(())
     } else if scheme == SignatureScheme::HmacSha256 {
-        Err(BackendError::InvalidInput(
-            "HMAC-SHA-256 signatures are not offered by the tss backend; use ECDSA or RSA".into(),
+        Err(BackendError::invalid(
+            "HMAC-SHA-256 signatures are not offered by the tss backend; use ECDSA or RSA",
         ))
     } else {
-        Err(BackendError::InvalidInput(format!(
+        Err(BackendError::invalid(format!(
             "signature scheme {scheme:?} does not fit a {template:?} key"
         )))
     }
@@ -36,7 +36,7 @@ pub(super) fn check_scheme_for_encryption(
     match (template, scheme) {
         (KeyTemplate::Aes256, EncryptionScheme::Aes256Cfb)
         | (KeyTemplate::Rsa2048Decryption, EncryptionScheme::RsaOaepSha256) => Ok(()),
-        _ => Err(BackendError::InvalidInput(format!(
+        _ => Err(BackendError::invalid(format!(
             "encryption scheme {scheme:?} does not fit a {template:?} key"
         ))),
     }
@@ -67,8 +67,8 @@ impl Conn {
         check_scheme_for_signing(key.template, scheme)?;
         let (public, _) = templates::unwrap_blob(&key.wrapped)?;
         if public.object_attributes().restricted() {
-            return Err(BackendError::InvalidInput(
-                "the key is a restricted (attestation) key; it signs quotes only".into(),
+            return Err(BackendError::invalid(
+                "the key is a restricted (attestation) key; it signs quotes only",
             ));
         }
         let hash_scheme = HashScheme::new(HashingAlgorithm::Sha256);
@@ -175,7 +175,7 @@ impl Conn {
             }
             EncryptionScheme::RsaOaepSha256 => {
                 if plaintext.len() > MAX_OAEP_PLAINTEXT {
-                    return Err(BackendError::InvalidInput(format!(
+                    return Err(BackendError::invalid(format!(
                         "RSA-2048 OAEP-SHA256 encrypts at most {MAX_OAEP_PLAINTEXT} bytes, got {}",
                         plaintext.len()
                     )));
@@ -204,7 +204,7 @@ impl Conn {
         match scheme {
             EncryptionScheme::Aes256Cfb => {
                 if ciphertext.len() < 16 {
-                    return Err(BackendError::InvalidInput(format!(
+                    return Err(BackendError::invalid(format!(
                         "AES-CFB ciphertext is iv || data; {} bytes is shorter than the 16-byte IV",
                         ciphertext.len()
                     )));
@@ -214,7 +214,7 @@ impl Conn {
             }
             EncryptionScheme::RsaOaepSha256 => {
                 if ciphertext.len() != 256 {
-                    return Err(BackendError::InvalidInput(format!(
+                    return Err(BackendError::invalid(format!(
                         "RSA-2048 ciphertexts are 256 bytes, got {}",
                         ciphertext.len()
                     )));

@@ -1,6 +1,7 @@
 //! `tss-esapi` errors as [`BackendError`]s: TPM response codes keep their code (and the raw
 //! value in the detail), transport failures become [`BackendError::Transport`], parameters the
-//! wrapper refuses become [`BackendError::InvalidInput`].
+//! wrapper refuses become [`BackendError::InvalidInput`]; each keeps the `tss-esapi` error as
+//! its source.
 
 use dsmil_core::tpm::TpmResultCode;
 use tss_esapi::constants::response_code::Tss2ResponseCode;
@@ -40,7 +41,10 @@ pub(crate) fn rc_err(raw: u32, what: &str) -> BackendError {
                 format!("{what} (TPM response code {code:#05x})"),
             )
         }
-        LAYER_TCTI => BackendError::Transport(format!("{what}: TCTI error {raw:#x}")),
+        LAYER_TCTI => BackendError::Transport {
+            detail: format!("{what}: TCTI error {raw:#x}"),
+            source: None,
+        },
         _ => BackendError::tpm(
             TpmResultCode::Other(raw),
             format!("{what}: TSS error {raw:#x} (layer {layer})"),
@@ -48,21 +52,41 @@ pub(crate) fn rc_err(raw: u32, what: &str) -> BackendError {
     }
 }
 
-/// Converts a `tss-esapi` error raised while doing `what`.
+/// Converts a `tss-esapi` error raised while doing `what`, keeping it as the source.
 pub(crate) fn tss_err(e: TssError, what: &str) -> BackendError {
     match e {
         TssError::Tss2Error(rc) => match raw_rc(rc) {
-            Some(raw) => rc_err(raw, what),
-            None => BackendError::tpm(TpmResultCode::Other(u32::MAX), format!("{what}: {rc}")),
+            Some(raw) => with_source(rc_err(raw, what), e),
+            None => BackendError::tpm_caused(
+                TpmResultCode::Other(u32::MAX),
+                format!("{what}: an unrecognised response code"),
+                e,
+            ),
         },
         TssError::WrapperError(
-            kind @ (WrapperErrorKind::WrongParamSize
+            WrapperErrorKind::WrongParamSize
             | WrapperErrorKind::ParamsMissing
             | WrapperErrorKind::InconsistentParams
             | WrapperErrorKind::UnsupportedParam
-            | WrapperErrorKind::InvalidParam),
-        ) => BackendError::InvalidInput(format!("{what}: {kind}")),
-        TssError::WrapperError(kind) => BackendError::Transport(format!("{what}: {kind}")),
+            | WrapperErrorKind::InvalidParam,
+        ) => BackendError::invalid_caused(format!("tss-esapi refused {what}"), e),
+        TssError::WrapperError(_) => BackendError::transport(what, e),
+    }
+}
+
+/// `err` (a classified response code) with `e` as its source.
+fn with_source(err: BackendError, e: TssError) -> BackendError {
+    match err {
+        BackendError::Tpm {
+            rc, raw, detail, ..
+        } => BackendError::Tpm {
+            rc,
+            raw,
+            detail,
+            source: Some(e.into()),
+        },
+        BackendError::Transport { detail, .. } => BackendError::transport(detail, e),
+        other => other,
     }
 }
 
@@ -97,6 +121,10 @@ mod unit {
         let err = tss_err(e, "unsealing");
         assert_eq!(err.result_code(), TpmResultCode::PolicyFail);
         assert!(err.to_string().contains("0x99d"), "{err}");
+        assert_eq!(
+            std::error::Error::source(&err).and_then(|s| s.downcast_ref::<TssError>()),
+            Some(&e)
+        );
         // TPM_RC_NV_LOCKED (format zero), passed on by a resource manager.
         let err = rc_err(0x000b_0148, "writing");
         assert_eq!(err.result_code(), TpmResultCode::NvLocked);
@@ -108,7 +136,7 @@ mod unit {
         // A TCTI failure is a transport error.
         assert!(matches!(
             rc_err(0x000a_000a, "x"),
-            BackendError::Transport(_)
+            BackendError::Transport { .. }
         ));
         // An ESYS error keeps its full raw value.
         assert_eq!(
@@ -120,12 +148,18 @@ mod unit {
             base_code(&TssError::Tss2Error(Tss2ResponseCode::from(0x2db))),
             Some(0x09b)
         );
-        assert!(matches!(
-            tss_err(
-                TssError::WrapperError(WrapperErrorKind::WrongParamSize),
-                "x"
-            ),
-            BackendError::InvalidInput(_)
-        ));
+        let err = tss_err(
+            TssError::WrapperError(WrapperErrorKind::WrongParamSize),
+            "the IV",
+        );
+        assert!(matches!(err, BackendError::InvalidInput(_)), "{err}");
+        assert_eq!(err.to_string(), "tss-esapi refused the IV");
+        assert_eq!(err.result_code(), TpmResultCode::Value);
+        assert!(
+            std::error::Error::source(&err)
+                .and_then(|s| s.downcast_ref::<TssError>())
+                .is_some(),
+            "the tss-esapi error is kept"
+        );
     }
 }

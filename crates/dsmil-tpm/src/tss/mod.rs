@@ -130,10 +130,13 @@ impl TssBackend {
     /// first flushes every transient object and session left loaded, assuming exclusive use.
     pub fn connect(tcti: &str) -> Result<TssBackend, BackendError> {
         quiet_tss_log();
-        let conf = TctiNameConf::from_str(tcti).map_err(|_| {
-            BackendError::InvalidInput(format!(
-                "{tcti:?} is not a TCTI; use e.g. swtpm:host=127.0.0.1,port=2321 or device:/dev/tpmrm0"
-            ))
+        let conf = TctiNameConf::from_str(tcti).map_err(|e| {
+            BackendError::invalid_caused(
+                format!(
+                    "{tcti:?} is not a TCTI; use e.g. swtpm:host=127.0.0.1,port=2321 or device:/dev/tpmrm0"
+                ),
+                e,
+            )
         })?;
         let software = matches!(conf, TctiNameConf::Swtpm(_) | TctiNameConf::Mssim(_));
         let conn = Conn::open(&conf, software)?;
@@ -160,16 +163,14 @@ impl TssBackend {
     fn conn(&mut self) -> Result<&mut Conn, BackendError> {
         if self.conn.is_none() {
             let conn = Conn::open(&self.conf, self.software).map_err(|e| {
-                BackendError::Transport(format!(
-                    "reconnecting to the TPM at {} failed: {e}",
-                    self.tcti
-                ))
+                BackendError::transport(format!("reconnecting to the TPM at {}", self.tcti), e)
             })?;
             self.conn = Some(conn);
         }
-        self.conn
-            .as_mut()
-            .ok_or_else(|| BackendError::Transport("the TPM connection is closed".into()))
+        self.conn.as_mut().ok_or_else(|| BackendError::Transport {
+            detail: "the TPM connection is closed".into(),
+            source: None,
+        })
     }
 
     /// `TPM2_NV_WriteLock`, which `tss-esapi` does not wrap: closes the connection, locks on a
@@ -306,12 +307,21 @@ impl TpmBackend for TssBackend {
             self.nv_write_lock(index, auth).map_err(|e| {
                 let context = "the data was written, but write-locking the write-once index failed";
                 match e {
-                    BackendError::Tpm { rc, detail, .. } => {
-                        BackendError::tpm(rc, format!("{context}: {detail}"))
-                    }
-                    BackendError::Transport(m) => {
-                        BackendError::Transport(format!("{context}: {m}"))
-                    }
+                    BackendError::Tpm {
+                        rc,
+                        raw,
+                        detail,
+                        source,
+                    } => BackendError::Tpm {
+                        rc,
+                        raw,
+                        detail: format!("{context}: {detail}"),
+                        source,
+                    },
+                    BackendError::Transport { detail, source } => BackendError::Transport {
+                        detail: format!("{context}: {detail}"),
+                        source,
+                    },
                     other => other,
                 }
             })?;

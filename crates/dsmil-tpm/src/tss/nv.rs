@@ -4,7 +4,7 @@ use super::*;
 
 pub(super) fn check_nv_index(index: u32) -> BackendResult<NvIndexTpmHandle> {
     if !(NV_INDEX_FIRST..=NV_INDEX_LAST).contains(&index) {
-        return Err(BackendError::InvalidInput(format!(
+        return Err(BackendError::invalid(format!(
             "NV index {index:#010x} is outside the owner range {NV_INDEX_FIRST:#010x}-{NV_INDEX_LAST:#010x}"
         )));
     }
@@ -51,7 +51,7 @@ impl Conn {
     }
 
     pub(super) fn nv_define(&mut self, spec: &NvSpec) -> BackendResult<()> {
-        spec.validate().map_err(BackendError::InvalidInput)?;
+        spec.validate().map_err(BackendError::invalid)?;
         let tpm_handle = check_nv_index(spec.index)?;
         let auth = spec
             .auth
@@ -101,7 +101,7 @@ impl Conn {
         auth: Option<&[u8]>,
     ) -> BackendResult<bool> {
         if usize::from(offset) + data.len() > usize::from(u16::MAX) {
-            return Err(BackendError::InvalidInput(format!(
+            return Err(BackendError::invalid(format!(
                 "{} bytes at offset {offset} run past the largest NV offset",
                 data.len()
             )));
@@ -157,7 +157,7 @@ impl Conn {
             while out.len() < usize::from(len) {
                 let at = usize::from(offset) + out.len();
                 let at = u16::try_from(at).map_err(|_| {
-                    BackendError::InvalidInput(format!(
+                    BackendError::invalid(format!(
                         "{len} bytes at offset {offset} run past the largest NV offset"
                     ))
                 })?;

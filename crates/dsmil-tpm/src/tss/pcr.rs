@@ -31,7 +31,7 @@ pub(super) fn tss_selection(bank: HashAlgorithm, pcrs: &[u8]) -> BackendResult<P
         .map(|&i| {
             1u32.checked_shl(u32::from(i))
                 .and_then(|bit| PcrSlot::try_from(bit).ok())
-                .ok_or_else(|| BackendError::InvalidInput(format!("PCR index {i} is out of range")))
+                .ok_or_else(|| BackendError::invalid(format!("PCR index {i} is out of range")))
         })
         .collect::<BackendResult<Vec<_>>>()?;
     PcrSelectionListBuilder::new()
@@ -71,7 +71,11 @@ impl Conn {
             }
             for (index, digest) in indexes.into_iter().zip(digests.value()) {
                 let digest = Digest::new(bank, digest.value().to_vec()).map_err(|e| {
-                    BackendError::tpm(TpmResultCode::Size, format!("PCR {index}: {e}"))
+                    BackendError::tpm_caused(
+                        TpmResultCode::Size,
+                        format!("PCR {index} is no {bank:?} digest"),
+                        e,
+                    )
                 })?;
                 if let Some(pos) = remaining.iter().position(|&i| i == index) {
                     remaining.remove(pos);
@@ -123,7 +127,7 @@ impl Conn {
         password_value: Option<&[u8]>,
     ) -> BackendResult<Vec<u8>> {
         if blob.backend != "tss" {
-            return Err(BackendError::InvalidInput(format!(
+            return Err(BackendError::invalid(format!(
                 "the blob was sealed by the {:?} backend, not by a TPM through tss",
                 blob.backend
             )));
@@ -174,7 +178,10 @@ impl Conn {
                 )
             })
             .map_err(|e| tss_err(e, "starting a policy session"))?
-            .ok_or_else(|| BackendError::Transport("the TPM returned no policy session".into()))?;
+            .ok_or_else(|| BackendError::Transport {
+                detail: "the TPM returned no policy session".into(),
+                source: None,
+            })?;
         *session = Some(started);
         let (attributes, mask) = SessionAttributesBuilder::new()
             .with_continue_session(true)
@@ -204,7 +211,7 @@ impl Conn {
             .ok()
             .filter(|_| index < crate::values::PCR_COUNT)
             .ok_or_else(|| {
-                BackendError::InvalidInput(format!(
+                BackendError::invalid(format!(
                     "PCR index {index} is out of range; PCRs are numbered 0-23"
                 ))
             })?;
@@ -240,13 +247,17 @@ impl Conn {
                 .marshall()
                 .map_err(|e| tss_err(e, "marshalling the attestation"))?;
             let parsed = QuoteAttest::parse(&attest).map_err(|e| {
-                BackendError::tpm(TpmResultCode::Value, format!("TPM2_Quote returned {e}"))
+                BackendError::tpm_caused(
+                    TpmResultCode::Value,
+                    "TPM2_Quote returned an attestation that does not parse",
+                    e,
+                )
             })?;
             if parsed.pcr_digest != wire::pcr_digest(&values) {
                 continue; // a PCR changed between the read and the quote
             }
             let Signature::EcDsa(sig) = signature else {
-                return Err(BackendError::InvalidInput(format!(
+                return Err(BackendError::invalid(format!(
                     "the attestation key signed with {:?}, not ECDSA",
                     signature.algorithm()
                 )));

@@ -145,9 +145,8 @@ pub(crate) fn wrap(public: &Public, private: &Private) -> Result<Vec<u8>, Backen
     let public = public
         .marshall()
         .map_err(|e| tss_err(e, "marshalling the public area"))?;
-    let too_long = |what: &str| {
-        BackendError::InvalidInput(format!("the TPM returned a {what} too long to wrap"))
-    };
+    let too_long =
+        |what: &str| BackendError::invalid(format!("the TPM returned a {what} too long to wrap"));
     let mut w = Writer::new();
     w.u16(u16::try_from(public.len()).map_err(|_| too_long("public area"))?)
         .bytes(&public);
@@ -160,17 +159,17 @@ pub(crate) fn wrap(public: &Public, private: &Private) -> Result<Vec<u8>, Backen
 /// Reverses [`wrap`].
 pub(crate) fn unwrap_blob(blob: &[u8]) -> Result<(Public, Private), BackendError> {
     let bad = |e: wire::WireError| {
-        BackendError::InvalidInput(format!("the wrapped key is not a tss key blob: {e}"))
+        BackendError::invalid_caused("the wrapped key is not a tss key blob", e)
     };
     let mut r = Reader::new("wrapped key", blob);
     let public = r.tpm2b("TPM2B_PUBLIC").map_err(bad)?;
     let private = r.tpm2b("TPM2B_PRIVATE").map_err(bad)?;
     r.end().map_err(bad)?;
-    let public = Public::unmarshall(public).map_err(|_| {
-        BackendError::InvalidInput("the wrapped key's public area does not parse".into())
+    let public = Public::unmarshall(public).map_err(|e| {
+        BackendError::invalid_caused("the wrapped key's public area does not parse", e)
     })?;
-    let private = Private::try_from(private.to_vec()).map_err(|_| {
-        BackendError::InvalidInput("the wrapped key's private area is too long".into())
+    let private = Private::try_from(private.to_vec()).map_err(|e| {
+        BackendError::invalid_caused("the wrapped key's private area is too long", e)
     })?;
     Ok((public, private))
 }

@@ -3,16 +3,16 @@
 //! big-endian counter as `ctr::Ctr128BE`) for one stream of any length per key.
 //!
 //! [`Aes256x16`] expands every key once, into a 64-byte aligned schedule that is zeroized on
-//! drop, and picks its implementation ([`AesBackend`]) from the [`Platform`] and what the CPU
-//! has, checked once per process:
+//! drop, and picks its implementation ([`AesBackend::select`]) from the crypto extensions the
+//! [`Platform`] carries:
 //!
-//! - Avx512 platform with VAES → [`AesBackend::Vaes`]: four blocks per 512-bit register. ECB
-//!   puts four keys in one register (their round keys sit next to each other in the schedule);
-//!   CTR broadcasts one key's round keys to all four 128-bit lanes and runs 32 blocks (8
-//!   registers) of one stream per step.
-//! - otherwise, with AES-NI (Avx2 or Avx512 platform) → [`AesBackend::AesNi`]: 128-bit
-//!   AES-NI, 8 CTR blocks per step.
-//! - Portable platform, or no AES-NI → [`AesBackend::Portable`]: plain Rust reference.
+//! - VAES (only ever carried on the AVX-512 path, with AES-NI) → [`AesBackend::Vaes`]: four
+//!   blocks per 512-bit register. ECB puts four keys in one register (their round keys sit next
+//!   to each other in the schedule); CTR broadcasts one key's round keys to all four 128-bit
+//!   lanes and runs 32 blocks (8 registers) of one stream per step.
+//! - otherwise AES-NI → [`AesBackend::AesNi`]: 128-bit AES-NI, 8 CTR blocks per step.
+//! - neither (the portable platform, `-aes_ni`, or a CPU without AES-NI) →
+//!   [`AesBackend::Portable`]: plain Rust reference.
 //!
 //! Key schedules are computed with `aeskeygenassist`/`aesimc` where AES-NI is used, in plain
 //! Rust otherwise. Decryption uses the equivalent inverse cipher (FIPS 197 §5.3.5).
@@ -53,11 +53,10 @@ mod portable;
 
 use std::fmt;
 
-use dsmil_core::KernelPath;
 use thiserror::Error;
 use zeroize::Zeroize;
 
-use crate::Platform;
+use crate::{CryptoExtension, Platform};
 
 /// Key length in bytes.
 pub const KEY_LEN: usize = 32;
@@ -109,13 +108,15 @@ pub enum AesBackend {
 }
 
 impl AesBackend {
-    /// The implementation used for `platform` on this CPU.
+    /// The implementation for `platform`: VAES if it carries VAES, else AES-NI if it carries
+    /// AES-NI, else portable.
     pub fn select(platform: Platform) -> Self {
-        match platform.path() {
-            KernelPath::Portable => Self::Portable,
-            KernelPath::Avx512 if cpu::has_vaes() => Self::Vaes,
-            _ if cpu::has_aesni() => Self::AesNi,
-            _ => Self::Portable,
+        if platform.has(CryptoExtension::Vaes) {
+            Self::Vaes
+        } else if platform.has(CryptoExtension::AesNi) {
+            Self::AesNi
+        } else {
+            Self::Portable
         }
     }
 }
@@ -127,40 +128,6 @@ impl fmt::Display for AesBackend {
             Self::AesNi => "aesni",
             Self::Vaes => "vaes",
         })
-    }
-}
-
-/// CPU features beyond what a [`Platform`] proves, detected once per process.
-mod cpu {
-    #[cfg(target_arch = "x86_64")]
-    pub(super) fn has_aesni() -> bool {
-        static AESNI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *AESNI.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("aes")
-                && std::arch::is_x86_feature_detected!("sse2")
-        })
-    }
-
-    /// VAES with AVX-512 F/BW (plus AES-NI for the key schedule).
-    #[cfg(target_arch = "x86_64")]
-    pub(super) fn has_vaes() -> bool {
-        static VAES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *VAES.get_or_init(|| {
-            has_aesni()
-                && std::arch::is_x86_feature_detected!("vaes")
-                && std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512bw")
-        })
-    }
-
-    #[cfg(not(target_arch = "x86_64"))]
-    pub(super) fn has_aesni() -> bool {
-        false
-    }
-
-    #[cfg(not(target_arch = "x86_64"))]
-    pub(super) fn has_vaes() -> bool {
-        false
     }
 }
 
@@ -241,8 +208,9 @@ impl Aes256x16 {
         for (k, key) in keys.iter().enumerate() {
             match backend {
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: `select` returns AesNi or Vaes only when AES-NI (and SSE2) were
-                // detected (`cpu::has_aesni`).
+                // SAFETY: `select` returns AesNi or Vaes only for a platform carrying AES-NI
+                // (VAES is carried only with it), which exists only when AES-NI and SSE2 were
+                // detected.
                 AesBackend::AesNi | AesBackend::Vaes => unsafe {
                     aesni::expand_key(&mut schedule, k, key)
                 },
@@ -321,11 +289,12 @@ impl Aes256x16 {
         let rk = if decrypt { &s.dec } else { &s.enc };
         match self.backend {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the backend is Vaes only when `cpu::has_vaes` found AVX-512 F/BW, VAES
-            // and AES-NI.
+            // SAFETY: the backend is Vaes only when `select` saw a platform carrying VAES, which
+            // exists only when VAES, AES-NI and AVX-512 F/BW were detected.
             AesBackend::Vaes => unsafe { avx512::ecb16(rk, &mut all, decrypt) },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the backend is AesNi only when `cpu::has_aesni` found AES-NI and SSE2.
+            // SAFETY: the backend is AesNi only when `select` saw a platform carrying AES-NI,
+            // which exists only when AES-NI and SSE2 were detected.
             AesBackend::AesNi => unsafe { aesni::ecb16(rk, &mut all, decrypt) },
             _ => portable::ecb16(rk, &mut all, decrypt),
         }

@@ -5,7 +5,8 @@
 
 use std::arch::x86_64::*;
 
-use super::{K, LANES, padded_block};
+use super::{K, LANES, Sha256};
+use crate::crypto::lanes::LaneHash;
 
 macro_rules! xor3 {
     ($a:expr, $b:expr, $c:expr) => {
@@ -104,7 +105,7 @@ fn block_rows<'s>(
         let index = first + offset;
         let start = index * 64;
         if active & (1 << i) != 0 && start + 64 > msg.len() {
-            padded_block(msg, index, &mut scratch[i]);
+            Sha256::padded_block(msg, index, &mut scratch[i]);
         } else if active & (1 << i) == 0 {
             scratch[i] = [0u8; 64];
         }

@@ -1,10 +1,18 @@
 //! SHA-256 of many messages at once (FIPS 180-4).
 //!
-//! The AVX-512 path hashes 16 messages of independent lengths in parallel, one per 32-bit
-//! lane: each lane walks its own message blocks and padding, lanes that finish early are
-//! masked out, and [`Sha256Lanes`] refills a lane with the next queued message as soon as its
-//! current one is done (the multi-buffer manager pattern of intel-ipsec-mb), so a stream of
-//! messages of mixed sizes keeps every lane busy.
+//! Three kernels, selected from the [`Platform`] ([`Sha256Engine::select`]):
+//!
+//! - AVX-512 path → [`Sha256Engine::Avx512x16`]: 16 messages of independent lengths in
+//!   parallel, one per 32-bit lane; each lane walks its own message blocks and padding, lanes
+//!   that finish early are masked out. Preferred over SHA-NI on this path: it is the faster of
+//!   the two as measured by `cargo xtask bench sha256_x16` (docs/benchmarks.md).
+//! - otherwise, on a platform carrying SHA-NI → [`Sha256Engine::ShaNi4`]: four messages
+//!   interleaved on the SHA extensions.
+//! - otherwise → [`Sha256Engine::Portable`]: one message at a time, plain Rust.
+//!
+//! [`Sha256Lanes`] (the crate's one multi-buffer manager, [`Lanes`]) refills a lane with the next
+//! queued message as soon as its current one is done (the pattern of intel-ipsec-mb), so a
+//! stream of messages of mixed sizes keeps every lane busy.
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
@@ -14,8 +22,8 @@ mod shani;
 
 use dsmil_core::KernelPath;
 
-use super::lanes::{LaneHash, Lanes, compress_each, hash_many};
-use crate::Platform;
+use super::lanes::{LaneHash, Lanes, State, compress_each, hash_many};
+use crate::{CryptoExtension, Platform};
 
 /// Lanes of the AVX-512 kernel.
 pub const LANES: usize = 16;
@@ -37,142 +45,7 @@ pub(crate) const K: [u32; 64] = [
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 ];
 
-/// Number of 64-byte blocks of a padded message of `len` bytes.
-pub(crate) fn block_count(len: usize) -> usize {
-    super::padding::block_count(len, 64, 8)
-}
-
-/// Block `index` of the padded message.
-pub(crate) fn padded_block(msg: &[u8], index: usize, out: &mut [u8; 64]) {
-    super::padding::padded_block(msg, index, out, 8);
-}
-
-fn digest_bytes(state: &[u32; 8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
-        chunk.copy_from_slice(&word.to_be_bytes());
-    }
-    out
-}
-
-/// SHA-256 of one message (portable reference).
-pub fn sha256(message: &[u8]) -> [u8; 32] {
-    let mut state = [H0];
-    compress_each(
-        &mut state,
-        &[(message, 0)],
-        block_count(message.len()),
-        1,
-        padded_block,
-        portable::compress,
-    );
-    digest_bytes(&state[0])
-}
-
-/// SHA-256 as a [`LaneHash`]: 16 lanes on AVX-512, one message at a time elsewhere.
-#[derive(Debug, Clone, Copy)]
-pub struct Sha256;
-
-impl LaneHash for Sha256 {
-    const LANES: usize = LANES;
-    type State = [u32; 8];
-    type Digest = [u8; 32];
-
-    fn initial() -> Self::State {
-        H0
-    }
-
-    fn block_count(len: usize) -> usize {
-        block_count(len)
-    }
-
-    fn compress(
-        platform: Platform,
-        states: &mut [[u32; 8]],
-        inputs: &[(&[u8], usize)],
-        run: usize,
-        active: u32,
-    ) {
-        match platform.path() {
-            #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx512 if states.len() == LANES && inputs.len() == LANES => {
-                // SAFETY: an Avx512 `Platform` exists only when AVX-512 F/BW/DQ/VL were detected.
-                unsafe { avx512::compress_lanes(states, inputs, run, active) }
-            }
-            _ => compress_each(
-                states,
-                inputs,
-                run,
-                active,
-                padded_block,
-                portable::compress,
-            ),
-        }
-    }
-
-    fn digest(state: &Self::State) -> Self::Digest {
-        digest_bytes(state)
-    }
-}
-
-/// The multi-buffer manager for SHA-256: queue tagged messages, collect `(tag, digest)`.
-pub type Sha256Lanes<'a, T> = Lanes<'a, Sha256, T>;
-
-/// Whether this CPU has the SHA extensions (SHA-NI), checked once.
-pub fn has_sha_ni() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *HAS.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("sha")
-                && std::arch::is_x86_feature_detected!("sse4.1")
-                && std::arch::is_x86_feature_detected!("ssse3")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
-
-/// SHA-256 with SHA-NI, four messages interleaved, as a [`LaneHash`]. Only usable where
-/// [`has_sha_ni`] is true; elsewhere it falls back to the portable compression.
-#[derive(Debug, Clone, Copy)]
-pub struct Sha256Ni;
-
-impl LaneHash for Sha256Ni {
-    const LANES: usize = 4;
-    type State = [u32; 8];
-    type Digest = [u8; 32];
-
-    fn initial() -> Self::State {
-        H0
-    }
-
-    fn block_count(len: usize) -> usize {
-        block_count(len)
-    }
-
-    fn compress(
-        _: Platform,
-        states: &mut [[u32; 8]],
-        inputs: &[(&[u8], usize)],
-        run: usize,
-        active: u32,
-    ) {
-        #[cfg(target_arch = "x86_64")]
-        if has_sha_ni() {
-            // SAFETY: SHA, SSE4.1 and SSSE3 were detected by `has_sha_ni`.
-            unsafe { shani::compress_lanes(states, inputs, run, active) };
-            return;
-        }
-        Sha256::compress(Platform::portable(), states, inputs, run, active)
-    }
-
-    fn digest(state: &Self::State) -> Self::Digest {
-        digest_bytes(state)
-    }
-}
-
-/// Which engine hashes a batch: interleaved SHA-NI or the 16-lane AVX-512 kernel.
+/// Which kernel hashes a batch on a given [`Platform`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sha256Engine {
     /// One message at a time, portable code.
@@ -183,49 +56,92 @@ pub enum Sha256Engine {
     Avx512x16,
 }
 
-/// Every engine this machine can run, portable first.
-pub fn available_engines() -> Vec<Sha256Engine> {
-    let mut engines = vec![Sha256Engine::Portable];
-    if has_sha_ni() {
-        engines.push(Sha256Engine::ShaNi4);
-    }
-    if Platform::avx512().is_some() {
-        engines.push(Sha256Engine::Avx512x16);
-    }
-    engines
-}
-
-/// The engine for `platform`: a forced portable platform stays portable; otherwise the faster
-/// of the available SIMD engines as measured by `cargo xtask bench sha256_x16`
-/// (docs/benchmarks.md).
-pub fn choose_engine(platform: Platform) -> Sha256Engine {
-    match (platform.path(), has_sha_ni()) {
-        (KernelPath::Portable, _) => Sha256Engine::Portable,
-        (KernelPath::Avx512, true) => PREFERRED_WITH_BOTH,
-        (KernelPath::Avx512, false) => Sha256Engine::Avx512x16,
-        (KernelPath::Avx2, true) => Sha256Engine::ShaNi4,
-        (KernelPath::Avx2, false) => Sha256Engine::Portable,
-    }
-}
-
-/// The engine used when both SHA-NI and AVX-512 are present (the faster one in the bench).
+/// The engine used when both SHA-NI and the AVX-512 path are present (the faster one in the
+/// bench).
 const PREFERRED_WITH_BOTH: Sha256Engine = Sha256Engine::Avx512x16;
 
-/// SHA-256 of every message, in order, on `engine`.
-pub fn sha256_many_on(engine: Sha256Engine, messages: &[&[u8]]) -> Vec<[u8; 32]> {
-    match engine {
-        Sha256Engine::Portable => hash_many::<Sha256>(Platform::portable(), messages),
-        Sha256Engine::ShaNi4 => hash_many::<Sha256Ni>(Platform::portable(), messages),
-        Sha256Engine::Avx512x16 => match Platform::avx512() {
-            Some(p) => hash_many::<Sha256>(p, messages),
-            None => hash_many::<Sha256>(Platform::portable(), messages),
-        },
+impl Sha256Engine {
+    /// The engine for `platform`: AVX-512 ×16 on the AVX-512 path, else SHA-NI ×4 when the
+    /// platform carries SHA-NI, else portable.
+    pub fn select(platform: Platform) -> Self {
+        match (platform.path(), platform.has(CryptoExtension::ShaNi)) {
+            (KernelPath::Avx512, true) => PREFERRED_WITH_BOTH,
+            (KernelPath::Avx512, false) => Sha256Engine::Avx512x16,
+            (_, true) => Sha256Engine::ShaNi4,
+            (_, false) => Sha256Engine::Portable,
+        }
+    }
+
+    /// Messages the engine hashes at once.
+    pub fn lanes(self) -> usize {
+        match self {
+            Sha256Engine::Portable | Sha256Engine::Avx512x16 => LANES,
+            Sha256Engine::ShaNi4 => 4,
+        }
     }
 }
 
-/// SHA-256 of every message, in order, on the fastest engine for `platform`.
+/// SHA-256 as a [`LaneHash`], on the kernel [`Sha256Engine::select`] picks.
+#[derive(Debug, Clone, Copy)]
+pub struct Sha256;
+
+impl LaneHash for Sha256 {
+    const BLOCK_LEN: usize = 64;
+    const LENGTH_LEN: usize = 8;
+    type Word = u32;
+    type Block = [u8; 64];
+    type Digest = [u8; 32];
+    const INITIAL: [u32; 8] = H0;
+    const ZERO_BLOCK: [u8; 64] = [0; 64];
+    const ZERO_DIGEST: [u8; 32] = [0; 32];
+
+    fn lanes(platform: Platform) -> usize {
+        Sha256Engine::select(platform).lanes()
+    }
+
+    fn compress_lanes(
+        platform: Platform,
+        states: &mut [State<Self>],
+        inputs: &[(&[u8], usize)],
+        run: usize,
+        active: u32,
+    ) {
+        let engine = Sha256Engine::select(platform);
+        let full = states.len() == engine.lanes() && inputs.len() == states.len();
+        match engine {
+            #[cfg(target_arch = "x86_64")]
+            Sha256Engine::Avx512x16 if full => {
+                // SAFETY: `select` returns Avx512x16 only for a platform on the AVX-512 path,
+                // which exists only when AVX-512 F/BW/DQ/VL were detected.
+                unsafe { avx512::compress_lanes(states, inputs, run, active) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Sha256Engine::ShaNi4 if full => {
+                // SAFETY: `select` returns ShaNi4 only for a platform carrying SHA-NI, which
+                // exists only when SHA, SSE4.1 and SSSE3 were detected.
+                unsafe { shani::compress_lanes(states, inputs, run, active) }
+            }
+            _ => compress_each::<Self>(states, inputs, run, active),
+        }
+    }
+
+    fn compress_block(state: &mut State<Self>, block: &[u8; 64]) {
+        portable::compress(state, block);
+    }
+}
+
+/// SHA-256 of one message (portable reference).
+pub fn sha256(message: &[u8]) -> [u8; 32] {
+    Sha256::hash(message)
+}
+
+/// The multi-buffer manager for SHA-256: queue tagged messages, collect `(tag, digest)`.
+pub type Sha256Lanes<'a, T> = Lanes<'a, Sha256, T>;
+
+/// SHA-256 of every message, in order, on the engine [`Sha256Engine::select`] picks for
+/// `platform`.
 pub fn sha256_many(platform: Platform, messages: &[&[u8]]) -> Vec<[u8; 32]> {
-    sha256_many_on(choose_engine(platform), messages)
+    hash_many::<Sha256>(platform, messages)
 }
 
 #[cfg(test)]
@@ -253,11 +169,48 @@ mod tests {
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
         );
         let million_a = vec![b'a'; 1_000_000];
-        for engine in available_engines() {
+        let platforms = [
+            Some(Platform::portable()),
+            Platform::portable().with(CryptoExtension::ShaNi),
+            Platform::avx512(),
+        ];
+        for p in platforms.into_iter().flatten() {
             assert_eq!(
-                hex(&sha256_many_on(engine, &[&million_a])[0]),
+                hex(&sha256_many(p, &[&million_a])[0]),
                 "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0",
-                "{engine:?}"
+                "{p} ({:?})",
+                Sha256Engine::select(p)
+            );
+        }
+    }
+
+    #[test]
+    fn the_engine_follows_the_platform() {
+        assert_eq!(
+            Sha256Engine::select(Platform::portable()),
+            Sha256Engine::Portable
+        );
+        if let Some(p) = Platform::portable().with(CryptoExtension::ShaNi) {
+            assert_eq!(Sha256Engine::select(p), Sha256Engine::ShaNi4);
+            assert_eq!(Sha256::lanes(p), 4);
+        }
+        if let Some(p) = Platform::avx2() {
+            let want = if p.has(CryptoExtension::ShaNi) {
+                Sha256Engine::ShaNi4
+            } else {
+                Sha256Engine::Portable
+            };
+            assert_eq!(Sha256Engine::select(p), want);
+            assert_eq!(
+                Sha256Engine::select(p.without(CryptoExtension::ShaNi)),
+                Sha256Engine::Portable
+            );
+        }
+        if let Some(p) = Platform::avx512() {
+            assert_eq!(Sha256Engine::select(p), Sha256Engine::Avx512x16);
+            assert_eq!(
+                Sha256Engine::select(p.without(CryptoExtension::ShaNi)),
+                Sha256Engine::Avx512x16
             );
         }
     }

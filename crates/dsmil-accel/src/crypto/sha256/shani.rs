@@ -4,7 +4,8 @@
 
 use std::arch::x86_64::*;
 
-use super::{K, padded_block};
+use super::{K, Sha256};
+use crate::crypto::lanes::LaneHash;
 
 /// Messages advanced together.
 pub const WAYS: usize = 4;
@@ -98,7 +99,7 @@ pub unsafe fn compress_lanes(
         for (w, (msg, first)) in inputs.iter().take(WAYS).enumerate() {
             let index = first + offset;
             if active & (1 << w) != 0 && index * 64 + 64 > msg.len() {
-                padded_block(msg, index, &mut scratch[w]);
+                Sha256::padded_block(msg, index, &mut scratch[w]);
             }
         }
         let blocks: [&[u8; 64]; WAYS] = std::array::from_fn(|w| match inputs.get(w) {

@@ -4,7 +4,8 @@
 
 use std::arch::x86_64::*;
 
-use super::{K, LANES, padded_block};
+use super::{K, LANES, Sha512};
+use crate::crypto::lanes::LaneHash;
 
 macro_rules! xor3 {
     ($a:expr, $b:expr, $c:expr) => {
@@ -103,7 +104,7 @@ fn gather_block(inputs: &[(&[u8], usize)], offset: usize, active: u32, words: &m
         let block: &[u8] = if start + 128 <= msg.len() {
             &msg[start..start + 128]
         } else {
-            padded_block(msg, index, &mut padded);
+            Sha512::padded_block(msg, index, &mut padded);
             &padded
         };
         for (t, chunk) in block.chunks_exact(8).enumerate() {

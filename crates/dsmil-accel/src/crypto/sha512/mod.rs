@@ -1,5 +1,6 @@
-//! SHA-512 of many messages at once (FIPS 180-4): eight 64-bit lanes on AVX-512, through the
-//! same multi-buffer manager as SHA-256.
+//! SHA-512 of many messages at once (FIPS 180-4): eight 64-bit lanes on the AVX-512 path, one
+//! message at a time in plain Rust on the others, through the same multi-buffer manager
+//! ([`Lanes`]) as SHA-256.
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
@@ -7,7 +8,7 @@ mod portable;
 
 use dsmil_core::KernelPath;
 
-use super::lanes::{LaneHash, Lanes, compress_each, hash_many};
+use super::lanes::{LaneHash, Lanes, State, compress_each, hash_many};
 use crate::Platform;
 
 /// Lanes of the AVX-512 kernel.
@@ -109,58 +110,27 @@ pub(crate) const K: [u64; 80] = [
     0x6c44198c4a475817,
 ];
 
-/// Number of 128-byte blocks of a padded message of `len` bytes.
-pub(crate) fn block_count(len: usize) -> usize {
-    super::padding::block_count(len, 128, 16)
-}
-
-/// Block `index` of the padded message.
-pub(crate) fn padded_block(msg: &[u8], index: usize, out: &mut [u8; 128]) {
-    super::padding::padded_block(msg, index, out, 16);
-}
-
-fn digest_bytes(state: &[u64; 8]) -> [u8; 64] {
-    let mut out = [0u8; 64];
-    for (chunk, word) in out.chunks_exact_mut(8).zip(state) {
-        chunk.copy_from_slice(&word.to_be_bytes());
-    }
-    out
-}
-
-/// SHA-512 of one message (portable reference).
-pub fn sha512(message: &[u8]) -> [u8; 64] {
-    let mut state = [H0];
-    compress_each(
-        &mut state,
-        &[(message, 0)],
-        block_count(message.len()),
-        1,
-        padded_block,
-        portable::compress,
-    );
-    digest_bytes(&state[0])
-}
-
-/// SHA-512 as a [`LaneHash`]: 8 lanes on AVX-512, one message at a time elsewhere.
+/// SHA-512 as a [`LaneHash`]: 8 lanes on the AVX-512 path, one message at a time elsewhere.
 #[derive(Debug, Clone, Copy)]
 pub struct Sha512;
 
 impl LaneHash for Sha512 {
-    const LANES: usize = LANES;
-    type State = [u64; 8];
+    const BLOCK_LEN: usize = 128;
+    const LENGTH_LEN: usize = 16;
+    type Word = u64;
+    type Block = [u8; 128];
     type Digest = [u8; 64];
+    const INITIAL: [u64; 8] = H0;
+    const ZERO_BLOCK: [u8; 128] = [0; 128];
+    const ZERO_DIGEST: [u8; 64] = [0; 64];
 
-    fn initial() -> Self::State {
-        H0
+    fn lanes(_: Platform) -> usize {
+        LANES
     }
 
-    fn block_count(len: usize) -> usize {
-        block_count(len)
-    }
-
-    fn compress(
+    fn compress_lanes(
         platform: Platform,
-        states: &mut [[u64; 8]],
+        states: &mut [State<Self>],
         inputs: &[(&[u8], usize)],
         run: usize,
         active: u32,
@@ -168,29 +138,28 @@ impl LaneHash for Sha512 {
         match platform.path() {
             #[cfg(target_arch = "x86_64")]
             KernelPath::Avx512 if states.len() == LANES && inputs.len() == LANES => {
-                // SAFETY: an Avx512 `Platform` exists only when AVX-512 F/BW/DQ/VL were detected.
+                // SAFETY: a platform on the AVX-512 path exists only when AVX-512 F/BW/DQ/VL
+                // were detected.
                 unsafe { avx512::compress_lanes(states, inputs, run, active) }
             }
-            _ => compress_each(
-                states,
-                inputs,
-                run,
-                active,
-                padded_block,
-                portable::compress,
-            ),
+            _ => compress_each::<Self>(states, inputs, run, active),
         }
     }
 
-    fn digest(state: &Self::State) -> Self::Digest {
-        digest_bytes(state)
+    fn compress_block(state: &mut State<Self>, block: &[u8; 128]) {
+        portable::compress(state, block);
     }
+}
+
+/// SHA-512 of one message (portable reference).
+pub fn sha512(message: &[u8]) -> [u8; 64] {
+    Sha512::hash(message)
 }
 
 /// The multi-buffer manager for SHA-512.
 pub type Sha512Lanes<'a, T> = Lanes<'a, Sha512, T>;
 
-/// SHA-512 of every message, in order (8 lanes at a time on AVX-512).
+/// SHA-512 of every message, in order (8 lanes at a time on the AVX-512 path).
 pub fn sha512_many(platform: Platform, messages: &[&[u8]]) -> Vec<[u8; 64]> {
     hash_many::<Sha512>(platform, messages)
 }

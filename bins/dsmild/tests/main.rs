@@ -1,0 +1,15 @@
+//! dsmild end to end, in one harness: the real binary started as a child process on loopback,
+//! driven over HTTP and WebSocket, with swtpm, PostgreSQL and headless Chromium where a test
+//! needs them.
+
+#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
+
+mod common;
+mod contract;
+mod daemon;
+mod dashboard;
+mod learn;
+mod monitor;
+mod schema;
+mod tpm;
+mod workflows;

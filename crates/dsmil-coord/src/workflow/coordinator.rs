@@ -1,0 +1,366 @@
+//! The [`Coordinator`] and its lifecycle: building it with its ports, checking and registering
+//! workflows (submit, run in place), resuming them after a crash, cancelling them, and shutting
+//! down.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dsmil_core::ports::{AdviceRequest, AgentAdvisor, AuditSink, PerformanceSink};
+use dsmil_core::workflow::{AgentResult, Metadata, WorkflowResult, WorkflowSpec, WorkflowState};
+use dsmil_core::{AgentId, AgentRef, EventBus, WorkflowId};
+use tokio::time::Instant;
+
+use super::cancel::{CancelHandle, CancelToken, cancel_pair};
+use super::record::Recorder;
+use super::run::Run;
+use super::{WorkflowError, lock};
+use crate::journal::Journal;
+use crate::registry::{AgentRegistry, AgentRuntime};
+
+/// Runs workflows on a registry of agents.
+pub struct Coordinator {
+    pub(super) registry: Arc<AgentRegistry>,
+    advisor: Option<Arc<dyn AgentAdvisor>>,
+    sink: Option<Arc<dyn PerformanceSink>>,
+    pub(super) bus: Option<EventBus>,
+    journal: Option<Arc<Journal>>,
+    pub(super) audit: Option<Arc<dyn AuditSink>>,
+    active: Mutex<HashMap<WorkflowId, CancelHandle>>,
+    /// `true` while non-critical work is paused.
+    pub(super) paused: tokio::sync::watch::Sender<bool>,
+    /// Why new workflows are refused, during an emergency stop.
+    pub(super) emergency: Mutex<Option<String>>,
+    /// Set once [`Coordinator::shutdown`] begins: new workflows are refused.
+    closing: AtomicBool,
+    /// Told whenever a workflow stops running.
+    finished: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("agents", &self.registry.len())
+            .finish()
+    }
+}
+
+impl Coordinator {
+    /// A coordinator over `registry`.
+    pub fn new(registry: Arc<AgentRegistry>) -> Self {
+        Self {
+            registry,
+            advisor: None,
+            sink: None,
+            bus: None,
+            journal: None,
+            audit: None,
+            active: Mutex::new(HashMap::new()),
+            paused: tokio::sync::watch::channel(false).0,
+            emergency: Mutex::new(None),
+            closing: AtomicBool::new(false),
+            finished: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Appends security-relevant events (emergency stops) to `audit`.
+    pub fn with_audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// Journals every workflow in `journal` (needed for [`Coordinator::submit`] lookups and
+    /// [`Coordinator::recover`]).
+    pub fn with_journal(mut self, journal: Arc<Journal>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Resolves `agent_id = "auto"` through `advisor` (default: the first registered agent).
+    pub fn with_advisor(mut self, advisor: Arc<dyn AgentAdvisor>) -> Self {
+        self.advisor = Some(advisor);
+        self
+    }
+
+    /// Records every task outcome in `sink` (in the background, by deterministic record id; a
+    /// workflow's handle resolves once its records are in).
+    pub fn with_sink(mut self, sink: Arc<dyn PerformanceSink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Publishes workflow and task events on `bus`.
+    pub fn with_bus(mut self, bus: EventBus) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// The journal, if any.
+    pub fn journal(&self) -> Option<&Arc<Journal>> {
+        self.journal.as_ref()
+    }
+
+    /// The agents.
+    pub fn registry(&self) -> &Arc<AgentRegistry> {
+        &self.registry
+    }
+
+    /// Workflows running now.
+    pub fn active(&self) -> Vec<WorkflowId> {
+        lock(&self.active).keys().copied().collect()
+    }
+
+    /// Cancels workflow `id`; `false` if it is not running.
+    pub fn cancel(&self, id: WorkflowId) -> bool {
+        lock(&self.active)
+            .get(&id)
+            .map(CancelHandle::cancel)
+            .is_some()
+    }
+
+    /// Cancels every running workflow (emergency stop); returns how many.
+    pub fn cancel_all(&self) -> usize {
+        let active = lock(&self.active);
+        for handle in active.values() {
+            handle.cancel();
+        }
+        active.len()
+    }
+
+    /// Stops taking workflows (new ones are refused with [`WorkflowError::ShuttingDown`]) and
+    /// waits up to `grace` for the running ones to finish. Returns how many are still running
+    /// then: they are left as the journal shows them (running), so the next start resumes them,
+    /// and their tasks (and agent processes) stop when the runtime drops them.
+    pub async fn shutdown(&self, grace: Duration) -> usize {
+        self.closing.store(true, Ordering::Release);
+        let deadline = Instant::now() + grace;
+        loop {
+            let finished = self.finished.notified();
+            let running = lock(&self.active).len();
+            if running == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, finished).await.is_err() {
+                return lock(&self.active).len();
+            }
+        }
+    }
+
+    /// Validates `spec`, journals it and starts it in the background; the handle yields the
+    /// result. Errors are returned before anything runs.
+    pub async fn submit(
+        self: &Arc<Self>,
+        spec: WorkflowSpec,
+    ) -> Result<(WorkflowId, tokio::task::JoinHandle<WorkflowResult>), WorkflowError> {
+        let (id, agents, token) = self.begin(&spec).await?;
+        Ok((id, self.spawn(id, spec, agents, BTreeMap::new(), token)))
+    }
+
+    /// Runs `spec` to the end, its global timeout, or `cancel`.
+    pub async fn run(
+        &self,
+        spec: WorkflowSpec,
+        cancel: CancelToken,
+    ) -> Result<WorkflowResult, WorkflowError> {
+        let (id, agents, token) = self.begin(&spec).await?;
+        let run = self.run_state(id, spec, agents, BTreeMap::new());
+        let result = run.execute(cancel, token).await;
+        self.finish(id);
+        Ok(result)
+    }
+
+    /// Resumes every workflow the journal shows unfinished (after a crash): each is marked
+    /// `recovering`, then run again with the tasks that had succeeded kept, not re-run (their
+    /// performance records are sent again, with the same ids). Workflows whose agents no
+    /// longer exist are marked failed.
+    pub async fn recover(
+        self: &Arc<Self>,
+    ) -> Result<Vec<(WorkflowId, tokio::task::JoinHandle<WorkflowResult>)>, WorkflowError> {
+        let Some(journal) = &self.journal else {
+            return Ok(Vec::new());
+        };
+        self.refuse()?;
+        let mut resumed = Vec::new();
+        for record in journal.unfinished().await? {
+            let id = record.workflow_id;
+            journal
+                .transition(id, WorkflowState::Recovering, "resuming after a restart")
+                .await?;
+            let agents = match self.prepare(&record.spec).await {
+                Ok(a) => a,
+                Err(e) => {
+                    let detail = format!("cannot resume: {}", crate::error_chain(&e));
+                    journal
+                        .transition(id, WorkflowState::Failed, &detail)
+                        .await?;
+                    continue;
+                }
+            };
+            let mut previous = BTreeMap::new();
+            for r in record.results.iter().filter(|r| r.succeeded()) {
+                if let Some(i) = record.spec.tasks.iter().position(|t| t.id == r.task_id) {
+                    previous.insert(i, r.clone());
+                }
+            }
+            journal
+                .transition(
+                    id,
+                    WorkflowState::Running,
+                    &format!("{} finished tasks kept", previous.len()),
+                )
+                .await?;
+            let token = self.register(id)?;
+            resumed.push((id, self.spawn(id, record.spec, agents, previous, token)));
+        }
+        Ok(resumed)
+    }
+
+    /// Checks `spec` against the registry and resolves every task's agent.
+    pub async fn prepare(
+        &self,
+        spec: &WorkflowSpec,
+    ) -> Result<Vec<Arc<AgentRuntime>>, WorkflowError> {
+        spec.validate()?;
+        let known = || {
+            self.registry
+                .ids()
+                .iter()
+                .map(|a| a.as_str().to_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut agents = Vec::with_capacity(spec.tasks.len());
+        for (index, task) in spec.tasks.iter().enumerate() {
+            let id: AgentId = match &task.agent_id {
+                AgentRef::Named(id) => id.clone(),
+                AgentRef::Auto => match &self.advisor {
+                    Some(a) => {
+                        let request = AdviceRequest {
+                            task_description: task.task_description.clone(),
+                            task_type: Some(spec.workflow_type.clone()),
+                            context: Metadata::new(),
+                            candidates: self.registry.ids(),
+                            exclude_agents: Vec::new(),
+                        };
+                        a.advise(request)
+                            .await
+                            .map_err(|source| WorkflowError::Advisor {
+                                index,
+                                task: task.id.as_str().to_owned(),
+                                source,
+                            })?
+                            .predicted_agent
+                    }
+                    None => self.registry.ids().into_iter().next().ok_or_else(|| {
+                        WorkflowError::NoAgent {
+                            index,
+                            task: task.id.as_str().to_owned(),
+                        }
+                    })?,
+                },
+            };
+            let rt = self
+                .registry
+                .get(&id)
+                .ok_or_else(|| WorkflowError::UnknownAgent {
+                    index,
+                    task: task.id.as_str().to_owned(),
+                    agent: id.as_str().to_owned(),
+                    known: known(),
+                })?;
+            agents.push(rt);
+        }
+        Ok(agents)
+    }
+
+    /// Refuses new work while shutting down or during an emergency stop.
+    fn refuse(&self) -> Result<(), WorkflowError> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(WorkflowError::ShuttingDown);
+        }
+        match lock(&self.emergency).clone() {
+            Some(reason) => Err(WorkflowError::Emergency(reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// What starting a new workflow takes: checks (not refused, agents known), an id,
+    /// registration as running, and the journal's record of it.
+    async fn begin(
+        &self,
+        spec: &WorkflowSpec,
+    ) -> Result<(WorkflowId, Vec<Arc<AgentRuntime>>, CancelToken), WorkflowError> {
+        self.refuse()?;
+        let agents = self.prepare(spec).await?;
+        let id = WorkflowId::new_random();
+        let token = self.register(id)?;
+        if let Some(j) = &self.journal
+            && let Err(e) = j.create(id, spec, WorkflowState::Running).await
+        {
+            lock(&self.active).remove(&id);
+            return Err(e.into());
+        }
+        Ok((id, agents, token))
+    }
+
+    /// Registers `id` as running — refused while shutting down or during an emergency stop.
+    /// The check happens under the same lock `cancel_all` takes, so a workflow is either
+    /// refused or cancelled by it.
+    fn register(&self, id: WorkflowId) -> Result<CancelToken, WorkflowError> {
+        let mut active = lock(&self.active);
+        self.refuse()?;
+        let (handle, token) = cancel_pair();
+        active.insert(id, handle);
+        Ok(token)
+    }
+
+    /// Forgets a workflow that stopped running and tells [`Coordinator::shutdown`].
+    fn finish(&self, id: WorkflowId) {
+        lock(&self.active).remove(&id);
+        self.finished.notify_waiters();
+    }
+
+    /// The shared state of a run of `spec` as workflow `id`.
+    fn run_state(
+        &self,
+        id: WorkflowId,
+        spec: WorkflowSpec,
+        agents: Vec<Arc<AgentRuntime>>,
+        previous: BTreeMap<usize, AgentResult>,
+    ) -> Arc<Run> {
+        let n = spec.tasks.len();
+        Arc::new(Run {
+            id,
+            spec,
+            agents,
+            registry: Arc::clone(&self.registry),
+            bus: self.bus.clone(),
+            journal: self.journal.clone(),
+            results: Mutex::new(Vec::new()),
+            times: Mutex::new(vec![Duration::ZERO; n]),
+            journal_error: Mutex::new(None),
+            previous,
+            paused: self.paused.subscribe(),
+            recorder: Recorder::start(id, self.sink.clone()),
+        })
+    }
+
+    /// Runs a registered workflow in the background.
+    fn spawn(
+        self: &Arc<Self>,
+        id: WorkflowId,
+        spec: WorkflowSpec,
+        agents: Vec<Arc<AgentRuntime>>,
+        previous: BTreeMap<usize, AgentResult>,
+        token: CancelToken,
+    ) -> tokio::task::JoinHandle<WorkflowResult> {
+        let this = Arc::clone(self);
+        let run = self.run_state(id, spec, agents, previous);
+        tokio::spawn(async move {
+            let result = run.execute(CancelToken::never(), token).await;
+            this.finish(id);
+            result
+        })
+    }
+}
