@@ -6,7 +6,7 @@ mod result;
 mod spec;
 
 pub use result::{AgentResult, TaskOutcome, WorkflowResult};
-pub use spec::{AgentTask, Comparator, SpecError, WorkflowSpec};
+pub use spec::{AgentTask, Comparator, ParseError, SpecError, WorkflowSpec};
 
 use std::collections::BTreeMap;
 

@@ -102,12 +102,23 @@ pub struct WorkflowSpec {
     pub metadata: Metadata,
 }
 
+/// Why the text of a spec did not parse; the parser's message names the field and position.
+#[derive(Debug, Error)]
+pub enum ParseError {
+    /// Not a TOML spec.
+    #[error(transparent)]
+    Toml(#[from] toml::de::Error),
+    /// Not a JSON spec.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
 /// Why a workflow spec was rejected. Each variant names the offending task or field.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Error)]
 pub enum SpecError {
-    /// The text is not valid TOML/JSON for a spec (the message names the field and position).
-    #[error("invalid workflow spec: {0}")]
-    Parse(String),
+    /// The text is not valid TOML/JSON for a spec (the source names the field and position).
+    #[error("invalid workflow spec")]
+    Parse(#[source] ParseError),
     /// No tasks.
     #[error("workflow has no tasks; at least one is required")]
     NoTasks,
@@ -148,8 +159,7 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> SpecError {
 impl WorkflowSpec {
     /// Parses a TOML spec and validates it.
     pub fn from_toml_str(text: &str) -> Result<Self, SpecError> {
-        let spec: WorkflowSpec =
-            toml::from_str(text).map_err(|e| SpecError::Parse(e.to_string()))?;
+        let spec: WorkflowSpec = toml::from_str(text).map_err(|e| SpecError::Parse(e.into()))?;
         spec.validate()?;
         Ok(spec)
     }
@@ -157,7 +167,7 @@ impl WorkflowSpec {
     /// Parses a JSON spec and validates it.
     pub fn from_json_str(text: &str) -> Result<Self, SpecError> {
         let spec: WorkflowSpec =
-            serde_json::from_str(text).map_err(|e| SpecError::Parse(e.to_string()))?;
+            serde_json::from_str(text).map_err(|e| SpecError::Parse(e.into()))?;
         spec.validate()?;
         Ok(spec)
     }
@@ -417,7 +427,7 @@ mod tests {
     #[test]
     fn check_rejections() {
         let check = |text: String, expected: &str| {
-            let err = WorkflowSpec::from_toml_str(&text).unwrap_err().to_string();
+            let err = crate::report::chain(&WorkflowSpec::from_toml_str(&text).unwrap_err());
             assert!(err.contains(expected), "expected {expected:?} in {err:?}");
         };
         check(spec("tasks = []", "parallel"), "no tasks");

@@ -44,7 +44,7 @@ fn parse_spec(headers: &HeaderMap, body: &str) -> Result<WorkflowSpec, ApiError>
     } else {
         WorkflowSpec::from_toml_str(body)
     };
-    parsed.map_err(|e| ApiError::bad_request("invalid_workflow", e.to_string()))
+    parsed.map_err(|e| ApiError::bad_request("invalid_workflow", dsmil_core::report::chain(&e)))
 }
 
 fn parse_id(id: &str) -> Result<WorkflowId, ApiError> {
