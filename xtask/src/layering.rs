@@ -13,12 +13,14 @@ use serde_json::Value;
 /// The shared-vocabulary crate every layer may use.
 pub const CORE: &str = "dsmil-core";
 /// The layer crates.
-pub const LAYERS: [&str; 5] = [
+pub const LAYERS: [&str; 6] = [
     "dsmil-tpm",
     "dsmil-learn",
     "dsmil-coord",
     "dsmil-accel",
     "dsmil-monitor",
+    // Not a layer of the seed, but held to the same rule: core only, wired by the composer.
+    "dsmil-cluster",
 ];
 /// The wire contract: request, response and message types; like a layer, it may depend on
 /// core only (it must not know any layer's internals).

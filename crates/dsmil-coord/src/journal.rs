@@ -1,17 +1,21 @@
-//! The workflow journal: a SQLite file where every state transition and task result is
-//! committed (WAL, `synchronous = FULL`) before the coordinator goes on, so a crash loses
-//! nothing that was acknowledged. After a restart, [`Journal::unfinished`] lists the workflows
-//! to resume, with the results their tasks already produced.
+//! The single-host workflow journal: a SQLite file where every state transition and task result
+//! is committed (WAL, `synchronous = FULL`) before the coordinator goes on, so a crash loses
+//! nothing that was acknowledged. After a restart, `unfinished` lists the workflows to resume,
+//! with the results their tasks already produced. It implements core's [`JournalStore`] port
+//! (the cluster's JetStream journal is the other implementation; both pass
+//! `dsmil_core::conformance::journal`).
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dsmil_core::WorkflowId;
+use dsmil_core::ports::{JournalError, JournalStore};
+pub use dsmil_core::ports::{JournalTransition, WorkflowRecord};
 use dsmil_core::workflow::{AgentResult, WorkflowResult, WorkflowSpec, WorkflowState};
-use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
@@ -22,10 +26,10 @@ use thiserror::Error;
 /// The error a corrupt value failed with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// A journal failure; the database's, the encoder's or the parser's error is kept as the
+/// A failure of the SQLite journal; the database's, the encoder's or the parser's error is kept as the
 /// [`source`](std::error::Error::source).
 #[derive(Debug, Error)]
-pub enum JournalError {
+pub enum SqliteJournalError {
     /// The journal file could not be opened.
     #[error("cannot open the journal {}", .path.display())]
     Open {
@@ -68,59 +72,29 @@ pub enum JournalError {
 }
 
 /// A failed database operation `action`.
-fn storage(action: &'static str) -> impl FnOnce(sqlx::Error) -> JournalError {
-    move |source| JournalError::Storage { action, source }
+fn storage(action: &'static str) -> impl FnOnce(sqlx::Error) -> SqliteJournalError {
+    move |source| SqliteJournalError::Storage { action, source }
 }
 
 /// Value `what` could not be encoded.
-fn encode(what: &'static str) -> impl FnOnce(serde_json::Error) -> JournalError {
-    move |source| JournalError::Encode { what, source }
+fn encode(what: &'static str) -> impl FnOnce(serde_json::Error) -> SqliteJournalError {
+    move |source| SqliteJournalError::Encode { what, source }
 }
 
 /// Stored value `what` does not parse.
-fn corrupt<E: Into<BoxError>>(what: &'static str) -> impl FnOnce(E) -> JournalError {
-    move |e| JournalError::Corrupt {
+fn corrupt<E: Into<BoxError>>(what: &'static str) -> impl FnOnce(E) -> SqliteJournalError {
+    move |e| SqliteJournalError::Corrupt {
         what,
         source: Some(e.into()),
     }
 }
 
 /// Stored value `what` is out of range.
-fn out_of_range(what: &'static str) -> JournalError {
-    JournalError::Corrupt { what, source: None }
+fn out_of_range(what: &'static str) -> SqliteJournalError {
+    SqliteJournalError::Corrupt { what, source: None }
 }
 
-/// One state change.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JournalTransition {
-    /// When.
-    pub at: DateTime<Utc>,
-    /// The state entered.
-    pub state: WorkflowState,
-    /// Why.
-    pub detail: String,
-}
-
-/// Everything the journal knows about a workflow.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WorkflowRecord {
-    /// Its id.
-    pub workflow_id: WorkflowId,
-    /// What was submitted.
-    pub spec: WorkflowSpec,
-    /// Its current state.
-    pub state: WorkflowState,
-    /// When it was accepted.
-    pub created_at: DateTime<Utc>,
-    /// Task results so far, in completion order.
-    pub results: Vec<AgentResult>,
-    /// Its history.
-    pub history: Vec<JournalTransition>,
-    /// The final result, once finished.
-    pub result: Option<WorkflowResult>,
-}
-
-/// The journal.
+/// The SQLite journal.
 #[derive(Debug, Clone)]
 pub struct Journal {
     pool: SqlitePool,
@@ -133,7 +107,7 @@ fn state_name(s: WorkflowState) -> String {
         .unwrap_or_default()
 }
 
-fn parse_state(s: &str) -> Result<WorkflowState, JournalError> {
+fn parse_state(s: &str) -> Result<WorkflowState, SqliteJournalError> {
     serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(corrupt("state"))
 }
 
@@ -144,7 +118,7 @@ async fn insert_transition(
     at_us: i64,
     state: String,
     detail: &str,
-) -> Result<(), JournalError> {
+) -> Result<(), SqliteJournalError> {
     sqlx::query("INSERT INTO transitions (workflow_id, at_us, state, detail) VALUES (?, ?, ?, ?)")
         .bind(id)
         .bind(at_us)
@@ -162,8 +136,8 @@ fn now_us() -> i64 {
 
 impl Journal {
     /// Opens (creating) the journal at `path`.
-    pub async fn open(path: &Path) -> Result<Self, JournalError> {
-        let open = |source| JournalError::Open {
+    pub async fn open(path: &Path) -> Result<Self, SqliteJournalError> {
+        let open = |source| SqliteJournalError::Open {
             path: path.to_owned(),
             source,
         };
@@ -189,7 +163,10 @@ impl Journal {
             )]),
             ..Migrator::DEFAULT
         };
-        migrator.run(&pool).await.map_err(JournalError::Migrate)?;
+        migrator
+            .run(&pool)
+            .await
+            .map_err(SqliteJournalError::Migrate)?;
         Ok(Self { pool })
     }
 
@@ -199,7 +176,7 @@ impl Journal {
         id: WorkflowId,
         spec: &WorkflowSpec,
         state: WorkflowState,
-    ) -> Result<(), JournalError> {
+    ) -> Result<(), SqliteJournalError> {
         let spec_text = serde_json::to_string(spec).map_err(encode("the workflow spec"))?;
         let mut tx = self
             .pool
@@ -226,7 +203,7 @@ impl Journal {
         id: WorkflowId,
         state: WorkflowState,
         detail: &str,
-    ) -> Result<(), JournalError> {
+    ) -> Result<(), SqliteJournalError> {
         let mut tx = self
             .pool
             .begin()
@@ -249,7 +226,7 @@ impl Journal {
         &self,
         id: WorkflowId,
         result: &AgentResult,
-    ) -> Result<(), JournalError> {
+    ) -> Result<(), SqliteJournalError> {
         sqlx::query("INSERT INTO task_results (workflow_id, task_id, result) VALUES (?, ?, ?)")
             .bind(id.to_string())
             .bind(result.task_id.as_str())
@@ -261,7 +238,7 @@ impl Journal {
     }
 
     /// Records the final result and state.
-    pub async fn finish(&self, result: &WorkflowResult) -> Result<(), JournalError> {
+    pub async fn finish(&self, result: &WorkflowResult) -> Result<(), SqliteJournalError> {
         let mut tx = self
             .pool
             .begin()
@@ -294,7 +271,7 @@ impl Journal {
     }
 
     /// Everything about workflow `id`.
-    pub async fn get(&self, id: WorkflowId) -> Result<Option<WorkflowRecord>, JournalError> {
+    pub async fn get(&self, id: WorkflowId) -> Result<Option<WorkflowRecord>, SqliteJournalError> {
         let Some(row) =
             sqlx::query("SELECT spec, state, created_us, result FROM workflows WHERE id = ?")
                 .bind(id.to_string())
@@ -338,7 +315,7 @@ impl Journal {
                 detail: r.try_get(2).map_err(corrupt("transitions.detail"))?,
             })
         })
-        .collect::<Result<Vec<_>, JournalError>>()?;
+        .collect::<Result<Vec<_>, SqliteJournalError>>()?;
         Ok(Some(WorkflowRecord {
             workflow_id: id,
             spec: serde_json::from_str(&spec).map_err(corrupt("workflows.spec"))?,
@@ -355,7 +332,7 @@ impl Journal {
     }
 
     /// Workflows that were not finished (pending, running or recovering), oldest first.
-    pub async fn unfinished(&self) -> Result<Vec<WorkflowRecord>, JournalError> {
+    pub async fn unfinished(&self) -> Result<Vec<WorkflowRecord>, SqliteJournalError> {
         let ids = sqlx::query("SELECT id FROM workflows WHERE state IN ('pending', 'running', 'recovering') ORDER BY created_us")
             .fetch_all(&self.pool)
             .await
@@ -369,5 +346,50 @@ impl Journal {
             }
         }
         Ok(out)
+    }
+}
+
+#[async_trait]
+impl JournalStore for Journal {
+    async fn create(
+        &self,
+        id: WorkflowId,
+        spec: &WorkflowSpec,
+        state: WorkflowState,
+    ) -> Result<(), JournalError> {
+        Journal::create(self, id, spec, state)
+            .await
+            .map_err(JournalError::new)
+    }
+
+    async fn transition(
+        &self,
+        id: WorkflowId,
+        state: WorkflowState,
+        detail: &str,
+    ) -> Result<(), JournalError> {
+        Journal::transition(self, id, state, detail)
+            .await
+            .map_err(JournalError::new)
+    }
+
+    async fn task_result(&self, id: WorkflowId, result: &AgentResult) -> Result<(), JournalError> {
+        Journal::task_result(self, id, result)
+            .await
+            .map_err(JournalError::new)
+    }
+
+    async fn finish(&self, result: &WorkflowResult) -> Result<(), JournalError> {
+        Journal::finish(self, result)
+            .await
+            .map_err(JournalError::new)
+    }
+
+    async fn get(&self, id: WorkflowId) -> Result<Option<WorkflowRecord>, JournalError> {
+        Journal::get(self, id).await.map_err(JournalError::new)
+    }
+
+    async fn unfinished(&self) -> Result<Vec<WorkflowRecord>, JournalError> {
+        Journal::unfinished(self).await.map_err(JournalError::new)
     }
 }

@@ -39,6 +39,7 @@
 pub mod agent;
 pub mod agents;
 pub mod config;
+pub mod executor;
 pub mod journal;
 pub mod metrics;
 pub mod registry;

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use dsmil_core::TaskId;
+use dsmil_core::ports::{FailureKind, TaskFailure, TaskReport};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -85,5 +86,38 @@ pub async fn run_task(rt: &AgentRuntime, budget: &RetryBudget, run: &TaskRun) ->
         attempts: done.attempts,
         agent_time: Duration::from_nanos(agent_ns.load(Ordering::Relaxed)),
         wall_time: started.elapsed(),
+    }
+}
+
+impl RunOutcome {
+    /// The outcome as core's [`TaskReport`] (what a task's result is made from, here and on
+    /// the node that ran a dispatched task): the failure's kind and error chain, times in µs.
+    pub fn report(self) -> TaskReport {
+        let (result, resource_usage, failure) = match self.result {
+            Ok(out) => (out.result, out.resource_usage, None),
+            Err(e) => {
+                let kind = match e {
+                    AgentError::Cancelled => FailureKind::Cancelled,
+                    AgentError::CircuitOpen { .. } => FailureKind::CircuitOpen,
+                    _ => FailureKind::Failed,
+                };
+                let message = crate::error_chain(&e);
+                (
+                    Value::Null,
+                    Default::default(),
+                    Some(TaskFailure { kind, message }),
+                )
+            }
+        };
+        TaskReport {
+            result,
+            resource_usage,
+            failure,
+            attempts: self.attempts,
+            agent_time_us: self.agent_time.as_micros().min(u128::from(u64::MAX)) as u64,
+            wall_time_us: self.wall_time.as_micros().min(u128::from(u64::MAX)) as u64,
+            node: None,
+            deliveries: 1,
+        }
     }
 }

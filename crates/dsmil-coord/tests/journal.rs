@@ -68,8 +68,8 @@ async fn a_finished_workflow_reads_back_with_its_history() {
             .await
             .unwrap(),
     );
-    let c = Coordinator::new(registry(Arc::new(AtomicU32::new(0)), 10))
-        .with_journal(Arc::clone(&journal));
+    let c =
+        Coordinator::new(registry(Arc::new(AtomicU32::new(0)), 10)).with_journal(journal.clone());
     let r = c.run(spec(), CancelToken::never()).await.unwrap();
     assert!(r.success);
     let rec = journal.get(r.workflow_id).await.unwrap().unwrap();
@@ -96,8 +96,7 @@ async fn after_a_crash_only_unfinished_tasks_run_again() {
     let id = {
         let journal = Arc::new(Journal::open(&path).await.unwrap());
         let c = Arc::new(
-            Coordinator::new(registry(Arc::clone(&calls), 60_000))
-                .with_journal(Arc::clone(&journal)),
+            Coordinator::new(registry(Arc::clone(&calls), 60_000)).with_journal(journal.clone()),
         );
         let (id, handle) = c.submit(spec()).await.unwrap();
         // Wait until a and c are journaled, while b sleeps.
@@ -120,9 +119,8 @@ async fn after_a_crash_only_unfinished_tasks_run_again() {
         journal.get(id).await.unwrap().unwrap().state,
         WorkflowState::Running
     );
-    let c = Arc::new(
-        Coordinator::new(registry(Arc::clone(&calls), 10)).with_journal(Arc::clone(&journal)),
-    );
+    let c =
+        Arc::new(Coordinator::new(registry(Arc::clone(&calls), 10)).with_journal(journal.clone()));
     let resumed = c.recover().await.unwrap();
     assert_eq!(resumed.len(), 1);
     let (rid, handle) = resumed.into_iter().next().unwrap();
@@ -153,4 +151,17 @@ async fn after_a_crash_only_unfinished_tasks_run_again() {
         ]
     );
     assert!(journal.unfinished().await.unwrap().is_empty());
+}
+
+/// The SQLite journal keeps every promise of core's journal conformance suite.
+#[tokio::test]
+async fn the_sqlite_journal_passes_the_journal_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let journal = Journal::open(&path).await.unwrap();
+    dsmil_core::conformance::journal::run_all(&journal).await;
+    dsmil_core::conformance::journal::survives_reopen(Arc::new(journal), async || {
+        Arc::new(Journal::open(&path).await.unwrap()) as Arc<dyn dsmil_core::ports::JournalStore>
+    })
+    .await;
 }

@@ -127,7 +127,7 @@ fn a_crash_between_journal_and_sink_loses_no_record_and_duplicates_none() {
         let journal = Arc::new(Journal::open(&path).await.unwrap());
         let c = Arc::new(
             Coordinator::new(registry(Arc::clone(&calls)))
-                .with_journal(Arc::clone(&journal))
+                .with_journal(journal.clone())
                 .with_sink(hanging.clone()),
         );
         let (id, handle) = c.submit(three_tasks()).await.unwrap();
@@ -170,7 +170,7 @@ fn a_crash_between_journal_and_sink_loses_no_record_and_duplicates_none() {
         );
         let c = Arc::new(
             Coordinator::new(registry(Arc::clone(&calls)))
-                .with_journal(Arc::clone(&journal))
+                .with_journal(journal.clone())
                 .with_sink(recorded.clone()),
         );
         let resumed = c.recover().await.unwrap();
@@ -340,7 +340,7 @@ async fn a_result_is_journaled_before_its_record_is_sent() {
         seen: Mutex::new(Vec::new()),
     });
     let c = Coordinator::new(registry(Arc::new(AtomicU32::new(0))))
-        .with_journal(Arc::clone(&journal))
+        .with_journal(journal.clone())
         .with_sink(sink.clone());
     let r = c.run(three_tasks(), CancelToken::never()).await.unwrap();
     assert!(r.success);

@@ -116,7 +116,8 @@ impl Event {
     }
 }
 
-/// An event as delivered: with the bus-wide sequence number it was published under.
+/// An event as delivered: with the bus-wide sequence number it was published under and, for
+/// an event relayed from another node of a cluster, that node's id.
 /// The event is shared (`Arc`) so fan-out to many subscribers does not copy it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Published {
@@ -124,6 +125,17 @@ pub struct Published {
     pub sequence: u64,
     /// The event.
     pub event: Arc<Event>,
+    /// The node it happened on when that is another node (relayed by the cluster); `None` for
+    /// an event of this process. Subscribers that act on events (alert rules, breaker
+    /// transitions) skip relayed ones: their own node acts on them.
+    pub origin: Option<Arc<str>>,
+}
+
+impl Published {
+    /// Whether the event happened in this process (not relayed from another node).
+    pub fn is_local(&self) -> bool {
+        self.origin.is_none()
+    }
 }
 
 /// Why a subscriber could not receive.
@@ -159,6 +171,15 @@ impl EventBus {
 
     /// Publishes `event`; returns how many subscribers will see it (0 is not an error).
     pub fn publish(&self, event: Event) -> usize {
+        self.send(event, None)
+    }
+
+    /// Publishes `event` as relayed from node `origin` (see [`Published::origin`]).
+    pub fn publish_relayed(&self, origin: Arc<str>, event: Event) -> usize {
+        self.send(event, Some(origin))
+    }
+
+    fn send(&self, event: Event, origin: Option<Arc<str>>) -> usize {
         // The sequence is taken under the channel's ordering: concurrent publishers may deliver
         // in a different order than their sequence numbers, but numbers are never reused.
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
@@ -166,6 +187,7 @@ impl EventBus {
             .send(Published {
                 sequence,
                 event: Arc::new(event),
+                origin,
             })
             .unwrap_or(0)
     }
@@ -254,6 +276,18 @@ mod tests {
         assert_eq!(slow.recv().await, Err(RecvError::Lagged(6)));
         let next = slow.recv().await.unwrap();
         assert_eq!(next.sequence, 6);
+    }
+
+    #[tokio::test]
+    async fn relayed_events_carry_their_node() {
+        let bus = EventBus::new(4);
+        let mut sub = bus.subscribe();
+        bus.publish(security(1));
+        bus.publish_relayed("b".into(), security(2));
+        assert!(sub.recv().await.unwrap().is_local());
+        let relayed = sub.recv().await.unwrap();
+        assert_eq!(relayed.origin.as_deref(), Some("b"));
+        assert!(!relayed.is_local());
     }
 
     #[tokio::test]

@@ -58,11 +58,14 @@
 //! ```
 
 pub mod accel;
+#[cfg(feature = "testenv")]
+pub mod conformance;
 pub mod device;
 pub mod events;
 pub mod hex;
 pub mod ids;
 pub mod learning;
+pub mod merkle;
 pub mod monitoring;
 pub mod ports;
 pub mod report;

@@ -15,6 +15,15 @@ pub const TCTI_VAR: &str = "DSMIL_TEST_TCTI";
 pub const DATABASE_URL_VAR: &str = "DSMIL_TEST_DATABASE_URL";
 /// Environment variable that, when `1`, turns a missing service into a test failure.
 pub const REQUIRE_VAR: &str = "DSMIL_REQUIRE_SERVICES";
+/// Environment variable holding the client URLs of the test JetStream cluster, comma-separated
+/// `nats://127.0.0.1:<port>` (one per server), exported by `cargo xtask services up`.
+pub const NATS_URLS_VAR: &str = "DSMIL_TEST_NATS_URLS";
+/// Environment variable naming the file that holds the test JetStream cluster's client token
+/// (hex, no newline, mode 0600).
+pub const NATS_TOKEN_FILE_VAR: &str = "DSMIL_TEST_NATS_TOKEN_FILE";
+/// Environment variable naming the nats-server binary (≥ 2.10) tests use to start clusters of
+/// their own, e.g. to kill and restart servers.
+pub const NATS_SERVER_VAR: &str = "DSMIL_TEST_NATS_SERVER";
 
 /// A service a test needs is not configured although services are required.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -1,5 +1,6 @@
 //! The little DER and PEM DSMIL writes and reads: `SubjectPublicKeyInfo` for P-256 and RSA
-//! public keys, and ECDSA signatures between DER and the TPM's fixed `r`, `s`.
+//! public keys (written, and read back from the PEM a signed tree head carries), and ECDSA
+//! signatures between DER and the TPM's fixed `r`, `s`.
 
 const EC_PUBLIC_KEY_OID: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 const P256_OID: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
@@ -98,6 +99,78 @@ pub fn rsa_public_key_parts(der: &[u8]) -> Option<(Vec<u8>, u32)> {
     }
     let exponent = e.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b));
     Some((n[first..].to_vec(), exponent))
+}
+
+/// One DER element at the start of `d`: its tag, its contents, and what follows it. Lengths
+/// of up to two bytes (what keys and signatures here need); `None` for anything else.
+fn element(d: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = d.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (n, rest) = match first {
+        n if n < 0x80 => (usize::from(n), rest),
+        0x81 => (usize::from(*rest.first()?), rest.get(1..)?),
+        0x82 => {
+            let b = rest.get(..2)?;
+            ((usize::from(b[0]) << 8) | usize::from(b[1]), rest.get(2..)?)
+        }
+        _ => return None,
+    };
+    Some((tag, rest.get(..n)?, rest.get(n..)?))
+}
+
+/// What a `SubjectPublicKeyInfo` holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpkiKey {
+    /// An `id-ecPublicKey` key on `prime256v1`: the SEC1 point.
+    EccP256(Vec<u8>),
+    /// An `rsaEncryption` key: the PKCS#1 `RSAPublicKey`.
+    Rsa(Vec<u8>),
+}
+
+/// The key in a DER `SubjectPublicKeyInfo` of a P-256 or RSA key; `None` for other algorithms,
+/// curves, or anything that is not one whole SPKI.
+pub fn spki_key(der: &[u8]) -> Option<SpkiKey> {
+    let (0x30, spki, []) = element(der)? else {
+        return None;
+    };
+    let (0x30, alg, rest) = element(spki)? else {
+        return None;
+    };
+    let (0x03, bits, []) = element(rest)? else {
+        return None;
+    };
+    // A key is a whole number of bytes: no unused bits.
+    let (0, key) = bits.split_first()? else {
+        return None;
+    };
+    let (0x06, oid, params) = element(alg)? else {
+        return None;
+    };
+    match (oid, params) {
+        (EC_PUBLIC_KEY_OID, params) => match element(params)? {
+            (0x06, P256_OID, []) => Some(SpkiKey::EccP256(key.to_vec())),
+            _ => None,
+        },
+        (RSA_OID, [0x05, 0x00]) => Some(SpkiKey::Rsa(key.to_vec())),
+        _ => None,
+    }
+}
+
+/// The DER inside a PEM block labelled `label` (`-----BEGIN label-----`), tolerating CRLF line
+/// ends and surrounding whitespace; `None` for any other label, bad base64 or text around it.
+pub fn pem_decode(label: &str, text: &str) -> Option<Vec<u8>> {
+    let mut lines = text.trim().lines().map(str::trim);
+    if lines.next()? != format!("-----BEGIN {label}-----") {
+        return None;
+    }
+    let mut body = String::new();
+    for line in lines.by_ref() {
+        if line == format!("-----END {label}-----") {
+            return lines.next().is_none().then(|| base64_decode(&body))?;
+        }
+        body.push_str(line);
+    }
+    None
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -227,6 +300,46 @@ mod tests {
         let der = base64_decode(&body).unwrap();
         let point = &der[der.len() - 65..];
         assert_eq!(pem("PUBLIC KEY", &ecc_p256_spki(point)), expected);
+    }
+
+    #[test]
+    fn spkis_and_pems_read_back_what_was_written() {
+        let point: Vec<u8> = std::iter::once(4).chain(1..=64).collect();
+        let der = ecc_p256_spki(&point);
+        assert_eq!(spki_key(&der), Some(SpkiKey::EccP256(point)));
+        let text = pem("PUBLIC KEY", &der);
+        assert_eq!(pem_decode("PUBLIC KEY", &text), Some(der.clone()));
+        assert_eq!(
+            pem_decode("PUBLIC KEY", &text.replace('\n', "\r\n")),
+            Some(der.clone())
+        );
+        assert_eq!(pem_decode("CERTIFICATE", &text), None, "another label");
+        assert_eq!(
+            pem_decode("PUBLIC KEY", &text[..text.len() - 10]),
+            None,
+            "no end line"
+        );
+        assert_eq!(pem_decode("PUBLIC KEY", &format!("{text}junk")), None);
+
+        let modulus: Vec<u8> = (0..256).map(|i| (i as u8) | 0x80).collect();
+        let der = rsa_spki(&modulus, 65537);
+        assert_eq!(
+            spki_key(&der),
+            Some(SpkiKey::Rsa(rsa_public_key(&modulus, 65537)))
+        );
+
+        // Cut, extended, or another curve: not a key.
+        let good = ecc_p256_spki(&[4; 65]);
+        assert_eq!(spki_key(&good[..good.len() - 1]), None);
+        assert_eq!(spki_key(&[good.clone(), vec![0]].concat()), None);
+        let p384 = good
+            .windows(P256_OID.len())
+            .position(|w| w == P256_OID)
+            .unwrap();
+        let mut other = good.clone();
+        other[p384 + P256_OID.len() - 1] = 0x22;
+        assert_eq!(spki_key(&other), None);
+        assert_eq!(spki_key(&[]), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! blobs, NV index definitions, capabilities.
 
 use crate::values::{HashAlgorithm, KeyTemplate, NvAttributes, PcrSelection, TpmAlgorithm};
+use dsmil_core::SignatureScheme;
 use serde::{Deserialize, Serialize};
 
 use crate::der;
@@ -41,6 +42,71 @@ impl KeyPublic {
     /// PEM `PUBLIC KEY`, as `tpm2_readpublic -f pem` writes and `tpm2_checkquote -u` reads.
     pub fn pem(&self) -> Option<String> {
         self.spki_der().map(|d| der::pem("PUBLIC KEY", &d))
+    }
+
+    /// The P-256 or RSA key in a DER `SubjectPublicKeyInfo`, exactly as
+    /// [`KeyPublic::spki_der`] writes it; `None` for anything else (another algorithm or curve,
+    /// a point that is not uncompressed, a non-canonical encoding).
+    pub fn from_spki_der(spki: &[u8]) -> Option<Self> {
+        let key = match der::spki_key(spki)? {
+            der::SpkiKey::EccP256(point) if point.len() == 65 && point[0] == 4 => {
+                KeyPublic::EccP256 { point }
+            }
+            der::SpkiKey::EccP256(_) => return None,
+            der::SpkiKey::Rsa(pkcs1) => {
+                let (modulus, exponent) = der::rsa_public_key_parts(&pkcs1)?;
+                KeyPublic::Rsa { modulus, exponent }
+            }
+        };
+        // One encoding per key: what does not re-encode to the same bytes was not ours.
+        (key.spki_der().as_deref() == Some(spki)).then_some(key)
+    }
+
+    /// The key in a PEM `PUBLIC KEY` block, as [`KeyPublic::pem`] writes it (see
+    /// [`KeyPublic::from_spki_der`]).
+    pub fn from_pem(text: &str) -> Option<Self> {
+        Self::from_spki_der(&der::pem_decode("PUBLIC KEY", text)?)
+    }
+
+    /// Checks `signature` over `message` with this public key alone: ECDSA P-256 / SHA-256
+    /// (DER signatures) for P-256 keys, RSASSA-PKCS1-v1_5 or RSA-PSS with SHA-256 for RSA keys.
+    /// `None` when this key cannot make signatures of `scheme` (HMAC, a symmetric key, an RSA
+    /// scheme for an EC key).
+    pub fn verify(
+        &self,
+        scheme: SignatureScheme,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Option<bool> {
+        use aws_lc_rs::signature::{
+            ECDSA_P256_SHA256_ASN1, RSA_PKCS1_2048_8192_SHA256, RSA_PSS_2048_8192_SHA256,
+            UnparsedPublicKey,
+        };
+        let ok = match (self, scheme) {
+            (KeyPublic::EccP256 { point }, SignatureScheme::EcdsaP256Sha256) => {
+                UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, point)
+                    .verify(message, signature)
+                    .is_ok()
+            }
+            (KeyPublic::Rsa { modulus, exponent }, SignatureScheme::RsassaSha256) => {
+                UnparsedPublicKey::new(
+                    &RSA_PKCS1_2048_8192_SHA256,
+                    der::rsa_public_key(modulus, *exponent),
+                )
+                .verify(message, signature)
+                .is_ok()
+            }
+            (KeyPublic::Rsa { modulus, exponent }, SignatureScheme::RsapssSha256) => {
+                UnparsedPublicKey::new(
+                    &RSA_PSS_2048_8192_SHA256,
+                    der::rsa_public_key(modulus, *exponent),
+                )
+                .verify(message, signature)
+                .is_ok()
+            }
+            _ => return None,
+        };
+        Some(ok)
     }
 
     /// The 65-byte point of an ECC key.

@@ -551,3 +551,60 @@ async fn a_live_log_verifies_while_appends_go_on() {
     let summary = log.verify_against(&verifier(&key), None).await.unwrap();
     assert_eq!((summary.entries, summary.signed_entries), (2_000, 2_000));
 }
+
+/// Consistency proofs between sizes on both sides of chunk edges (1,024 entries) verify
+/// (RFC 9162 §2.1.4.2), carry the roots of the trees over the entries on disk, and the newer
+/// root is the signed head's; sizes not signed, or reversed, have none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistency_proofs_across_chunks_verify_against_the_entries_on_disk() {
+    use dsmil_tpm::audit::merkle::{root, verify_consistency};
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _key) = filled(dir.path(), 2_100, 700).await;
+    assert_eq!(log.signed(), 2_100);
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    let leaves: Vec<_> = text
+        .lines()
+        .filter_map(|l| match serde_json::from_str::<Line>(l).unwrap() {
+            Line::Entry(e) => Some(entry_leaf(&body_bytes(&e.body))),
+            Line::Checkpoint(_) => None,
+        })
+        .collect();
+    let head = log.tree_head().unwrap();
+    let sizes = [
+        0u64, 1, 700, 1_023, 1_024, 1_025, 1_400, 2_047, 2_048, 2_099, 2_100,
+    ];
+    for &to in &sizes {
+        for &from in sizes.iter().filter(|&&f| f <= to) {
+            let p = log
+                .consistency(from, to)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{from} -> {to}"));
+            assert_eq!(
+                p.from_root,
+                root(&leaves[..from as usize]),
+                "{from} -> {to}"
+            );
+            assert_eq!(p.to_root, root(&leaves[..to as usize]), "{from} -> {to}");
+            assert!(p.verify(), "{from} -> {to}");
+            assert!(verify_consistency(
+                from,
+                to,
+                &p.from_root,
+                &p.to_root,
+                &p.proof
+            ));
+            if from > 0 && from < to {
+                let mut bad = p.clone();
+                bad.from_root[0] ^= 1;
+                assert!(!bad.verify(), "a forged older root fails: {from} -> {to}");
+            }
+        }
+    }
+    assert_eq!(
+        log.consistency(700, 2_100).await.unwrap().unwrap().to_root,
+        head.root
+    );
+    assert!(log.consistency(10, 2_101).await.unwrap().is_none());
+    assert!(log.consistency(20, 10).await.unwrap().is_none());
+}

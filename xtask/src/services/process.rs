@@ -51,6 +51,9 @@ pub struct State {
     pub swtpm: Option<ServiceState>,
     /// PostgreSQL with pgvector.
     pub postgres: Option<ServiceState>,
+    /// The three-server JetStream cluster (absent in state files written before it existed).
+    #[serde(default)]
+    pub nats: Option<dsmil_cluster::nats_server::DetachedCluster>,
 }
 
 impl State {
@@ -59,6 +62,9 @@ impl State {
         let mut env = Env::new();
         for service in [&self.swtpm, &self.postgres].into_iter().flatten() {
             env.extend(service.env.clone());
+        }
+        if let Some(cluster) = &self.nats {
+            env.extend(super::nats::env(cluster));
         }
         env
     }

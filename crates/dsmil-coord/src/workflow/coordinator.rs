@@ -1,13 +1,16 @@
 //! The [`Coordinator`] and its lifecycle: building it with its ports, checking and registering
-//! workflows (submit, run in place), resuming them after a crash, cancelling them, and shutting
-//! down.
+//! workflows (submit, run in place), resuming them after a crash or taking them over from a
+//! dead node ([`Coordinator::adopt`]), cancelling them, letting go of them, and shutting down.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dsmil_core::ports::{AdviceRequest, AgentAdvisor, AuditSink, PerformanceSink};
+use dsmil_core::ports::WorkflowRecord;
+use dsmil_core::ports::{
+    AdviceRequest, AgentAdvisor, AuditSink, JournalStore, PerformanceSink, TaskDispatcher,
+};
 use dsmil_core::workflow::{AgentResult, Metadata, WorkflowResult, WorkflowSpec, WorkflowState};
 use dsmil_core::{AgentId, AgentRef, EventBus, WorkflowId};
 use tokio::time::Instant;
@@ -16,8 +19,15 @@ use super::cancel::{CancelHandle, CancelToken, cancel_pair};
 use super::record::Recorder;
 use super::run::Run;
 use super::{WorkflowError, lock};
-use crate::journal::Journal;
-use crate::registry::{AgentRegistry, AgentRuntime};
+use crate::registry::AgentRegistry;
+
+/// A running workflow as the coordinator tracks it.
+struct Active {
+    /// Cancels it.
+    cancel: CancelHandle,
+    /// Set when it is let go of ([`Coordinator::abandon`]): it stops without journaling more.
+    detached: Arc<AtomicBool>,
+}
 
 /// Runs workflows on a registry of agents.
 pub struct Coordinator {
@@ -25,9 +35,10 @@ pub struct Coordinator {
     advisor: Option<Arc<dyn AgentAdvisor>>,
     sink: Option<Arc<dyn PerformanceSink>>,
     pub(super) bus: Option<EventBus>,
-    journal: Option<Arc<Journal>>,
+    journal: Option<Arc<dyn JournalStore>>,
+    dispatcher: Option<Arc<dyn TaskDispatcher>>,
     pub(super) audit: Option<Arc<dyn AuditSink>>,
-    active: Mutex<HashMap<WorkflowId, CancelHandle>>,
+    active: Mutex<HashMap<WorkflowId, Active>>,
     /// `true` while non-critical work is paused.
     pub(super) paused: tokio::sync::watch::Sender<bool>,
     /// Why new workflows are refused, during an emergency stop.
@@ -55,6 +66,7 @@ impl Coordinator {
             sink: None,
             bus: None,
             journal: None,
+            dispatcher: None,
             audit: None,
             active: Mutex::new(HashMap::new()),
             paused: tokio::sync::watch::channel(false).0,
@@ -70,10 +82,18 @@ impl Coordinator {
         self
     }
 
-    /// Journals every workflow in `journal` (needed for [`Coordinator::submit`] lookups and
-    /// [`Coordinator::recover`]).
-    pub fn with_journal(mut self, journal: Arc<Journal>) -> Self {
+    /// Journals every workflow in `journal` (needed for [`Coordinator::submit`] lookups,
+    /// [`Coordinator::recover`] and [`Coordinator::adopt`]): the SQLite
+    /// [`Journal`](crate::journal::Journal) on one host, the cluster's on many.
+    pub fn with_journal(mut self, journal: Arc<dyn JournalStore>) -> Self {
         self.journal = Some(journal);
+        self
+    }
+
+    /// Runs every task through `dispatcher` (on whichever node hosts its agent) instead of on
+    /// the local registry; tasks may then name agents only other nodes host.
+    pub fn with_dispatcher(mut self, dispatcher: Arc<dyn TaskDispatcher>) -> Self {
+        self.dispatcher = Some(dispatcher);
         self
     }
 
@@ -97,7 +117,7 @@ impl Coordinator {
     }
 
     /// The journal, if any.
-    pub fn journal(&self) -> Option<&Arc<Journal>> {
+    pub fn journal(&self) -> Option<&Arc<dyn JournalStore>> {
         self.journal.as_ref()
     }
 
@@ -115,15 +135,28 @@ impl Coordinator {
     pub fn cancel(&self, id: WorkflowId) -> bool {
         lock(&self.active)
             .get(&id)
-            .map(CancelHandle::cancel)
+            .map(|a| a.cancel.cancel())
+            .is_some()
+    }
+
+    /// Stops running workflow `id` here without journaling anything more — another node owns
+    /// it now; `false` if it is not running. Its tasks are dropped; its handle resolves
+    /// (cancelled) but the journal keeps what the new owner writes.
+    pub fn abandon(&self, id: WorkflowId) -> bool {
+        lock(&self.active)
+            .get(&id)
+            .map(|a| {
+                a.detached.store(true, Ordering::Release);
+                a.cancel.cancel();
+            })
             .is_some()
     }
 
     /// Cancels every running workflow (emergency stop); returns how many.
     pub fn cancel_all(&self) -> usize {
         let active = lock(&self.active);
-        for handle in active.values() {
-            handle.cancel();
+        for a in active.values() {
+            a.cancel.cancel();
         }
         active.len()
     }
@@ -154,7 +187,7 @@ impl Coordinator {
         spec: WorkflowSpec,
     ) -> Result<(WorkflowId, tokio::task::JoinHandle<WorkflowResult>), WorkflowError> {
         let (id, agents, token) = self.begin(&spec).await?;
-        Ok((id, self.spawn(id, spec, agents, BTreeMap::new(), token)))
+        Ok((id, self.spawn(id, spec, agents, Resume::default(), token)))
     }
 
     /// Runs `spec` to the end, its global timeout, or `cancel`.
@@ -164,8 +197,8 @@ impl Coordinator {
         cancel: CancelToken,
     ) -> Result<WorkflowResult, WorkflowError> {
         let (id, agents, token) = self.begin(&spec).await?;
-        let run = self.run_state(id, spec, agents, BTreeMap::new());
-        let result = run.execute(cancel, token).await;
+        let run = self.run_state(id, spec, agents, Resume::default(), token.1);
+        let result = run.execute(cancel, token.0).await;
         self.finish(id);
         Ok(result)
     }
@@ -173,7 +206,8 @@ impl Coordinator {
     /// Resumes every workflow the journal shows unfinished (after a crash): each is marked
     /// `recovering`, then run again with the tasks that had succeeded kept, not re-run (their
     /// performance records are sent again, with the same ids). Workflows whose agents no
-    /// longer exist are marked failed.
+    /// longer exist are marked failed. (In a cluster, nodes do not call this: each unfinished
+    /// workflow is taken over through [`Coordinator::adopt`] by the node that claims it.)
     pub async fn recover(
         self: &Arc<Self>,
     ) -> Result<Vec<(WorkflowId, tokio::task::JoinHandle<WorkflowResult>)>, WorkflowError> {
@@ -184,47 +218,78 @@ impl Coordinator {
         let mut resumed = Vec::new();
         for record in journal.unfinished().await? {
             let id = record.workflow_id;
-            journal
-                .transition(id, WorkflowState::Recovering, "resuming after a restart")
-                .await?;
-            let agents = match self.prepare(&record.spec).await {
-                Ok(a) => a,
-                Err(e) => {
-                    let detail = format!("cannot resume: {}", crate::error_chain(&e));
-                    journal
-                        .transition(id, WorkflowState::Failed, &detail)
-                        .await?;
-                    continue;
-                }
-            };
-            let mut previous = BTreeMap::new();
-            for r in record.results.iter().filter(|r| r.succeeded()) {
-                if let Some(i) = record.spec.tasks.iter().position(|t| t.id == r.task_id) {
-                    previous.insert(i, r.clone());
-                }
+            if let Some(handle) = self.resume(record, "resuming after a restart").await? {
+                resumed.push((id, handle));
             }
-            journal
-                .transition(
-                    id,
-                    WorkflowState::Running,
-                    &format!("{} finished tasks kept", previous.len()),
-                )
-                .await?;
-            let token = self.register(id)?;
-            resumed.push((id, self.spawn(id, record.spec, agents, previous, token)));
         }
         Ok(resumed)
     }
 
+    /// Takes over workflow `id` from its journal — its owner died and this node claimed it:
+    /// like [`Coordinator::recover`] for one workflow. `Ok(None)` when the journal does not
+    /// know it, shows it finished, or it runs here already.
+    pub async fn adopt(
+        self: &Arc<Self>,
+        id: WorkflowId,
+    ) -> Result<Option<tokio::task::JoinHandle<WorkflowResult>>, WorkflowError> {
+        let Some(journal) = &self.journal else {
+            return Ok(None);
+        };
+        self.refuse()?;
+        if lock(&self.active).contains_key(&id) {
+            return Ok(None);
+        }
+        match journal.get(id).await? {
+            Some(record) if !record.state.is_terminal() => {
+                self.resume(record, "taken over from a node that stopped")
+                    .await
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Runs an unfinished workflow again from its journal record: `recovering`, then `running`
+    /// with its successful results kept (or `failed` when its agents are gone).
+    async fn resume(
+        self: &Arc<Self>,
+        record: WorkflowRecord,
+        why: &str,
+    ) -> Result<Option<tokio::task::JoinHandle<WorkflowResult>>, WorkflowError> {
+        let Some(journal) = &self.journal else {
+            return Ok(None);
+        };
+        let id = record.workflow_id;
+        journal
+            .transition(id, WorkflowState::Recovering, why)
+            .await?;
+        let agents = match self.prepare(&record.spec).await {
+            Ok(a) => a,
+            Err(e) => {
+                let detail = format!("cannot resume: {}", crate::error_chain(&e));
+                journal
+                    .transition(id, WorkflowState::Failed, &detail)
+                    .await?;
+                return Ok(None);
+            }
+        };
+        let resume = Resume::from_record(&record);
+        journal
+            .transition(
+                id,
+                WorkflowState::Running,
+                &format!("{} finished tasks kept", resume.previous.len()),
+            )
+            .await?;
+        let token = self.register(id)?;
+        Ok(Some(self.spawn(id, record.spec, agents, resume, token)))
+    }
+
     /// Checks `spec` against the registry and resolves every task's agent.
-    pub async fn prepare(
-        &self,
-        spec: &WorkflowSpec,
-    ) -> Result<Vec<Arc<AgentRuntime>>, WorkflowError> {
+    pub async fn prepare(&self, spec: &WorkflowSpec) -> Result<Vec<AgentId>, WorkflowError> {
         spec.validate()?;
+        let candidates = self.agents();
         let known = || {
-            self.registry
-                .ids()
+            candidates
                 .iter()
                 .map(|a| a.as_str().to_owned())
                 .collect::<Vec<_>>()
@@ -240,7 +305,7 @@ impl Coordinator {
                             task_description: task.task_description.clone(),
                             task_type: Some(spec.workflow_type.clone()),
                             context: Metadata::new(),
-                            candidates: self.registry.ids(),
+                            candidates: candidates.clone(),
                             exclude_agents: Vec::new(),
                         };
                         a.advise(request)
@@ -252,26 +317,38 @@ impl Coordinator {
                             })?
                             .predicted_agent
                     }
-                    None => self.registry.ids().into_iter().next().ok_or_else(|| {
-                        WorkflowError::NoAgent {
+                    None => candidates
+                        .first()
+                        .cloned()
+                        .ok_or_else(|| WorkflowError::NoAgent {
                             index,
                             task: task.id.as_str().to_owned(),
-                        }
-                    })?,
+                        })?,
                 },
             };
-            let rt = self
-                .registry
-                .get(&id)
-                .ok_or_else(|| WorkflowError::UnknownAgent {
+            if !candidates.contains(&id) {
+                return Err(WorkflowError::UnknownAgent {
                     index,
                     task: task.id.as_str().to_owned(),
                     agent: id.as_str().to_owned(),
                     known: known(),
-                })?;
-            agents.push(rt);
+                });
+            }
+            agents.push(id);
         }
         Ok(agents)
+    }
+
+    /// The agents tasks may name: the registry's, and with a dispatcher every agent a live
+    /// node hosts; sorted, each once.
+    pub fn agents(&self) -> Vec<AgentId> {
+        let mut ids = self.registry.ids();
+        if let Some(d) = &self.dispatcher {
+            ids.extend(d.agents());
+            ids.sort();
+            ids.dedup();
+        }
+        ids
     }
 
     /// Refuses new work while shutting down or during an emergency stop.
@@ -290,7 +367,7 @@ impl Coordinator {
     async fn begin(
         &self,
         spec: &WorkflowSpec,
-    ) -> Result<(WorkflowId, Vec<Arc<AgentRuntime>>, CancelToken), WorkflowError> {
+    ) -> Result<(WorkflowId, Vec<AgentId>, Registered), WorkflowError> {
         self.refuse()?;
         let agents = self.prepare(spec).await?;
         let id = WorkflowId::new_random();
@@ -307,12 +384,19 @@ impl Coordinator {
     /// Registers `id` as running — refused while shutting down or during an emergency stop.
     /// The check happens under the same lock `cancel_all` takes, so a workflow is either
     /// refused or cancelled by it.
-    fn register(&self, id: WorkflowId) -> Result<CancelToken, WorkflowError> {
+    fn register(&self, id: WorkflowId) -> Result<Registered, WorkflowError> {
         let mut active = lock(&self.active);
         self.refuse()?;
-        let (handle, token) = cancel_pair();
-        active.insert(id, handle);
-        Ok(token)
+        let (cancel, token) = cancel_pair();
+        let detached = Arc::new(AtomicBool::new(false));
+        active.insert(
+            id,
+            Active {
+                cancel,
+                detached: Arc::clone(&detached),
+            },
+        );
+        Ok((token, detached))
     }
 
     /// Forgets a workflow that stopped running and tells [`Coordinator::shutdown`].
@@ -326,8 +410,9 @@ impl Coordinator {
         &self,
         id: WorkflowId,
         spec: WorkflowSpec,
-        agents: Vec<Arc<AgentRuntime>>,
-        previous: BTreeMap<usize, AgentResult>,
+        agents: Vec<AgentId>,
+        resume: Resume,
+        detached: Arc<AtomicBool>,
     ) -> Arc<Run> {
         let n = spec.tasks.len();
         Arc::new(Run {
@@ -337,10 +422,13 @@ impl Coordinator {
             registry: Arc::clone(&self.registry),
             bus: self.bus.clone(),
             journal: self.journal.clone(),
+            dispatcher: self.dispatcher.clone(),
             results: Mutex::new(Vec::new()),
             times: Mutex::new(vec![Duration::ZERO; n]),
             journal_error: Mutex::new(None),
-            previous,
+            previous: resume.previous,
+            generations: resume.generations,
+            detached,
             paused: self.paused.subscribe(),
             recorder: Recorder::start(id, self.sink.clone()),
         })
@@ -351,16 +439,47 @@ impl Coordinator {
         self: &Arc<Self>,
         id: WorkflowId,
         spec: WorkflowSpec,
-        agents: Vec<Arc<AgentRuntime>>,
-        previous: BTreeMap<usize, AgentResult>,
-        token: CancelToken,
+        agents: Vec<AgentId>,
+        resume: Resume,
+        (token, detached): Registered,
     ) -> tokio::task::JoinHandle<WorkflowResult> {
         let this = Arc::clone(self);
-        let run = self.run_state(id, spec, agents, previous);
+        let run = self.run_state(id, spec, agents, resume, detached);
         tokio::spawn(async move {
             let result = run.execute(CancelToken::never(), token).await;
             this.finish(id);
             result
         })
+    }
+}
+
+/// What registering a workflow gives its run: the token that cancels it and the flag that says
+/// it was let go of.
+type Registered = (CancelToken, Arc<AtomicBool>);
+
+/// What a resumed run starts from.
+#[derive(Debug, Default)]
+struct Resume {
+    /// Successful results by task index: kept, not run again.
+    previous: BTreeMap<usize, AgentResult>,
+    /// Results journaled per (task index, replica): the generation of the next run.
+    generations: BTreeMap<(usize, u32), u32>,
+}
+
+impl Resume {
+    /// From a journal record: its successful results, and how many results each task (and
+    /// replica) has.
+    fn from_record(record: &WorkflowRecord) -> Self {
+        let mut resume = Self::default();
+        for r in &record.results {
+            let Some(i) = record.spec.tasks.iter().position(|t| t.id == r.task_id) else {
+                continue;
+            };
+            *resume.generations.entry((i, r.replica())).or_default() += 1;
+            if r.succeeded() {
+                resume.previous.insert(i, r.clone());
+            }
+        }
+        resume
     }
 }

@@ -39,6 +39,7 @@
 
 mod cancel;
 mod coordinator;
+mod host;
 mod modes;
 mod record;
 mod run;
@@ -54,9 +55,10 @@ use thiserror::Error;
 
 pub use cancel::{CancelHandle, CancelToken, cancel_pair};
 pub use coordinator::Coordinator;
+pub use host::Host;
 pub use record::{RECORD_NAMESPACE, record_id};
 
-use crate::journal::JournalError;
+use dsmil_core::ports::JournalError;
 
 /// Default delay between hedged replicas.
 pub const DEFAULT_HEDGE_DELAY: Duration = Duration::from_millis(100);

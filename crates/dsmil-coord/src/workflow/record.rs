@@ -40,16 +40,6 @@ pub fn record_id(workflow: WorkflowId, task: &TaskId, replica: u32) -> Uuid {
     Uuid::new_v5(&RECORD_NAMESPACE, &name)
 }
 
-/// The replica a result was run as (its `replica` metadata), 0 when it was not replicated.
-pub(super) fn replica_of(result: &AgentResult) -> u32 {
-    result
-        .metadata
-        .get("replica")
-        .and_then(serde_json::Value::as_u64)
-        .and_then(|r| u32::try_from(r).ok())
-        .unwrap_or(0)
-}
-
 /// The performance record of `result`, task `task` of workflow `workflow` (run from `spec`):
 /// the same record, with the same id, whether made when the task ended or from the journal
 /// after a restart.
@@ -77,7 +67,7 @@ pub(super) fn performance_record(
         embedding: None,
         timestamp: None,
         tpm_signature: None,
-        record_id: Some(record_id(workflow, &task.id, replica_of(result))),
+        record_id: Some(record_id(workflow, &task.id, result.replica())),
     }
 }
 

@@ -4,12 +4,14 @@
 //! journaled and published.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use dsmil_core::events::WorkflowEvent;
 use dsmil_core::monitoring::{ActivityType, AgentActivity};
+use dsmil_core::ports::{JournalError, JournalStore, TaskDispatcher};
 use dsmil_core::workflow::{
     AgentResult, AgentTask, ExecutionMode, Metadata, WorkflowResult, WorkflowSpec, WorkflowState,
 };
@@ -21,8 +23,7 @@ use super::cancel::CancelToken;
 use super::lock;
 use super::modes;
 use super::record::{Recorder, performance_record};
-use crate::journal::{Journal, JournalError};
-use crate::registry::{AgentRegistry, AgentRuntime};
+use crate::registry::AgentRegistry;
 
 /// What one run shares between its tasks.
 pub(super) struct Run {
@@ -31,13 +32,15 @@ pub(super) struct Run {
     /// What was submitted.
     pub(super) spec: WorkflowSpec,
     /// Each task's agent, by task index.
-    pub(super) agents: Vec<Arc<AgentRuntime>>,
-    /// The registry (for the retry budget).
+    pub(super) agents: Vec<AgentId>,
+    /// The local agents (and the retry budget).
     pub(super) registry: Arc<AgentRegistry>,
     /// Where events go.
     pub(super) bus: Option<EventBus>,
     /// Where results are made durable.
-    pub(super) journal: Option<Arc<Journal>>,
+    pub(super) journal: Option<Arc<dyn JournalStore>>,
+    /// Where tasks run when not on the local registry (a cluster).
+    pub(super) dispatcher: Option<Arc<dyn TaskDispatcher>>,
     /// Task results, in completion order.
     pub(super) results: Mutex<Vec<AgentResult>>,
     /// Agent time per task (for the critical path), set when the task's run settles.
@@ -46,6 +49,11 @@ pub(super) struct Run {
     pub(super) journal_error: Mutex<Option<JournalError>>,
     /// Successful results from before a restart, by task index: not run again.
     pub(super) previous: BTreeMap<usize, AgentResult>,
+    /// Results already journaled per (task index, replica), before a restart: the generation
+    /// of the task's next dispatch.
+    pub(super) generations: BTreeMap<(usize, u32), u32>,
+    /// Set when another node took the workflow over: the run stops without journaling more.
+    pub(super) detached: Arc<AtomicBool>,
     /// Non-critical tasks wait while this is `true`.
     pub(super) paused: tokio::sync::watch::Receiver<bool>,
     /// Hands performance records to the sink.
@@ -92,6 +100,11 @@ impl Run {
                 detail,
             }));
         }
+    }
+
+    /// Whether another node took the workflow over (nothing more is journaled from here).
+    pub(super) fn is_detached(&self) -> bool {
+        self.detached.load(Ordering::Acquire)
     }
 
     /// Notes the agent time of task `index`'s run.
@@ -207,6 +220,10 @@ impl Run {
         // only once the records are in, so a crash before that resumes the workflow, which sends
         // them again.
         self.recorder.finish().await;
+        if self.is_detached() {
+            tracing::info!(workflow = %self.id, "workflow let go of: another node owns it now");
+            return result;
+        }
         if let Some(j) = &self.journal
             && let Err(e) = j.finish(&result).await
         {

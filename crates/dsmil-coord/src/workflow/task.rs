@@ -1,25 +1,31 @@
 //! The per-task pipeline: a kept result is taken as it is; otherwise wait while non-critical
-//! work is paused → run the task through its agent's protections ([`run_task`]) → journal the
-//! result → queue its performance record for the sink → publish it on the bus. Also how a
+//! work is paused → run the task through its agent's protections (here, or on the node that
+//! hosts its agent through the dispatcher) → journal the result (unless that node did) → queue its performance record for the sink → publish it on the bus. Also how a
 //! skipped task is recorded.
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use dsmil_core::monitoring::ActivityType;
+use dsmil_core::ports::{FailureKind, TaskReport, TaskRequest};
 use dsmil_core::workflow::{AgentResult, Metadata, TaskOutcome, WorkflowState};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::lock;
 use super::record::performance_record;
 use super::run::Run;
-use crate::agent::AgentError;
-use crate::registry::AgentRuntime;
-use crate::runner::{TaskRun, run_task};
+use crate::executor::LocalExecutor;
 
 impl Run {
     /// Makes `result` durable, then adds it to the run's results. A journal failure is kept
     /// (the workflow fails at its end) and the run goes on.
     async fn settle(&self, result: &AgentResult) {
+        if self.is_detached() {
+            // Another node owns the workflow now; what it journals counts.
+            lock(&self.results).push(result.clone());
+            return;
+        }
         if let Some(j) = &self.journal
             && let Err(e) = j.task_result(self.id, result).await
         {
@@ -33,7 +39,7 @@ impl Run {
     pub(super) async fn skip(&self, index: usize, reason: String) {
         let task = &self.spec.tasks[index];
         let result = AgentResult {
-            agent_id: self.agents[index].agent.id().clone(),
+            agent_id: self.agents[index].clone(),
             task_id: task.id.clone(),
             success: false,
             result_data: Value::Null,
@@ -50,12 +56,12 @@ impl Run {
         });
     }
 
-    /// Runs task `index` on `rt` (its agent, or a replica's) with `input`; returns its result
+    /// Runs task `index` with `input` (as replica `replica` in redundant mode) — on the local
+    /// registry, or through the dispatcher on whichever node hosts its agent; returns its result
     /// once it is journaled.
     pub(super) async fn task(
         &self,
         index: usize,
-        rt: &AgentRuntime,
         input: Value,
         replica: Option<u32>,
     ) -> AgentResult {
@@ -82,58 +88,52 @@ impl Run {
             // The sender lives as long as the coordinator; if it is gone, go on.
             let _ = paused.wait_for(|p| !*p).await;
         }
-        let agent = rt.agent.id().clone();
+        let agent = self.agents[index].clone();
         self.event(Some(task), WorkflowState::Running, || {
             format!("task {} started on {agent}", task.id)
         });
         self.activity(&agent, ActivityType::TaskStart, None);
-        let run = TaskRun {
+        let request = TaskRequest {
+            workflow_id: self.id,
             task_id: task.id.clone(),
+            replica,
+            agent_id: agent.clone(),
             task_description: task.task_description.clone(),
             input_data: input,
-            timeout: Duration::from_secs(u64::from(task.timeout_seconds)),
+            timeout_ms: u64::from(task.timeout_seconds).saturating_mul(1000),
             retries: task.retry_count,
+            generation: self
+                .generations
+                .get(&(index, replica.unwrap_or(0)))
+                .copied()
+                .unwrap_or(0),
         };
-        let outcome = run_task(rt, self.registry.budget(), &run).await;
-        self.set_time(index, outcome.agent_time);
-        let mut metadata = Metadata::new();
-        metadata.insert("attempts".into(), json!(outcome.attempts));
-        metadata.insert(
-            "wall_time_ms".into(),
-            json!(outcome.wall_time.as_millis() as u64),
-        );
-        if let Some(r) = replica {
-            metadata.insert("replica".into(), json!(r));
+        let (report, journaled) = match &self.dispatcher {
+            Some(d) => match d.dispatch(request.clone()).await {
+                Ok(done) => (done.report, done.journaled),
+                Err(e) => (
+                    TaskReport::refused(
+                        FailureKind::Failed,
+                        format!("cannot dispatch the task: {}", crate::error_chain(&e)),
+                    ),
+                    false,
+                ),
+            },
+            None => (
+                LocalExecutor::new(Arc::clone(&self.registry))
+                    .run(&request)
+                    .await,
+                false,
+            ),
+        };
+        self.set_time(index, Duration::from_micros(report.agent_time_us));
+        let result = report.agent_result(&request);
+        if journaled {
+            lock(&self.results).push(result.clone());
+        } else {
+            self.settle(&result).await;
         }
-        let (result_data, resource_usage, error, ended) = match outcome.result {
-            Ok(out) => (out.result, out.resource_usage, None, TaskOutcome::Completed),
-            Err(e) => {
-                let ended = match e {
-                    AgentError::Cancelled => TaskOutcome::Cancelled,
-                    _ => TaskOutcome::Failed,
-                };
-                (Value::Null, Default::default(), Some(e), ended)
-            }
-        };
-        // Refusals say nothing about how the agent performs.
-        let recorded = !matches!(
-            error,
-            Some(AgentError::Cancelled | AgentError::CircuitOpen { .. })
-        );
-        let result = AgentResult {
-            agent_id: agent.clone(),
-            task_id: task.id.clone(),
-            success: error.is_none(),
-            result_data,
-            execution_time_ms: outcome.agent_time.as_millis() as u64,
-            resource_usage,
-            error_message: error.as_ref().map(|e| crate::error_chain(e)),
-            outcome: ended,
-            recovered: false,
-            metadata,
-        };
-        self.settle(&result).await;
-        if recorded {
+        if report.is_recorded() {
             self.recorder
                 .send(performance_record(self.id, &self.spec, task, &result));
         }

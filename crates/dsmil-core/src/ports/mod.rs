@@ -7,15 +7,25 @@
 
 mod audit;
 mod control;
+mod dispatch;
+mod host;
 mod index;
+mod journal;
 mod learning;
 mod metrics;
 mod signing;
 mod vector;
+mod witness;
 
 pub use audit::{AuditReceipt, AuditSink, MemoryAuditSink};
 pub use control::{PerformanceScaling, RecordingThrottle, ScalingKnob, Throttle, ThrottleState};
+pub use dispatch::{
+    Dispatched, FailureKind, HostedAgent, TaskDispatcher, TaskExecutor, TaskFailure, TaskReport,
+    TaskRequest,
+};
+pub use host::WorkflowHost;
 pub use index::{FlatIndex, VectorIndex, check_rows};
+pub use journal::{JournalError, JournalStore, JournalTransition, WorkflowRecord};
 pub use learning::{
     AdviceRequest, AgentAdvisor, DefaultAgentAdvisor, MemoryPerformanceSink, PerformanceSink,
 };
@@ -24,6 +34,7 @@ pub use signing::{HmacSigner, Signature, SignatureScheme, Signer, Verifier};
 pub use vector::{
     Hit, ScalarVectorKernel, Similarity, VectorKernel, check_top_k_input, cosine_from_parts,
 };
+pub use witness::{ConsistencyProof, HeadVerifier, SignedTreeHead, TreeHeadSource};
 
 use thiserror::Error;
 

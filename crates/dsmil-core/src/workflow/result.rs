@@ -58,6 +58,16 @@ pub struct AgentResult {
 }
 
 impl AgentResult {
+    /// The replica the result was run as (its `replica` metadata), 0 when it was not
+    /// replicated: with the task id it says which run of a task this is.
+    pub fn replica(&self) -> u32 {
+        self.metadata
+            .get("replica")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|r| u32::try_from(r).ok())
+            .unwrap_or(0)
+    }
+
     /// Whether the task completed successfully (what recovery keeps and dependents wait for).
     pub fn succeeded(&self) -> bool {
         self.success && self.outcome == TaskOutcome::Completed

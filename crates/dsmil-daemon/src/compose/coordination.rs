@@ -38,7 +38,7 @@ pub async fn start(
     );
     let coordinator = Arc::new(
         Coordinator::new(Arc::new(registry))
-            .with_journal(Arc::clone(&journal))
+            .with_journal(journal.clone())
             .with_advisor(learning.clone())
             .with_sink(learning)
             .with_bus(bus)

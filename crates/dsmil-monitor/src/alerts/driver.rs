@@ -182,7 +182,9 @@ async fn run(
             biased;
             _ = stop.wait_for(|s| *s) => break,
             received = sub.recv() => match received {
-                Ok(published) => handle(&view, &published.event),
+                // Another node's rules judge its own events (its alerts are relayed too).
+                Ok(published) if published.is_local() => handle(&view, &published.event),
+                Ok(_) => {}
                 Err(RecvError::Lagged(n)) => {
                     view.lagged.fetch_add(n, Ordering::Relaxed);
                     tracing::warn!(missed = n, "alert engine fell behind the event bus");

@@ -1,12 +1,16 @@
-//! What the log keeps in memory to prove inclusion without keeping every leaf: the root of
-//! each complete chunk of [`CHUNK`] leaves and the byte offset where the chunk starts in the
-//! file (40 bytes per 1,024 entries). A proof needs the leaves of at most two chunks — the
-//! entry's own and the partial one at the tree's edge — which are read back from the file;
-//! every larger sibling subtree is made of whole chunks.
+//! What the log keeps in memory to prove inclusion and consistency without keeping every leaf:
+//! the root of each complete chunk of [`CHUNK`] leaves and the byte offset where the chunk
+//! starts in the file (40 bytes per 1,024 entries). A proof needs the leaves of at most two
+//! chunks, which are read back from the file: for inclusion, the entry's own and the partial
+//! one at the tree's edge; for consistency, the partial chunks at the edges of the older and
+//! the newer tree. Every larger subtree either proof needs is made of whole chunks: a node of
+//! more than a chunk's leaves starts at a multiple of the chunk size.
 
 use std::collections::BTreeMap;
 
-use super::merkle::{Hash, inclusion_proof_by, node_hash, root, split};
+use super::merkle::{
+    Hash, consistency_proof_by, empty_root, inclusion_proof_by, node_hash, root, split,
+};
 
 /// Height of a chunk's subtree: a chunk is `2^CHUNK_HEIGHT` leaves.
 pub(crate) const CHUNK_HEIGHT: u32 = 10;
@@ -89,11 +93,29 @@ impl ChunkIndex {
     /// (`index < size <= len`).
     pub fn plan(&self, index: u64, size: u64) -> ProofPlan {
         debug_assert!(index < size && size <= self.len());
-        let complete = (size / self.chunk) as usize;
         let mut chunks = vec![index / self.chunk];
         if !size.is_multiple_of(self.chunk) {
             chunks.push(size / self.chunk);
         }
+        self.plan_reads(chunks, size)
+    }
+
+    /// What the consistency proof between the trees of the first `from` and `to` leaves needs
+    /// (`from <= to <= len`): the leaves of the partial chunk at the edge of each tree.
+    pub fn consistency_plan(&self, from: u64, to: u64) -> ProofPlan {
+        debug_assert!(from <= to && to <= self.len());
+        let chunks = [from, to]
+            .into_iter()
+            .filter(|edge| !edge.is_multiple_of(self.chunk))
+            .map(|edge| edge / self.chunk)
+            .collect();
+        self.plan_reads(chunks, to)
+    }
+
+    /// The plan reading `chunks` (ascending) of the tree of the first `size` leaves, with the
+    /// roots of its complete chunks.
+    fn plan_reads(&self, mut chunks: Vec<u64>, size: u64) -> ProofPlan {
+        let complete = (size / self.chunk) as usize;
         chunks.dedup();
         let reads = chunks
             .into_iter()
@@ -130,7 +152,25 @@ impl ProofPlan {
         Ok((self.subtree(0, size, loaded)?, proof))
     }
 
-    /// The root over leaves `lo..hi` (a node of the tree).
+    /// The roots of the trees of the first `from` and `to` leaves and the consistency proof
+    /// between them, given the leaves of every chunk in [`ProofPlan::reads`] of
+    /// [`ChunkIndex::consistency_plan`].
+    pub fn consistency(
+        &self,
+        from: u64,
+        to: u64,
+        loaded: &BTreeMap<u64, Vec<Hash>>,
+    ) -> Result<(Hash, Hash, Vec<Hash>), MissingLeaves> {
+        let root_of = |size: u64| match size {
+            0 => Ok(empty_root()),
+            _ => self.subtree(0, size, loaded),
+        };
+        let proof = consistency_proof_by(from, to, |lo, hi| self.subtree(lo, hi, loaded))?;
+        Ok((root_of(from)?, root_of(to)?, proof))
+    }
+
+    /// The root over leaves `lo..hi` (a node of the tree, or the whole tree of the first
+    /// `hi` leaves).
     fn subtree(
         &self,
         lo: u64,
@@ -161,7 +201,10 @@ impl ProofPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::merkle::{Frontier, inclusion_proof, leaf_hash, verify_inclusion};
+    use crate::audit::merkle::{
+        Frontier, consistency_proof, inclusion_proof, leaf_hash, verify_consistency,
+        verify_inclusion,
+    };
 
     /// An index of chunks of 4 leaves over `all`, fed from a frontier as the log feeds it.
     fn index_of(all: &[Hash], offset: impl Fn(u64) -> u64) -> ChunkIndex {
@@ -220,6 +263,37 @@ mod tests {
         }
     }
 
+    /// Every pair of tree sizes up to 70, with chunks of 4: the roots and proof from at most
+    /// two chunks' leaves equal those over all leaves.
+    #[test]
+    fn chunked_consistency_proofs_equal_proofs_over_all_leaves() {
+        let all = leaves(70);
+        let index = index_of(&all, |i| 1000 + i * 10);
+        for to in 0..=70u64 {
+            for from in 0..=to {
+                let plan = index.consistency_plan(from, to);
+                assert!(plan.reads.len() <= 2, "{from} -> {to}");
+                let loaded: BTreeMap<u64, Vec<Hash>> = plan
+                    .reads
+                    .iter()
+                    .map(|r| {
+                        let first = r.first_seq as usize;
+                        (r.chunk, all[first..first + r.count as usize].to_vec())
+                    })
+                    .collect();
+                let (from_root, to_root, proof) = plan.consistency(from, to, &loaded).unwrap();
+                assert_eq!(from_root, root(&all[..from as usize]), "{from} -> {to}");
+                assert_eq!(to_root, root(&all[..to as usize]), "{from} -> {to}");
+                assert_eq!(
+                    Some(proof.clone()),
+                    consistency_proof(&all[..to as usize], from as usize),
+                    "{from} -> {to}"
+                );
+                assert!(verify_consistency(from, to, &from_root, &to_root, &proof));
+            }
+        }
+    }
+
     #[test]
     fn a_chunk_not_loaded_is_an_error_not_a_panic() {
         let index = index_of(&leaves(10), |i| i);
@@ -229,6 +303,13 @@ mod tests {
             [1, 2]
         );
         let missing = plan.prove(5, 10, &BTreeMap::new()).unwrap_err();
+        assert!([1, 2].contains(&missing.0), "{missing:?}");
+        let plan = index.consistency_plan(5, 10);
+        assert_eq!(
+            plan.reads.iter().map(|r| r.chunk).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        let missing = plan.consistency(5, 10, &BTreeMap::new()).unwrap_err();
         assert!([1, 2].contains(&missing.0), "{missing:?}");
     }
 }

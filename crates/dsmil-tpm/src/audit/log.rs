@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use dsmil_core::monitoring::SecurityEvent;
-use dsmil_core::ports::{AuditReceipt, AuditSink, PortError, Signer, Verifier};
+use dsmil_core::ports::{AuditReceipt, AuditSink, ConsistencyProof, PortError, Signer, Verifier};
 use serde::Serialize;
 
 pub use super::proof::InclusionProof;
@@ -320,6 +320,17 @@ impl AuditLog {
     /// are read back from the file, on the blocking pool.
     pub async fn prove(&self, seq: u64) -> Result<Option<InclusionProof>, AuditError> {
         super::proof::prove(&self.inner, seq).await
+    }
+
+    /// The consistency proof between the trees of the first `from` and `to` entries (RFC 9162
+    /// §2.1.4): what a witness that saw the older head checks before it accepts the newer one.
+    /// `None` when `from > to` or `to` exceeds the latest signed tree head.
+    pub async fn consistency(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Option<ConsistencyProof>, AuditError> {
+        super::proof::consistency(&self.inner, from, to).await
     }
 }
 

@@ -5,11 +5,12 @@ pub mod anchor;
 mod chunks;
 mod lines;
 mod log;
-pub mod merkle;
 mod proof;
 pub mod record;
 mod verify;
 mod writer;
 
+/// The RFC 9162 Merkle tree (in core, so witnesses verify proofs without this crate).
+pub use dsmil_core::merkle;
 pub use log::{AuditConfig, AuditError, AuditLog, InclusionProof, LogStatus, OpenReport, SyncHook};
 pub use verify::{TreeHead, VerifyError, VerifySummary, verify_file, verify_file_against};

@@ -1,10 +1,12 @@
 //! Inclusion proofs of entries in the latest signed tree head: built from the chunk roots in
-//! memory and the leaves of at most two chunks read back from the file, and checked offline.
+//! memory and the leaves of at most two chunks read back from the file, and checked offline;
+//! consistency proofs between two tree sizes, built the same way.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use dsmil_core::hex;
+use dsmil_core::ports::ConsistencyProof;
 use serde::Serialize;
 
 use super::chunks::CHUNK;
@@ -91,14 +93,7 @@ pub(super) async fn prove(
     // every signed entry.
     let plan = lock(&inner.chunks).plan(seq, size);
     let path = inner.path.clone();
-    let failed = {
-        let path = path.clone();
-        move |reason: String, source: Option<crate::error::Cause>| AuditError::Proof {
-            path: path.clone(),
-            reason,
-            source,
-        }
-    };
+    let failed = proof_failure(&path);
     tokio::task::spawn_blocking(move || {
         let mut loaded = BTreeMap::new();
         let mut entry = None;
@@ -151,4 +146,73 @@ pub(super) async fn prove(
         what: "building a proof",
         source,
     })?
+}
+
+/// The consistency proof (RFC 9162 §2.1.4) between the trees of the first `from` and `to`
+/// entries, `to` at most the latest signed tree head's size; `None` when `from > to` or `to`
+/// is not signed yet. Like [`prove`], only chunk roots and at most two chunks' leaves are used.
+pub(super) async fn consistency(
+    inner: &Arc<Inner>,
+    from: u64,
+    to: u64,
+) -> Result<Option<ConsistencyProof>, AuditError> {
+    let now = *inner.published.borrow();
+    let Some(head) = now.head else {
+        return Ok(None);
+    };
+    if from > to || to > now.signed || head.tree_size != now.signed {
+        return Ok(None);
+    }
+    let plan = lock(&inner.chunks).consistency_plan(from, to);
+    let path = inner.path.clone();
+    let failed = proof_failure(&path);
+    tokio::task::spawn_blocking(move || {
+        let mut loaded = BTreeMap::new();
+        for read in &plan.reads {
+            let (leaves, _) = read_leaves(&path, read, u64::MAX).map_err(|e| {
+                failed(
+                    "cannot read entries back for a consistency proof".into(),
+                    Some(e.into()),
+                )
+            })?;
+            loaded.insert(read.chunk, leaves);
+        }
+        let (from_root, to_root, proof) = plan.consistency(from, to, &loaded).map_err(|m| {
+            failed(
+                format!("the proof needs chunk {} that was not read", m.0),
+                None,
+            )
+        })?;
+        if to == head.tree_size && to_root != head.root {
+            return Err(failed(
+                format!("the entries on disk no longer match the signed tree head of {to} entries"),
+                None,
+            ));
+        }
+        Ok(Some(ConsistencyProof {
+            from_size: from,
+            to_size: to,
+            from_root,
+            to_root,
+            proof,
+        }))
+    })
+    .await
+    .map_err(|source| AuditError::Task {
+        path: inner.path.clone(),
+        what: "building a consistency proof",
+        source,
+    })?
+}
+
+/// How a proof of the log at `path` fails: the reason, and the cause when there is one.
+fn proof_failure(
+    path: &std::path::Path,
+) -> impl Fn(String, Option<crate::error::Cause>) -> AuditError + Send + 'static {
+    let path = path.to_owned();
+    move |reason, source| AuditError::Proof {
+        path: path.clone(),
+        reason,
+        source,
+    }
 }

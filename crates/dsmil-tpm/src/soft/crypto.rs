@@ -17,8 +17,8 @@ use aws_lc_rs::rsa::{
     PrivateDecryptingKey, PublicEncryptingKey,
 };
 use aws_lc_rs::signature::{
-    self, ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P256_SHA256_FIXED_SIGNING,
-    EcdsaKeyPair, KeyPair, RsaKeyPair, UnparsedPublicKey,
+    self, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair,
+    RsaKeyPair,
 };
 use dsmil_core::SignatureScheme;
 use dsmil_core::tpm::TpmResultCode;
@@ -265,30 +265,9 @@ pub fn verify(
     message: &[u8],
     sig: &[u8],
 ) -> Result<bool, BackendError> {
-    let ok = match (&key.public, scheme) {
-        (KeyPublic::EccP256 { point }, SignatureScheme::EcdsaP256Sha256) => {
-            UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, point)
-                .verify(message, sig)
-                .is_ok()
-        }
-        (
-            KeyPublic::Rsa { modulus, exponent },
-            SignatureScheme::RsassaSha256 | SignatureScheme::RsapssSha256,
-        ) => {
-            let pkcs1 = der::rsa_public_key(modulus, *exponent);
-            let alg: &'static signature::RsaParameters = if scheme == SignatureScheme::RsassaSha256
-            {
-                &signature::RSA_PKCS1_2048_8192_SHA256
-            } else {
-                &signature::RSA_PSS_2048_8192_SHA256
-            };
-            UnparsedPublicKey::new(alg, pkcs1)
-                .verify(message, sig)
-                .is_ok()
-        }
-        _ => return Err(wrong_key(key, &format!("verify {scheme:?} signatures"))),
-    };
-    Ok(ok)
+    key.public
+        .verify(scheme, message, sig)
+        .ok_or_else(|| wrong_key(key, &format!("verify {scheme:?} signatures")))
 }
 
 /// AES-256-CFB encryption with a fresh IV: `iv || ciphertext`.

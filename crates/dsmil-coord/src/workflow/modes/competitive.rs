@@ -40,7 +40,7 @@ pub(super) async fn run(run: Arc<Run>) -> (bool, Metadata) {
     match best {
         Some((i, score, output)) => {
             meta.insert("winner".into(), json!(run.spec.tasks[i].id));
-            meta.insert("winner_agent".into(), json!(run.agents[i].agent.id()));
+            meta.insert("winner_agent".into(), json!(&run.agents[i]));
             if comparator == Comparator::HighestScore {
                 meta.insert("score".into(), json!(score));
             }

@@ -25,7 +25,7 @@ pub(super) async fn run(run: Arc<Run>) -> (bool, Metadata) {
             },
             None => result.result_data,
         };
-        let agent = run.agents[i].agent.id().as_str().to_owned();
+        let agent = run.agents[i].as_str().to_owned();
         match votes.iter_mut().find(|(v, _)| *v == value) {
             Some((_, who)) => who.push(agent),
             None => votes.push((value, vec![agent])),

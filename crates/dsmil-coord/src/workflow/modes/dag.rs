@@ -44,9 +44,8 @@ pub(super) async fn run(run: Arc<Run>, hedged: bool) -> (bool, Metadata) {
             let succeeded = if hedged {
                 hedge(&run, i).await.is_some_and(|r| r.succeeded())
             } else {
-                let rt = Arc::clone(&run.agents[i]);
                 let input = run.spec.tasks[i].input_data.clone();
-                run.task(i, &rt, input, None).await.succeeded()
+                run.task(i, input, None).await.succeeded()
             };
             (i, succeeded)
         });
@@ -99,9 +98,8 @@ async fn hedge(run: &Arc<Run>, i: usize) -> Option<AgentResult> {
             let run = Arc::clone(run);
             let r = started;
             set.spawn(async move {
-                let rt = Arc::clone(&run.agents[i]);
                 let input = run.spec.tasks[i].input_data.clone();
-                run.task(i, &rt, input, Some(r)).await
+                run.task(i, input, Some(r)).await
             });
             started += 1;
         }

@@ -33,9 +33,8 @@ fn all_at_once(run: &Arc<Run>) -> tokio::task::JoinSet<(usize, dsmil_core::workf
     for i in 0..run.spec.tasks.len() {
         let run = Arc::clone(run);
         set.spawn(async move {
-            let rt = Arc::clone(&run.agents[i]);
             let input = run.spec.tasks[i].input_data.clone();
-            let result = run.task(i, &rt, input, None).await;
+            let result = run.task(i, input, None).await;
             (i, result)
         });
     }

@@ -15,8 +15,7 @@ pub(super) async fn run(run: Arc<Run>) -> (bool, Metadata) {
     for i in 0..run.spec.tasks.len() {
         let task = &run.spec.tasks[i];
         let input = carried.take().unwrap_or_else(|| task.input_data.clone());
-        let rt = Arc::clone(&run.agents[i]);
-        let result = run.task(i, &rt, input, None).await;
+        let result = run.task(i, input, None).await;
         if !result.succeeded() {
             meta.insert("stopped_at".into(), json!(task.id));
             return (false, meta);

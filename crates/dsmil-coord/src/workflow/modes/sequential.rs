@@ -22,8 +22,7 @@ pub(super) async fn run(run: Arc<Run>) -> (bool, Metadata) {
             failed.push(&task.id);
             continue;
         }
-        let rt = Arc::clone(&run.agents[i]);
-        let result = run.task(i, &rt, task.input_data.clone(), None).await;
+        let result = run.task(i, task.input_data.clone(), None).await;
         if !result.succeeded() {
             all_ok = false;
             failed.push(&task.id);

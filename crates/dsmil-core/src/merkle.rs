@@ -1,6 +1,9 @@
 //! The Merkle tree of RFC 9162 (Certificate Transparency 2.0): leaf hash `SHA-256(0x00 ‖ d)`,
 //! node hash `SHA-256(0x01 ‖ left ‖ right)`, a tree of n leaves split at the largest power of
-//! two below n; inclusion proofs and their verification.
+//! two below n; inclusion and consistency proofs and their verification.
+//!
+//! Pure functions over hashes, in core so that whoever checks a proof (a witness on another
+//! node, an offline auditor) needs no more than this module; the audit log builds the proofs.
 
 use sha2::{Digest, Sha256};
 
@@ -29,13 +32,13 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     h.finalize().into()
 }
 
-/// Largest power of two strictly below `n` (n ≥ 2).
-pub(crate) fn split(n: u64) -> u64 {
-    let mut k = 1;
-    while k << 1 < n {
-        k <<= 1;
+/// Largest power of two strictly below `n` (n ≥ 2; 1 for smaller `n`): where RFC 9162 splits a
+/// tree of `n` leaves. Constant time, and total for every `u64`.
+pub fn split(n: u64) -> u64 {
+    if n <= 2 {
+        return 1;
     }
-    k
+    1 << (u64::BITS - 1 - (n - 1).leading_zeros())
 }
 
 /// The root of the tree over `leaves` (leaf hashes).
@@ -172,6 +175,118 @@ pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root
     sn == 0 && r == *root
 }
 
+/// The consistency proof between the trees of the first `from` and all `size` leaves
+/// (`from ≤ size`), RFC 9162 §2.1.4.1, with each subtree root — the leaves `lo..hi` — asked of
+/// `subtree` (as in [`inclusion_proof_by`]). Empty when `from` is 0 or equals `size`: every tree
+/// extends the empty one and itself. The caller checks `from ≤ size` (a larger `from` gets the
+/// empty proof, which [`verify_consistency`] refuses for it); [`consistency_proof`] does.
+pub fn consistency_proof_by<E>(
+    from: u64,
+    size: u64,
+    mut subtree: impl FnMut(u64, u64) -> Result<Hash, E>,
+) -> Result<Vec<Hash>, E> {
+    let mut out = Vec::new();
+    if from == 0 || from >= size {
+        return Ok(out);
+    }
+    // SUBPROOF(m, D[lo..hi], b), unrolled: each level adds the sibling subtree after the
+    // proof of the side that holds the old tree's edge, so the list is built top down and
+    // reversed.
+    let (mut lo, mut hi, mut m, mut whole) = (0u64, size, from, true);
+    while m != hi - lo {
+        let k = split(hi - lo);
+        if m <= k {
+            out.push(subtree(lo + k, hi)?);
+            hi = lo + k;
+        } else {
+            out.push(subtree(lo, lo + k)?);
+            lo += k;
+            m -= k;
+            whole = false;
+        }
+    }
+    if !whole {
+        out.push(subtree(lo, hi)?);
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// The consistency proof between the tree over `leaves[..from]` and the tree over `leaves`;
+/// `None` when `from` is larger than `leaves`.
+pub fn consistency_proof(leaves: &[Hash], from: usize) -> Option<Vec<Hash>> {
+    if from > leaves.len() {
+        return None;
+    }
+    let subtree = |lo: u64, hi: u64| {
+        Ok::<_, std::convert::Infallible>(root(&leaves[lo as usize..hi as usize]))
+    };
+    match consistency_proof_by(from as u64, leaves.len() as u64, subtree) {
+        Ok(proof) => Some(proof),
+        Err(never) => match never {},
+    }
+}
+
+/// Checks that the tree of `from` leaves with root `from_root` is a prefix of the tree of
+/// `size` leaves with root `to_root` (RFC 9162 §2.1.4.2). The empty tree (root
+/// [`empty_root`]) is a prefix of every tree, with an empty proof; a tree is consistent with
+/// itself when the roots are equal and the proof is empty; `from > size` never verifies.
+///
+/// The proof binds the roots, not the sizes: the same hashes can verify for more than one pair
+/// of sizes (the one-hash proof from 2 to 4 leaves also verifies as a proof from 2 to 3 leaves
+/// between the same two roots). Take `from` and `size` from the signed tree heads being
+/// compared, never from whoever sent the proof.
+pub fn verify_consistency(
+    from: u64,
+    size: u64,
+    from_root: &Hash,
+    to_root: &Hash,
+    proof: &[Hash],
+) -> bool {
+    if from > size {
+        return false;
+    }
+    if from == 0 {
+        return proof.is_empty() && *from_root == empty_root();
+    }
+    if from == size {
+        return proof.is_empty() && from_root == to_root;
+    }
+    let mut path = proof.iter();
+    let first = if from.is_power_of_two() {
+        from_root
+    } else {
+        match path.next() {
+            Some(h) => h,
+            None => return false,
+        }
+    };
+    let (mut fn_, mut sn) = (from - 1, size - 1);
+    while fn_ & 1 == 1 {
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    let (mut fr, mut sr) = (*first, *first);
+    for c in path {
+        if sn == 0 {
+            return false;
+        }
+        if fn_ & 1 == 1 || fn_ == sn {
+            fr = node_hash(c, &fr);
+            sr = node_hash(c, &sr);
+            while fn_ & 1 == 0 && fn_ != 0 {
+                fn_ >>= 1;
+                sn >>= 1;
+            }
+        } else {
+            sr = node_hash(&sr, c);
+        }
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    sn == 0 && fr == *from_root && sr == *to_root
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +353,35 @@ mod tests {
                 }
             }
             assert!(inclusion_proof(&l, n).is_none());
+        }
+    }
+
+    #[test]
+    fn consistency_proofs_verify_between_every_pair_of_sizes() {
+        let l = leaves(40);
+        for n in 0..=40 {
+            let to = root(&l[..n]);
+            for m in 0..=n {
+                let from = root(&l[..m]);
+                let proof = consistency_proof(&l[..n], m).unwrap();
+                assert!(
+                    verify_consistency(m as u64, n as u64, &from, &to, &proof),
+                    "m={m} n={n}"
+                );
+                if m > 0 && m < n {
+                    // A different old tree (a fork) or new root is refused.
+                    let forged = root(&leaves(m + 1)[1..]);
+                    assert!(!verify_consistency(
+                        m as u64, n as u64, &forged, &to, &proof
+                    ));
+                    assert!(!verify_consistency(
+                        m as u64, n as u64, &from, &forged, &proof
+                    ));
+                    let mut bad = proof.clone();
+                    bad[0][0] ^= 1;
+                    assert!(!verify_consistency(m as u64, n as u64, &from, &to, &bad));
+                }
+            }
         }
     }
 }

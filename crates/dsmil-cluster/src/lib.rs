@@ -1,0 +1,52 @@
+//! `dsmil-cluster`: DSMIL on many hosts over NATS JetStream.
+//!
+//! - [`config`]: the `[cluster]` section (servers, prefix, node id, credentials, TLS, replicas,
+//!   lease) and its validation;
+//! - [`connect()`]: the authenticated, optionally TLS, connection to the servers;
+//! - [`journal`]: the workflow journal as a replicated stream ([`JetStreamJournal`], a
+//!   [`dsmil_core::ports::JournalStore`]);
+//! - [`names`]: every subject, stream and bucket name, under the cluster's prefix;
+//! - [`publish`]: publishing that survives server failures without duplicates;
+//! - [`nats_server`]: starting and stopping nats-server processes (a JetStream cluster on
+//!   loopback) for tests, benches and demos.
+//!
+//! The crate depends on `dsmil-core` only; the composer (`dsmil-daemon`) wires it in.
+//!
+//! Journaling a workflow to a JetStream cluster (the servers `cargo xtask services up`
+//! starts; `examples/journal.rs` is this program):
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use dsmil_cluster::{ClusterConfig, JetStreamJournal, Names, connect, known_servers};
+//! use dsmil_core::ports::JournalStore;
+//! use dsmil_core::{WorkflowId, WorkflowState};
+//!
+//! let config = ClusterConfig {
+//!     nats: vec!["nats://127.0.0.1:4222".into()],
+//!     token_file: Some("/etc/dsmil/nats.token".into()),
+//!     ..ClusterConfig::default()
+//! };
+//! config.validate()?;
+//! let client = connect(&config, &config.node_id()).await?;
+//! let replicas = config.replicas_for(known_servers(&config, &client));
+//! let js = async_nats::jetstream::new(client);
+//! let journal = JetStreamJournal::open(js, Names::new(&config.name), replicas).await?;
+//! let id = WorkflowId::new_random();
+//! assert!(journal.get(id).await?.is_none());
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod config;
+mod connect;
+mod error;
+pub mod journal;
+pub mod names;
+pub mod nats_server;
+pub mod publish;
+
+pub use config::{ClusterConfig, ClusterSection, EmergencyScope};
+pub use connect::{connect, known_servers};
+pub use error::{BoxError, ClusterError};
+pub use journal::JetStreamJournal;
+pub use names::Names;

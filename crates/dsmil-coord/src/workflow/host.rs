@@ -1,0 +1,39 @@
+//! [`Host`]: core's `WorkflowHost` port on a [`Coordinator`] — what the cluster asks of the
+//! coordinator on its node (take a workflow over, let one go, cancel one, list what runs).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use dsmil_core::WorkflowId;
+use dsmil_core::ports::{PortError, WorkflowHost};
+
+use super::{Coordinator, WorkflowError};
+
+/// The coordinator as a cluster's workflow host.
+#[derive(Debug, Clone)]
+pub struct Host(pub Arc<Coordinator>);
+
+#[async_trait]
+impl WorkflowHost for Host {
+    async fn adopt(&self, id: WorkflowId) -> Result<bool, PortError> {
+        match self.0.adopt(id).await {
+            Ok(handle) => Ok(handle.is_some()),
+            Err(e @ (WorkflowError::ShuttingDown | WorkflowError::Emergency(_))) => {
+                Err(PortError::Unavailable(e.to_string()))
+            }
+            Err(e) => Err(PortError::Backend(crate::error_chain(&e))),
+        }
+    }
+
+    fn abandon(&self, id: WorkflowId) -> bool {
+        self.0.abandon(id)
+    }
+
+    fn cancel(&self, id: WorkflowId) -> bool {
+        self.0.cancel(id)
+    }
+
+    fn running(&self) -> Vec<WorkflowId> {
+        self.0.active()
+    }
+}
