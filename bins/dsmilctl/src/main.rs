@@ -2,6 +2,7 @@
 
 mod audit;
 mod client;
+mod cluster;
 mod learn;
 mod output;
 mod run;
@@ -51,6 +52,11 @@ struct Cli {
 enum Command {
     /// Show what the daemon runs: version, uptime, TPM and store backends, agents.
     Status,
+    /// The cluster this daemon is a node of: its nodes, whether each is live, what each hosts.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
     /// Run a workflow (TOML or JSON), printing each task as it finishes; exit 1 if it fails.
     Run {
         /// The workflow spec.
@@ -90,6 +96,12 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterAction {
+    /// List the nodes as the daemon sees them.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,6 +207,12 @@ fn run(cli: &Cli) -> Result<()> {
         Command::Status => {
             let status = target.connect()?.status()?;
             output::print(cli.json, &status, output::status_text);
+        }
+        Command::Cluster {
+            action: ClusterAction::Status,
+        } => {
+            let view = target.connect()?.cluster()?;
+            output::print(cli.json, &view, cluster::status_text);
         }
         Command::Audit {
             action: AuditAction::Verify { path, head },

@@ -624,3 +624,59 @@ fn watch_tails_the_live_stream() {
     let out = ctl(&["watch", "--count", "1"]);
     assert!(text(&out.stderr).contains("401"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn cluster_status_on_one_host_and_on_a_cluster_node() {
+    let Some(dsmild) = sibling_dsmild() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["single", "node"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+    }
+    let (_single, url, token) = start_daemon(dsmild.clone(), "", &dir.path().join("single"));
+    let out = ctl_at(&url, &token, &["cluster", "status"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("runs on one host"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    use dsmil_core::testenv::{NATS_TOKEN_FILE_VAR, NATS_URLS_VAR, service_from_env};
+    let Some(urls) = service_from_env(NATS_URLS_VAR).unwrap() else {
+        return;
+    };
+    let nats_token = service_from_env(NATS_TOKEN_FILE_VAR).unwrap().unwrap();
+    let urls: Vec<String> = urls.split(',').map(|u| format!("{u:?}")).collect();
+    let prefix = format!("ctl{}", std::process::id());
+    let config = format!(
+        "[[agents]]\nid = \"echo\"\nkind = \"builtin\"\n\n[cluster]\nnats = [{}]\nname = \"{prefix}\"\n\
+         node_id = \"ctl-node\"\ntoken_file = {nats_token:?}\nlease_seconds = 1\n",
+        urls.join(", ")
+    );
+    let (_node, url, token) = start_daemon(dsmild, &config, &dir.path().join("node"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stdout = loop {
+        let out = ctl_at(&url, &token, &["cluster", "status"]);
+        let stdout = text(&out.stdout);
+        if out.status.success() && stdout.contains("ctl-node") && stdout.contains("live") {
+            break stdout;
+        }
+        assert!(Instant::now() < deadline, "{stdout}{}", text(&out.stderr));
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        stdout.starts_with(&format!("cluster {prefix}  node ctl-node")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("NODE") && stdout.contains("echo (0/"),
+        "{stdout}"
+    );
+
+    let out = ctl_at(&url, &token, &["--json", "cluster", "status"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["clustered"], true);
+    assert_eq!(v["nodes"][0]["node_id"], "ctl-node");
+}

@@ -225,6 +225,10 @@ fn every_answer_matches_the_published_contract() {
     }
     conforms(&routes::AUDIT_PROOF, get("/api/audit/proof/x"));
     conforms(&routes::ALERTS, get("/api/alerts"));
+    let view: dsmil_api::cluster::ClusterView =
+        decode(conforms(&routes::CLUSTER, get("/api/cluster")));
+    assert!(!view.clustered && view.nodes.is_empty(), "{view:?}");
+    conforms(&routes::CLUSTER, daemon.get("/api/cluster", None)); // 401
 
     // The description the daemon serves is the one the contract generates.
     let (code, served) = get("/api/openapi.json");

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
 
+mod cluster;
 mod common;
 mod contract;
 mod daemon;

@@ -18,7 +18,7 @@ use thiserror::Error;
 
 use crate::error::{ErrorBody, ErrorResponse};
 use crate::routes::{self, Method, Route};
-use crate::{alerts, audit, devices, learn, status, tpm, workflows};
+use crate::{alerts, audit, cluster, devices, learn, status, tpm, workflows};
 
 /// Why a call failed.
 #[derive(Debug, Error)]
@@ -211,6 +211,11 @@ impl Client {
     /// `GET /api/status`.
     pub fn status(&self) -> Result<status::Status, ClientError> {
         self.get(&routes::STATUS, routes::STATUS.path)
+    }
+
+    /// `GET /api/cluster`.
+    pub fn cluster(&self) -> Result<cluster::ClusterView, ClientError> {
+        self.get(&routes::CLUSTER, routes::CLUSTER.path)
     }
 
     /// `GET /api/openapi.json`, as JSON.

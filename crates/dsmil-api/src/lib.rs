@@ -31,6 +31,7 @@ pub mod alerts;
 pub mod audit;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod cluster;
 pub mod devices;
 pub mod error;
 pub mod learn;

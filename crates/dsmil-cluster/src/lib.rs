@@ -3,6 +3,10 @@
 //! - [`config`]: the `[cluster]` section (servers, prefix, node id, credentials, TLS, replicas,
 //!   lease) and its validation;
 //! - [`connect()`]: the authenticated, optionally TLS, connection to the servers;
+//! - [`ClusterNode`]: one node assembled (what the composer starts for `[cluster]`);
+//! - [`dispatch`]: tasks run on the nodes hosting their agents ([`dispatch::ClusterDispatcher`],
+//!   a [`dsmil_core::ports::TaskDispatcher`], and [`dispatch::TaskWorker`]);
+//! - [`membership`]: heartbeats, who is live and hosts what, duplicate node ids refused;
 //! - [`journal`]: the workflow journal as a replicated stream ([`JetStreamJournal`], a
 //!   [`dsmil_core::ports::JournalStore`]);
 //! - [`names`]: every subject, stream and bucket name, under the cluster's prefix;
@@ -39,10 +43,13 @@
 
 pub mod config;
 mod connect;
+pub mod dispatch;
 mod error;
 pub mod journal;
+pub mod membership;
 pub mod names;
 pub mod nats_server;
+mod node;
 pub mod publish;
 
 pub use config::{ClusterConfig, ClusterSection, EmergencyScope};
@@ -50,3 +57,4 @@ pub use connect::{connect, known_servers};
 pub use error::{BoxError, ClusterError};
 pub use journal::JetStreamJournal;
 pub use names::Names;
+pub use node::{ClusterNode, ClusterStatus, MemberStatus};

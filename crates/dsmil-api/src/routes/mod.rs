@@ -137,6 +137,7 @@ pub use table::*;
 pub const ALL: &[Route] = &[
     HEALTH,
     STATUS,
+    CLUSTER,
     OPENAPI,
     SUBMIT_WORKFLOW,
     GET_WORKFLOW,

@@ -4,7 +4,7 @@ use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{Answer, Auth, Body, Method, Route, SchemaRef};
-use crate::{alerts, audit, devices, error, learn, status, tpm, workflows};
+use crate::{alerts, audit, cluster, devices, error, learn, status, tpm, workflows};
 
 const fn json<T: ToSchema>() -> Body {
     Body::Json(SchemaRef::of::<T>())
@@ -62,6 +62,23 @@ pub const STATUS: Route = Route {
     request: Body::Empty,
     answers: &[
         ok(200, "The status.", json::<status::Status>()),
+        UNAUTHORIZED,
+    ],
+};
+
+/// `GET /api/cluster`.
+pub const CLUSTER: Route = Route {
+    method: Method::Get,
+    path: "/api/cluster",
+    operation_id: "cluster",
+    summary: "The cluster as this node sees it: its nodes, whether each is live, what each hosts.",
+    tag: "daemon",
+    auth: Auth::Bearer,
+    path_params: &[],
+    query: None,
+    request: Body::Empty,
+    answers: &[
+        ok(200, "The cluster view.", json::<cluster::ClusterView>()),
         UNAUTHORIZED,
     ],
 };

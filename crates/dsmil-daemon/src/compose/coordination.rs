@@ -1,16 +1,23 @@
 //! Composes the coordination layer: agents from the configuration (their breaker transitions
-//! reported to the bus and the audit log), the journal in the data dir, the learning engine as
-//! advisor and performance sink, the event bus — and resumes workflows a crash interrupted.
+//! reported to the bus and the audit log), the journal, the learning engine as advisor and
+//! performance sink, the event bus — and resumes workflows a crash interrupted.
+//!
+//! On one host the journal is the SQLite file in the data dir and tasks run on this node's
+//! agents. With `[cluster]` the node joins the cluster: the journal is the replicated JetStream
+//! stream, tasks run on whichever node hosts their agent, and this node's agents serve the
+//! tasks of every node's workflows.
 
 use std::path::Path;
 use std::sync::Arc;
 
+use dsmil_cluster::ClusterNode;
+use dsmil_coord::executor::LocalExecutor;
 use dsmil_coord::journal::Journal;
 use dsmil_coord::registry::AgentRegistry;
 use dsmil_coord::transitions::report_transitions;
 use dsmil_coord::workflow::Coordinator;
 use dsmil_core::EventBus;
-use dsmil_core::ports::AuditSink;
+use dsmil_core::ports::{AuditSink, JournalStore};
 use dsmil_learn::LearningEngine;
 
 use crate::config::DaemonConfig;
@@ -19,31 +26,66 @@ use crate::error::{Context, Result};
 /// File of the workflow journal, in the data dir.
 pub const JOURNAL_FILE: &str = "coord.sqlite";
 
-/// Builds the coordinator over its journal and resumes unfinished workflows in the background.
+/// The coordination layer as composed.
+pub struct Coordination {
+    /// The coordinator.
+    pub coordinator: Arc<Coordinator>,
+    /// Its journal (SQLite, or the cluster's stream).
+    pub journal: Arc<dyn JournalStore>,
+    /// This node of the cluster, with `[cluster]`.
+    pub cluster: Option<Arc<ClusterNode>>,
+}
+
+/// Builds the coordinator over its journal (joining the cluster with `[cluster]`) and resumes
+/// unfinished workflows in the background.
 pub async fn start(
     config: &DaemonConfig,
     data_dir: &Path,
     learning: Arc<LearningEngine>,
     bus: EventBus,
     audit: Arc<dyn AuditSink>,
-) -> Result<(Arc<Coordinator>, Arc<Journal>)> {
+) -> Result<Coordination> {
     let listener = report_transitions(Some(bus.clone()), Some(Arc::clone(&audit)));
-    let registry = AgentRegistry::from_config(&config.coord.agents, Some(listener))
-        .context("cannot set up the configured agents")?;
+    let registry = Arc::new(
+        AgentRegistry::from_config(&config.coord.agents, Some(listener))
+            .context("cannot set up the configured agents")?,
+    );
+    let coordinator = Coordinator::new(Arc::clone(&registry))
+        .with_advisor(learning.clone())
+        .with_sink(learning)
+        .with_bus(bus)
+        .with_audit(audit);
+    if let Some(cluster) = &config.cluster.cluster {
+        let executor = Arc::new(LocalExecutor::new(registry));
+        let node = Arc::new(
+            ClusterNode::start(cluster, executor)
+                .await
+                .with_context(|| format!("cannot join cluster {:?}", cluster.name))?,
+        );
+        let journal = node.journal();
+        let coordinator = Arc::new(
+            coordinator
+                .with_journal(Arc::clone(&journal))
+                .with_dispatcher(node.dispatcher()),
+        );
+        // Workflows of a node that died are not adopted by another node yet (leases: issue
+        // #17); this node resumes nothing it cannot tell is its own.
+        tracing::warn!(
+            "cluster mode: unfinished workflows of a node that stopped are not resumed by another node yet"
+        );
+        return Ok(Coordination {
+            coordinator,
+            journal,
+            cluster: Some(node),
+        });
+    }
     let path = data_dir.join(JOURNAL_FILE);
-    let journal = Arc::new(
+    let journal: Arc<dyn JournalStore> = Arc::new(
         Journal::open(&path)
             .await
             .with_context(|| format!("cannot open the workflow journal {}", path.display()))?,
     );
-    let coordinator = Arc::new(
-        Coordinator::new(Arc::new(registry))
-            .with_journal(journal.clone())
-            .with_advisor(learning.clone())
-            .with_sink(learning)
-            .with_bus(bus)
-            .with_audit(audit),
-    );
+    let coordinator = Arc::new(coordinator.with_journal(Arc::clone(&journal)));
     let resumed = coordinator
         .recover()
         .await
@@ -56,5 +98,9 @@ pub async fn start(
             }
         });
     }
-    Ok((coordinator, journal))
+    Ok(Coordination {
+        coordinator,
+        journal,
+        cluster: None,
+    })
 }

@@ -21,9 +21,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use dsmil_accel::{Engine, EngineConfig, Platform};
-use dsmil_coord::journal::Journal;
 use dsmil_coord::workflow::Coordinator;
 use dsmil_core::EventBus;
+use dsmil_core::ports::JournalStore;
 use dsmil_learn::LearningEngine;
 use dsmil_tpm::Tpm;
 use dsmil_tpm::audit::AuditLog;
@@ -67,7 +67,9 @@ pub struct Layers {
     /// The workflow coordinator.
     pub coordinator: Arc<Coordinator>,
     /// Its journal.
-    pub journal: Arc<Journal>,
+    pub journal: Arc<dyn JournalStore>,
+    /// This node of the cluster, with `[cluster]`.
+    pub cluster: Option<Arc<dsmil_cluster::ClusterNode>>,
     /// The TPM.
     pub tpm: Tpm,
     /// The DSMIL device bridge.
@@ -123,7 +125,11 @@ pub async fn start(config: DaemonConfig) -> Result<Layers> {
     let audit_signer = tpm::audit_signer(&tpm).await?;
     let learning = learning::start(&config, &data_dir, accel.platform, engine.meter()).await?;
     let audit = audit::start(&data_dir, audit_signer.clone()).await?;
-    let (coordinator, journal) = coordination::start(
+    let coordination::Coordination {
+        coordinator,
+        journal,
+        cluster,
+    } = coordination::start(
         &config,
         &data_dir,
         Arc::clone(&learning),
@@ -158,6 +164,7 @@ pub async fn start(config: DaemonConfig) -> Result<Layers> {
         learning,
         coordinator,
         journal,
+        cluster,
         tpm,
         bridge,
         audit,
@@ -240,6 +247,9 @@ async fn shutdown(layers: Arc<Layers>) -> Result<()> {
             grace_seconds = grace.as_secs(),
             "workflows still running after the grace period stop here and resume from the journal at the next start"
         );
+    }
+    if let Some(node) = &layers.cluster {
+        node.shutdown().await;
     }
     if let Err(e) = layers.audit.checkpoint().await {
         tracing::error!(error = %dsmil_core::report::chain(&e), "cannot sign the last audit batch");

@@ -9,6 +9,7 @@
 //! | [`dsmil_learn::config::LearnConfig`] | `database_url` |
 //! | [`dsmil_coord::config::CoordConfig`] | `default_agent`, `shutdown_grace_seconds`, `[[agents]]` |
 //! | [`dsmil_monitor::config::MonitorConfig`] | `health_interval_ms`, `[alerts]`, `[responses]`, `[websocket]` |
+//! | [`dsmil_cluster::ClusterSection`] | `[cluster]` (absent: one host) |
 //!
 //! [`DaemonConfig::parse_toml`] hands each owner its keys (the owners' field lists come from
 //! their own `Deserialize` implementations, so a field added to a layer's section is picked up
@@ -24,6 +25,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use dsmil_cluster::ClusterSection;
 use dsmil_coord::config::CoordConfig;
 use dsmil_core::validate::FieldError;
 use dsmil_learn::config::LearnConfig;
@@ -220,6 +222,9 @@ pub struct DaemonConfig {
     /// Health sampling, alerts, responses, the WebSocket stream.
     #[serde(flatten)]
     pub monitor: MonitorConfig,
+    /// Running as a node of a cluster over NATS JetStream.
+    #[serde(flatten)]
+    pub cluster: ClusterSection,
 }
 
 /// What the command line (or its `DSMIL_*` variables) sets over the file.
@@ -287,6 +292,7 @@ impl DaemonConfig {
         self.learn.validate()?;
         self.coord.validate()?;
         self.monitor.validate()?;
+        self.cluster.validate()?;
         Ok(())
     }
 }

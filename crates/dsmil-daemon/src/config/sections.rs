@@ -100,6 +100,7 @@ pub fn known_keys() -> Vec<&'static str> {
     keys.extend_from_slice(fields_of::<dsmil_learn::config::LearnConfig>());
     keys.extend_from_slice(fields_of::<dsmil_coord::config::CoordConfig>());
     keys.extend_from_slice(fields_of::<dsmil_monitor::config::MonitorConfig>());
+    keys.extend_from_slice(fields_of::<dsmil_cluster::ClusterSection>());
     keys
 }
 
@@ -114,6 +115,7 @@ pub fn split(text: &str) -> Result<DaemonConfig, ConfigError> {
         learn: take(&mut table)?,
         coord: take(&mut table)?,
         monitor: take(&mut table)?,
+        cluster: take(&mut table)?,
     };
     if let Some(key) = table.keys().next() {
         let known: BTreeSet<&str> = known_keys().into_iter().collect();

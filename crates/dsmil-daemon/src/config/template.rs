@@ -226,6 +226,7 @@ pub fn default_toml() -> String {
             "monitoring (dsmil-monitor)",
             &mut components,
         ),
+        section::<dsmil_cluster::ClusterSection>("cluster (dsmil-cluster)", &mut components),
     ];
     let defaults = to_json(&DaemonConfig::default());
     let defaults = defaults.as_object();

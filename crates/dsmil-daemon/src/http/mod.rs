@@ -178,6 +178,7 @@ pub fn routes(token: Arc<TokenCheck>) -> Routes {
     Routes::new(token)
         .add(&routes::HEALTH, status::health)
         .add(&routes::STATUS, status::status)
+        .add(&routes::CLUSTER, status::cluster)
         .add(&routes::OPENAPI, status::openapi)
         .add(&routes::SUBMIT_WORKFLOW, workflows::submit)
         .add(&routes::GET_WORKFLOW, workflows::read)

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use dsmil_api::cluster as c;
 use dsmil_api::status as s;
 use dsmil_coord::config::AgentKind;
 use dsmil_coord::resilience::BreakerState;
@@ -151,4 +152,19 @@ pub async fn status(State(state): State<Arc<AppState>>) -> Json<s::Status> {
             responses: super::wire::response_status(&alerts.responses),
         },
     })
+}
+
+/// `GET /api/cluster`: the cluster as this node sees it (`clustered: false` on one host).
+pub async fn cluster(State(state): State<Arc<AppState>>) -> Json<c::ClusterView> {
+    let Some(node) = &state.cluster else {
+        return Json(c::ClusterView {
+            clustered: false,
+            cluster: None,
+            node_id: None,
+            replicas: None,
+            server: None,
+            nodes: Vec::new(),
+        });
+    };
+    Json(super::wire::cluster_view(node.status()))
 }

@@ -359,3 +359,37 @@ pub fn alerts(
         thresholds: thresholds(thresholds_in_force),
     }
 }
+
+/// The cluster as a node sees it.
+pub fn cluster_view(status: dsmil_cluster::ClusterStatus) -> dsmil_api::cluster::ClusterView {
+    use dsmil_api::cluster as c;
+    c::ClusterView {
+        clustered: true,
+        cluster: Some(status.cluster),
+        node_id: Some(status.node_id),
+        replicas: Some(status.replicas),
+        server: Some(status.server),
+        nodes: status
+            .members
+            .into_iter()
+            .map(|m| c::ClusterMember {
+                node_id: m.info.node_id,
+                live: m.live,
+                last_seen_ms: m.last_seen_ms,
+                version: m.info.version,
+                started_at: m.info.started_at,
+                agents: m
+                    .info
+                    .agents
+                    .into_iter()
+                    .map(|a| c::HostedAgent {
+                        agent_id: a.agent_id,
+                        capacity: a.capacity,
+                        in_flight: a.in_flight,
+                        breaker: a.breaker,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}

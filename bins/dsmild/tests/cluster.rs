@@ -1,0 +1,355 @@
+//! dsmild as nodes of a cluster: three daemons (real processes) on the JetStream cluster that
+//! `cargo xtask services up` started, each under a fresh cluster prefix. A workflow submitted
+//! on one node runs its tasks on the nodes hosting their agents; tasks of an agent hosted twice
+//! spread over both; a node SIGKILLed in the middle of a task has the task delivered to the
+//! other host, and no task that had finished runs again; a wrong token and a second live node
+//! with the same id are refused at start, naming the setting.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use dsmil_core::testenv::{NATS_TOKEN_FILE_VAR, NATS_URLS_VAR, service_from_env};
+use serde_json::{Value, json};
+
+use crate::common::{Daemon, PATIENCE, dsmild};
+
+/// The shared cluster's URLs and token file; `None` (the test skips) when there is none.
+fn nats() -> Option<(Vec<String>, PathBuf)> {
+    let urls = service_from_env(NATS_URLS_VAR).unwrap_or_else(|e| panic!("{e}"))?;
+    let token = service_from_env(NATS_TOKEN_FILE_VAR).unwrap_or_else(|e| panic!("{e}"))?;
+    Some((urls.split(',').map(str::to_owned).collect(), token.into()))
+}
+
+/// One test's cluster: its prefix and where its nodes keep their files.
+struct Cluster {
+    dir: tempfile::TempDir,
+    urls: Vec<String>,
+    token_file: PathBuf,
+    prefix: String,
+}
+
+/// A running node: the daemon and its API token.
+struct Node {
+    daemon: Daemon,
+    token: String,
+}
+
+impl Cluster {
+    fn new() -> Option<Self> {
+        let (urls, token_file) = nats()?;
+        Some(Self {
+            dir: tempfile::tempdir().unwrap(),
+            urls,
+            token_file,
+            prefix: format!("d{}", &uuid::Uuid::new_v4().simple().to_string()[..10]),
+        })
+    }
+
+    /// The configuration of node `id` hosting the `[[agents]]` in `agents`.
+    fn config(&self, id: &str, agents: &str, token_file: &Path) -> PathBuf {
+        let urls: Vec<String> = self.urls.iter().map(|u| format!("{u:?}")).collect();
+        let text = format!(
+            "[responses]\nenabled = false\n\n{agents}\n[cluster]\nnats = [{}]\nname = \"{}\"\n\
+             node_id = \"{id}\"\ntoken_file = {:?}\nlease_seconds = 1\n",
+            urls.join(", "),
+            self.prefix,
+            token_file.display().to_string(),
+        );
+        let path = self.dir.path().join(format!("{id}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn node(&self, id: &str, agents: &str) -> Node {
+        let config = self.config(id, agents, &self.token_file);
+        let data = self.dir.path().join(format!("{id}-data"));
+        let daemon = Daemon::start(&data, &["--config", config.to_str().unwrap()]);
+        let token = std::fs::read_to_string(data.join("api-token")).unwrap();
+        Node {
+            daemon,
+            token: token.trim().to_owned(),
+        }
+    }
+
+    /// Starts node `id` expecting it to refuse to start; its exit status and stderr.
+    fn refused(&self, id: &str, token_file: &Path) -> (std::process::ExitStatus, String) {
+        let config = self.config(id, "", token_file);
+        let data = self.dir.path().join(format!("{id}-refused"));
+        let out = dsmild()
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", crate::common::free_port()))
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Node {
+    /// Submits `spec` without waiting; the workflow id.
+    fn submit(&self, spec: &Value) -> String {
+        let (status, accepted) =
+            self.daemon
+                .post("/api/workflows?wait=false", &self.token, &spec.to_string());
+        assert_eq!(status, 202, "{accepted}");
+        accepted["workflow_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits (bounded) until workflow `id` is completed; its record.
+    fn completed(&self, id: &str) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let (_, record) = self
+                .daemon
+                .get(&format!("/api/workflows/{id}"), Some(&self.token));
+            match record["state"].as_str() {
+                Some("completed") => return record,
+                Some("failed" | "cancelled") => panic!("workflow {id} did not complete: {record}"),
+                _ => {}
+            }
+            assert!(
+                Instant::now() < deadline,
+                "workflow {id} never finished: {record}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits (bounded) until this node sees every agent of `agents` hosted in the cluster:
+    /// a workflow naming one is accepted once it does.
+    fn until_hosted(&self, agents: &[&str]) {
+        let deadline = Instant::now() + PATIENCE;
+        for agent in agents {
+            let probe = json!({"workflow_type": "probe", "execution_mode": "sequential",
+                "tasks": [{"id": "p", "agent_id": agent, "task_description": "probe",
+                           "input_data": {"ms": 0}}]});
+            loop {
+                let (status, _) =
+                    self.daemon
+                        .post("/api/workflows?wait=false", &self.token, &probe.to_string());
+                if status == 202 {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "agent {agent} never hosted");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// The node each task's result names, by task id.
+fn nodes_of(record: &Value) -> BTreeMap<String, String> {
+    record["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["task_id"].as_str().unwrap().to_owned(),
+                r["metadata"]["node"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn tasks_run_where_their_agents_are_and_spread_over_their_hosts() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    let a = cluster.node("a", "[[agents]]\nid = \"echo\"\nkind = \"builtin\"\n");
+    let worker = "[[agents]]\nid = \"worker\"\nkind = \"builtin\"\nbuiltin = \"sleep\"\nmax_concurrency = 2\n";
+    let _b = cluster.node("b", worker);
+    let _c = cluster.node(
+        "c",
+        &format!("{worker}\n[[agents]]\nid = \"remote\"\nkind = \"builtin\"\nbuiltin = \"echo\"\n"),
+    );
+    a.until_hosted(&["remote", "worker"]);
+    let mut tasks = vec![
+        json!({"id": "here", "agent_id": "echo", "task_description": "local echo", "input_data": {"x": 1}}),
+        json!({"id": "there", "agent_id": "remote", "task_description": "remote echo", "input_data": {"x": 2}}),
+    ];
+    for i in 0..12 {
+        tasks.push(json!({"id": format!("w{i}"), "agent_id": "worker",
+            "task_description": format!("sleep a little, part {i}"), "input_data": {"ms": 200}}));
+    }
+    let spec = json!({"workflow_type": "spread", "execution_mode": "parallel", "tasks": tasks});
+    let id = a.submit(&spec);
+    let record = a.completed(&id);
+    let nodes = nodes_of(&record);
+    assert_eq!(nodes["here"], "a", "{record}");
+    assert_eq!(nodes["there"], "c", "{record}");
+    let there = record["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["task_id"] == "there")
+        .unwrap();
+    assert_eq!(there["result_data"], json!({"x": 2}));
+    let workers: BTreeSet<&str> = nodes
+        .iter()
+        .filter(|(task, _)| task.starts_with('w'))
+        .map(|(_, node)| node.as_str())
+        .collect();
+    assert_eq!(workers, BTreeSet::from(["b", "c"]), "{record}");
+    assert_eq!(
+        record["results"].as_array().unwrap().len(),
+        14,
+        "each task once"
+    );
+
+    // Every node sees the same members, each live, each with what it hosts.
+    let (status, view) = a.daemon.get("/api/cluster", Some(&a.token));
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["clustered"], true);
+    assert_eq!(view["node_id"], "a");
+    assert_eq!(view["cluster"], cluster.prefix.as_str());
+    let members: BTreeMap<&str, &Value> = view["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["node_id"].as_str().unwrap(), n))
+        .collect();
+    assert_eq!(
+        members.keys().copied().collect::<Vec<_>>(),
+        ["a", "b", "c"],
+        "{view}"
+    );
+    assert!(members.values().all(|n| n["live"] == true), "{view}");
+    let hosted = |node: &str| -> BTreeSet<&str> {
+        members[node]["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["agent_id"].as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(hosted("c"), BTreeSet::from(["remote", "worker"]), "{view}");
+    assert_eq!(hosted("b"), BTreeSet::from(["worker"]), "{view}");
+    let (status, _) = a.daemon.get("/api/cluster", Some("wrong-token"));
+    assert_eq!(status, 401);
+}
+
+/// A command agent that logs `start <task> <node>` and `end <task> <node>` around a sleep.
+fn slow_agent(dir: &Path, node: &str, log: &Path) -> String {
+    let script = dir.join("slow.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ninput=$(cat)\ntask=$(printf '%s' \"$input\" | grep -o '\"name\":\"[a-z0-9]*\"' | cut -d'\"' -f4)\n\
+         ms=$(printf '%s' \"$input\" | grep -o '\"ms\":[0-9]*' | cut -d: -f2)\n\
+         echo \"start $task $1\" >> \"$2\"\nsleep $(echo \"$ms\" | awk '{print $1/1000}')\n\
+         echo \"end $task $1\" >> \"$2\"\necho '{\"done\": true}'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!(
+        "[[agents]]\nid = \"slow\"\nkind = \"command\"\ncommand = {:?}\nargs = [{node:?}, {:?}]\n",
+        script.display().to_string(),
+        log.display().to_string()
+    )
+}
+
+fn log_lines(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_node_killed_mid_task_has_the_task_run_again_elsewhere_and_nothing_finished_twice() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    let log = cluster.dir.path().join("runs.log");
+    let a = cluster.node("a", "");
+    let b = cluster.node("b", &slow_agent(cluster.dir.path(), "b", &log));
+    let c = cluster.node("c", &slow_agent(cluster.dir.path(), "c", &log));
+    a.until_hosted(&["slow"]);
+    std::fs::remove_file(&log).ok();
+    let tasks: Vec<Value> = (1..=4)
+        .map(|i| {
+            let ms = if i == 3 { 2_500 } else { 100 };
+            json!({"id": format!("s{i}"), "agent_id": "slow", "task_description": format!("step {i}"),
+                   "input_data": {"name": format!("s{i}"), "ms": ms}})
+        })
+        .collect();
+    let id = a.submit(
+        &json!({"workflow_type": "failover", "execution_mode": "sequential", "tasks": tasks}),
+    );
+    // Whoever starts the long task dies.
+    let deadline = Instant::now() + PATIENCE;
+    let victim = loop {
+        if let Some(line) = log_lines(&log).iter().find(|l| l.starts_with("start s3 ")) {
+            break line.rsplit(' ').next().unwrap().to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "s3 never started: {:?}",
+            log_lines(&log)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let (mut dead, survivor) = if victim == "b" { (b, "c") } else { (c, "b") };
+    dead.daemon.child.kill().unwrap();
+    dead.daemon.child.wait().unwrap();
+
+    let record = a.completed(&id);
+    let nodes = nodes_of(&record);
+    assert_eq!(nodes["s3"], survivor, "{record}");
+    let s3 = record["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["task_id"] == "s3")
+        .unwrap();
+    assert_eq!(s3["metadata"]["deliveries"], 2, "{s3}");
+    assert_eq!(record["results"].as_array().unwrap().len(), 4, "{record}");
+    let lines = log_lines(&log);
+    for task in ["s1", "s2", "s4"] {
+        let starts = lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("start {task} ")))
+            .count();
+        assert_eq!(starts, 1, "{task} ran once: {lines:?}");
+    }
+    let s3_starts: Vec<_> = lines
+        .iter()
+        .filter(|l| l.starts_with("start s3 "))
+        .collect();
+    assert_eq!(s3_starts.len(), 2, "{lines:?}");
+}
+
+#[test]
+fn a_wrong_token_and_a_duplicate_node_id_are_refused_at_start() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    let wrong = cluster.dir.path().join("wrong.token");
+    std::fs::write(&wrong, "not-the-token").unwrap();
+    std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (status, stderr) = cluster.refused("w", &wrong);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("refused") && stderr.contains("cluster.token_file"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("not-the-token"), "{stderr}");
+
+    let _first = cluster.node("twin", "[[agents]]\nid = \"echo\"\nkind = \"builtin\"\n");
+    let (status, stderr) = cluster.refused("twin", &cluster.token_file);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("node id \"twin\" is already in use") && stderr.contains("node_id"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,306 @@
+//! [`TaskWorker`]: pulls the tasks of the agents this node hosts and runs them through core's
+//! [`TaskExecutor`] (coordination's bulkhead → breaker → retry → timeout path).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_nats::Client;
+use async_nats::jetstream::AckKind;
+use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
+use async_nats::jetstream::message::Message;
+use dsmil_core::ports::{TaskExecutor, TaskReport};
+use futures_util::StreamExt as _;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::{Instant, interval, sleep};
+
+use super::wire::{CancelMessage, DoneMessage, TaskMessage};
+use crate::error::ClusterError;
+use crate::journal::JetStreamJournal;
+use crate::names::Names;
+
+/// How long a cancelled run's key is remembered (a task still queued when its owner gave up).
+const REMEMBER_CANCELLED: Duration = Duration::from_secs(600);
+/// How long one pull waits for a task when there is none.
+const LONG_POLL: Duration = Duration::from_secs(5);
+
+/// Runs announced cancelled, and the runs in progress here (to stop them).
+#[derive(Default)]
+struct Cancels {
+    cancelled: HashMap<String, Instant>,
+    running: HashMap<String, Arc<Notify>>,
+}
+
+/// What every task handler of this node shares.
+struct Shared {
+    client: Client,
+    names: Names,
+    node: String,
+    journal: JetStreamJournal,
+    executor: Arc<dyn TaskExecutor>,
+    ack_wait: Duration,
+    cancels: Mutex<Cancels>,
+}
+
+/// Pulls and runs the tasks of the agents this node hosts.
+pub struct TaskWorker {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for TaskWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskWorker")
+            .field("agents", &(self.tasks.len().saturating_sub(1)))
+            .finish()
+    }
+}
+
+impl TaskWorker {
+    /// Starts pulling for every agent `executor` hosts, as node `node`; a task not
+    /// acknowledged within `lease` (its node died) is delivered again.
+    pub async fn start(
+        client: Client,
+        tasks: async_nats::jetstream::stream::Stream,
+        names: Names,
+        node: &str,
+        journal: JetStreamJournal,
+        executor: Arc<dyn TaskExecutor>,
+        lease: Duration,
+    ) -> Result<Self, ClusterError> {
+        let cancel_subject = names.task_cancel_subject();
+        let mut cancels = client
+            .subscribe(cancel_subject.clone())
+            .await
+            .map_err(ClusterError::js(format!("subscribe to {cancel_subject}")))?;
+        let shared = Arc::new(Shared {
+            client,
+            names: names.clone(),
+            node: node.to_owned(),
+            journal,
+            executor: Arc::clone(&executor),
+            ack_wait: lease,
+            cancels: Mutex::default(),
+        });
+        let mut handles = Vec::new();
+        handles.push({
+            let shared = Arc::clone(&shared);
+            tokio::spawn(async move {
+                while let Some(message) = cancels.next().await {
+                    if let Ok(cancel) = serde_json::from_slice::<CancelMessage>(&message.payload) {
+                        shared.cancel(cancel.key);
+                    }
+                }
+            })
+        });
+        for agent in executor.hosted() {
+            let name = names.task_consumer(&agent.agent_id);
+            let config = pull::Config {
+                durable_name: Some(name.clone()),
+                description: Some(format!("tasks for agent {}", agent.agent_id)),
+                filter_subject: names.task_subject(&agent.agent_id),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: lease,
+                max_deliver: -1,
+                max_ack_pending: 100_000,
+                ..Default::default()
+            };
+            let consumer: PullConsumer = tasks
+                .get_or_create_consumer(&name, config)
+                .await
+                .map_err(ClusterError::js(format!("create the consumer {name}")))?;
+            let slots = Arc::new(Semaphore::new(agent.capacity.max(1)));
+            let shared = Arc::clone(&shared);
+            handles.push(tokio::spawn(pull_loop(shared, consumer, slots)));
+        }
+        Ok(Self { tasks: handles })
+    }
+
+    /// Stops pulling; runs in progress are dropped (their tasks are delivered to another
+    /// host after the acknowledgement wait).
+    pub fn stop(&mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for TaskWorker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Shared {
+    /// Marks run `key` cancelled and stops it if it runs here.
+    fn cancel(&self, key: String) {
+        let mut cancels = self.cancels.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        cancels
+            .cancelled
+            .retain(|_, at| now.duration_since(*at) < REMEMBER_CANCELLED);
+        if let Some(stop) = cancels.running.get(&key) {
+            stop.notify_one();
+        }
+        cancels.cancelled.insert(key, now);
+    }
+
+    /// Registers run `key` as running; `None` when it was cancelled already.
+    fn start_run(&self, key: &str) -> Option<Arc<Notify>> {
+        let mut cancels = self.cancels.lock().unwrap_or_else(PoisonError::into_inner);
+        if cancels.cancelled.contains_key(key) {
+            return None;
+        }
+        let stop = Arc::new(Notify::new());
+        cancels.running.insert(key.to_owned(), Arc::clone(&stop));
+        Some(stop)
+    }
+
+    fn end_run(&self, key: &str) {
+        self.cancels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .running
+            .remove(key);
+    }
+
+    /// Tells the owner how run `key` went (best effort: the owner also polls the journal).
+    async fn tell_owner(&self, owner: &str, key: &str, report: &TaskReport) {
+        let done = DoneMessage {
+            key: key.to_owned(),
+            report: report.clone(),
+        };
+        let Ok(payload) = serde_json::to_vec(&done) else {
+            return;
+        };
+        if let Err(err) = self
+            .client
+            .publish(self.names.done_subject(owner), payload.into())
+            .await
+        {
+            tracing::debug!(error = %err, "cannot send a task report to its owner");
+        }
+    }
+}
+
+/// Pulls tasks while the agent has free slots here: one long poll for the first, then as many
+/// more as there are free slots without waiting.
+/// The runs live in the loop's [`JoinSet`]: stopping the loop stops them.
+async fn pull_loop(shared: Arc<Shared>, consumer: PullConsumer, slots: Arc<Semaphore>) {
+    let mut running = JoinSet::new();
+    loop {
+        while running.try_join_next().is_some() {}
+        let Ok(first) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let batch = consumer
+            .batch()
+            .max_messages(1)
+            .expires(LONG_POLL)
+            .messages()
+            .await;
+        let mut batch = match batch {
+            Ok(batch) => batch,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot pull tasks; retrying");
+                sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let Some(Ok(message)) = batch.next().await else {
+            continue;
+        };
+        running.spawn(handle(Arc::clone(&shared), message, first));
+        let free = slots.available_permits();
+        if free == 0 {
+            continue;
+        }
+        let Ok(mut more) = consumer.fetch().max_messages(free).messages().await else {
+            continue;
+        };
+        while let Some(Ok(message)) = more.next().await {
+            match Arc::clone(&slots).try_acquire_owned() {
+                Ok(slot) => {
+                    running.spawn(handle(Arc::clone(&shared), message, slot));
+                }
+                // Cannot happen (this loop is the only taker); the task is delivered again.
+                Err(_) => {
+                    let _ = message.ack_with(AckKind::Nak(None)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Runs one delivered task: skip it when its run is already journaled (tell the owner again)
+/// or was cancelled; otherwise run it with progress acknowledgements, journal the result, tell
+/// the owner, acknowledge.
+async fn handle(shared: Arc<Shared>, message: Message, _slot: OwnedSemaphorePermit) {
+    let deliveries = message
+        .info()
+        .map(|i| u32::try_from(i.delivered).unwrap_or(1))
+        .unwrap_or(1);
+    let task = match serde_json::from_slice::<TaskMessage>(&message.payload) {
+        Ok(task) => task,
+        Err(err) => {
+            tracing::warn!(error = %err, "dropping an undecodable task message");
+            let _ = message.ack_with(AckKind::Term).await;
+            return;
+        }
+    };
+    match shared.journal.find_run(&task.request).await {
+        Ok(Some(report)) => {
+            shared.tell_owner(&task.owner, &task.key, &report).await;
+            let _ = message.double_ack().await;
+            return;
+        }
+        Ok(None) => {}
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot check the journal; the task waits");
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
+            return;
+        }
+    }
+    let Some(stop) = shared.start_run(&task.key) else {
+        let _ = message.ack_with(AckKind::Term).await;
+        return;
+    };
+    let run = shared.executor.execute(&task.request);
+    tokio::pin!(run);
+    let mut progress = interval(shared.ack_wait / 3);
+    progress.tick().await;
+    let outcome = loop {
+        tokio::select! {
+            report = &mut run => break Some(report),
+            _ = progress.tick() => {
+                let _ = message.ack_with(AckKind::Progress).await;
+            }
+            _ = stop.notified() => break None,
+        }
+    };
+    shared.end_run(&task.key);
+    let Some(mut report) = outcome else {
+        let _ = message.ack_with(AckKind::Term).await;
+        return;
+    };
+    report.node = Some(shared.node.clone());
+    report.deliveries = deliveries;
+    if let Err(err) = shared
+        .journal
+        .record_run(&task.request, &report, &shared.node)
+        .await
+    {
+        tracing::warn!(error = %err, "cannot journal a task result; the task is delivered again");
+        let _ = message
+            .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+            .await;
+        return;
+    }
+    shared.tell_owner(&task.owner, &task.key, &report).await;
+    if let Err(err) = message.double_ack().await {
+        // Journaled: a redelivery finds the run and only reports it again.
+        tracing::debug!(error = %err, "task acknowledgement not confirmed");
+    }
+}

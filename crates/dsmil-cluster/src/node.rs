@@ -1,0 +1,161 @@
+//! [`ClusterNode`]: one node of a cluster, assembled — the connection, the journal, the node's
+//! membership, the task worker for the agents it hosts, and the dispatcher its coordinator
+//! runs tasks through. What the composer builds when `[cluster]` is configured.
+
+use std::sync::Arc;
+
+use async_nats::Client;
+use dsmil_core::ports::{JournalStore, TaskDispatcher, TaskExecutor};
+use serde::{Deserialize, Serialize};
+
+use crate::config::ClusterConfig;
+use crate::connect::{connect, known_servers};
+use crate::dispatch::{ClusterDispatcher, TaskWorker, tasks_stream};
+use crate::error::ClusterError;
+use crate::journal::JetStreamJournal;
+use crate::membership::{Membership, NodeInfo};
+use crate::names::Names;
+
+/// One node of a cluster.
+#[derive(Debug)]
+pub struct ClusterNode {
+    name: String,
+    node: String,
+    replicas: usize,
+    client: Client,
+    journal: JetStreamJournal,
+    membership: Arc<Membership>,
+    dispatcher: Arc<ClusterDispatcher>,
+    worker: std::sync::Mutex<TaskWorker>,
+}
+
+/// A node as the cluster view shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    /// What it announced last.
+    #[serde(flatten)]
+    pub info: NodeInfo,
+    /// Whether its heartbeat is current.
+    pub live: bool,
+    /// Milliseconds since its last heartbeat arrived here.
+    pub last_seen_ms: u64,
+}
+
+/// The cluster as this node sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// The cluster's name (its prefix).
+    pub cluster: String,
+    /// This node's id.
+    pub node_id: String,
+    /// Copies kept of the journal and the task queue.
+    pub replicas: usize,
+    /// The NATS server this node is connected to now.
+    pub server: String,
+    /// Every node seen, this one included.
+    pub members: Vec<MemberStatus>,
+}
+
+impl ClusterNode {
+    /// Joins the cluster `config` describes (validated by the caller), hosting the agents
+    /// `executor` runs. Refuses a node id a live node uses.
+    pub async fn start(
+        config: &ClusterConfig,
+        executor: Arc<dyn TaskExecutor>,
+    ) -> Result<Self, ClusterError> {
+        let node = config.node_id();
+        let client = connect(config, &node).await?;
+        let replicas = config.replicas_for(known_servers(config, &client));
+        let js = async_nats::jetstream::new(client.clone());
+        let names = Names::new(&config.name);
+        let lease = config.lease();
+        let journal = JetStreamJournal::open(js.clone(), names.clone(), replicas).await?;
+        let membership = Arc::new(
+            Membership::join(&js, &names, &node, replicas, lease, Arc::clone(&executor)).await?,
+        );
+        let tasks = tasks_stream(&js, &names, replicas).await?;
+        let worker = TaskWorker::start(
+            client.clone(),
+            tasks,
+            names.clone(),
+            &node,
+            journal.clone(),
+            executor,
+            lease,
+        )
+        .await?;
+        let dispatcher = Arc::new(
+            ClusterDispatcher::start(
+                client.clone(),
+                js,
+                names,
+                &node,
+                journal.clone(),
+                Arc::clone(&membership),
+                lease,
+            )
+            .await?,
+        );
+        tracing::info!(node, cluster = config.name, replicas, "joined the cluster");
+        Ok(Self {
+            name: config.name.clone(),
+            node,
+            replicas,
+            client,
+            journal,
+            membership,
+            dispatcher,
+            worker: std::sync::Mutex::new(worker),
+        })
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.node
+    }
+
+    /// The replicated journal, for the coordinator.
+    pub fn journal(&self) -> Arc<dyn JournalStore> {
+        Arc::new(self.journal.clone())
+    }
+
+    /// The dispatcher, for the coordinator.
+    pub fn dispatcher(&self) -> Arc<dyn TaskDispatcher> {
+        Arc::clone(&self.dispatcher) as Arc<dyn TaskDispatcher>
+    }
+
+    /// The cluster as this node sees it now.
+    pub fn status(&self) -> ClusterStatus {
+        let info = self.client.server_info();
+        ClusterStatus {
+            cluster: self.name.clone(),
+            node_id: self.node.clone(),
+            replicas: self.replicas,
+            server: format!("{} ({}:{})", info.server_name, info.host, info.port),
+            members: self
+                .membership
+                .members()
+                .into_iter()
+                .map(|(member, live)| MemberStatus {
+                    last_seen_ms: u64::try_from(member.seen.elapsed().as_millis())
+                        .unwrap_or(u64::MAX),
+                    info: member.info,
+                    live,
+                })
+                .collect(),
+        }
+    }
+
+    /// Leaves the cluster: stops pulling tasks, removes this node's heartbeat, flushes what is
+    /// still buffered.
+    pub async fn shutdown(&self) {
+        self.worker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .stop();
+        self.membership.leave().await;
+        if let Err(err) = self.client.flush().await {
+            tracing::debug!(error = %err, "cannot flush the NATS connection");
+        }
+    }
+}
