@@ -186,7 +186,7 @@ enum LearnAction {
 fn main() {
     let cli = Cli::parse();
     if let Err(err) = run(&cli) {
-        eprintln!("dsmilctl: {err:#}");
+        eprintln!("dsmilctl: {}", dsmil_core::report::chain(err.as_ref()));
         std::process::exit(1);
     }
 }

@@ -13,7 +13,7 @@ fn main() {
     let config = match load(&cli) {
         Ok(config) => config,
         Err(err) => {
-            eprintln!("dsmild: {err:#}");
+            eprintln!("dsmild: {}", dsmil_core::report::chain(err.as_ref()));
             std::process::exit(2);
         }
     };
@@ -31,8 +31,8 @@ fn main() {
     };
     if let Err(err) = runtime.block_on(dsmil_daemon::run(config)) {
         let err = anyhow::Error::from(err);
-        tracing::error!("{err:#}");
-        eprintln!("dsmild: {err:#}");
+        tracing::error!("{}", dsmil_core::report::chain(err.as_ref()));
+        eprintln!("dsmild: {}", dsmil_core::report::chain(err.as_ref()));
         std::process::exit(1);
     }
 }

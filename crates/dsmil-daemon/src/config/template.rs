@@ -198,7 +198,10 @@ fn write_fields(
     commented: bool,
 ) {
     for (name, field) in properties(schema) {
-        let value = values.and_then(|v| v.get(name));
+        // An example says more than an empty list in a table shown commented out.
+        let value = values
+            .and_then(|v| v.get(name))
+            .filter(|v| !(commented && v.as_array().is_some_and(Vec::is_empty)));
         comment(out, "", &field_doc(field, components));
         match value.and_then(toml_value) {
             Some(text) if !commented => {
@@ -212,6 +215,14 @@ fn write_fields(
             }
         }
     }
+}
+
+/// The defaults the schema of a table gives its fields (those of a `Default` type).
+fn schema_defaults(table: &RefOr<Schema>, components: &Components) -> Map<String, Value> {
+    properties(table)
+        .into_iter()
+        .filter_map(|(k, s)| lookup(s, components, "default").map(|d| (k.to_owned(), d)))
+        .collect()
 }
 
 /// The whole file.
@@ -267,17 +278,23 @@ pub fn default_toml() -> String {
     for (name, field) in tables {
         out.push('\n');
         comment(&mut out, "", &description(field, &components));
-        let _ = writeln!(out, "[{name}]");
         let values = defaults
             .and_then(|d| d.get(name))
             .and_then(Value::as_object);
-        write_fields(
-            &mut out,
-            resolve(field, &components),
-            values,
-            &components,
-            false,
-        );
+        let table = resolve(field, &components);
+        match values {
+            Some(values) => {
+                let _ = writeln!(out, "[{name}]");
+                write_fields(&mut out, table, Some(values), &components, false);
+            }
+            // An optional table absent by default (`[cluster]`): present, it switches
+            // something on, so it is shown commented out, with its fields' defaults.
+            None => {
+                let _ = writeln!(out, "# [{name}]");
+                let field_defaults = schema_defaults(table, &components);
+                write_fields(&mut out, table, Some(&field_defaults), &components, true);
+            }
+        }
     }
     for (name, field) in arrays {
         out.push('\n');
@@ -289,11 +306,7 @@ pub fn default_toml() -> String {
         let _ = writeln!(out, "# [[{name}]]");
         if let Some(items) = array_items(field, &components) {
             let item = resolve(items, &components);
-            // Defaults of an entry come from the item schema (fields with a Default).
-            let item_defaults: Map<String, Value> = properties(item)
-                .into_iter()
-                .filter_map(|(k, s)| lookup(s, &components, "default").map(|d| (k.to_owned(), d)))
-                .collect();
+            let item_defaults = schema_defaults(item, &components);
             write_fields(&mut out, item, Some(&item_defaults), &components, true);
         }
     }

@@ -189,6 +189,33 @@ fn the_template_documents_every_field_and_parses_back() {
 }
 
 #[test]
+fn the_commented_cluster_table_is_a_valid_cluster_once_uncommented() {
+    let text = template::default_toml();
+    let table = text
+        .split("# [cluster]\n")
+        .nth(1)
+        .unwrap()
+        .split("\n\n")
+        .next()
+        .unwrap();
+    let settings: Vec<&str> = table
+        .lines()
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| l.split_once(" = ").is_some_and(|(k, _)| !k.contains(' ')))
+        .filter(|l| !l.contains("\"...\""))
+        .collect();
+    assert!(
+        settings.iter().any(|l| l.starts_with("nats = [\"nats://")),
+        "{table}"
+    );
+    let config = DaemonConfig::parse_toml(&format!("[cluster]\n{}\n", settings.join("\n")))
+        .unwrap_or_else(|e| panic!("{e}\n{table}"));
+    let cluster = config.cluster.cluster.unwrap();
+    assert_eq!(cluster.lease_seconds, 5);
+    assert_eq!(cluster.name, "dsmil");
+}
+
+#[test]
 fn the_commented_agent_entry_is_a_valid_agent_once_uncommented() {
     let text = template::default_toml();
     let entry = text.split("# [[agents]]\n").nth(1).unwrap();
