@@ -167,7 +167,7 @@ fn tasks_run_where_their_agents_are_and_spread_over_their_hosts() {
     };
     let a = cluster.node("a", "[[agents]]\nid = \"echo\"\nkind = \"builtin\"\n");
     let worker = "[[agents]]\nid = \"worker\"\nkind = \"builtin\"\nbuiltin = \"sleep\"\nmax_concurrency = 2\n";
-    let _b = cluster.node("b", worker);
+    let b = cluster.node("b", worker);
     let _c = cluster.node(
         "c",
         &format!("{worker}\n[[agents]]\nid = \"remote\"\nkind = \"builtin\"\nbuiltin = \"echo\"\n"),
@@ -205,6 +205,13 @@ fn tasks_run_where_their_agents_are_and_spread_over_their_hosts() {
         14,
         "each task once"
     );
+    // Any node answers for any workflow: the journal is the cluster's.
+    let (status, elsewhere) = b
+        .daemon
+        .get(&format!("/api/workflows/{id}"), Some(&b.token));
+    assert_eq!(status, 200, "{elsewhere}");
+    assert_eq!(elsewhere["state"], "completed");
+    assert_eq!(elsewhere["results"], record["results"]);
 
     // Every node sees the same members, each live, each with what it hosts.
     let (status, view) = a.daemon.get("/api/cluster", Some(&a.token));

@@ -29,17 +29,6 @@ impl ClusterSection {
     }
 }
 
-/// Whether an emergency stop asked for without a scope stops this node or every node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EmergencyScope {
-    /// This node only (the default); an operator can still ask for the whole cluster.
-    #[default]
-    Local,
-    /// Every node of the cluster.
-    Cluster,
-}
-
 /// `[cluster]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -93,13 +82,6 @@ pub struct ClusterConfig {
     /// after it, and a node that misses heartbeats for three leases is reported lost.
     /// Default: 5.
     pub lease_seconds: u64,
-    /// What an emergency stop asked for without a scope stops: `local` (this node) or
-    /// `cluster` (every node). Default: `local`.
-    pub emergency_scope: EmergencyScope,
-    /// Most bus events per second this node relays to the others (1–100000); beyond it
-    /// events are dropped and counted (alerts, security events and emergencies always pass).
-    /// Default: 500.
-    pub events_per_second: u32,
 }
 
 impl Default for ClusterConfig {
@@ -117,8 +99,6 @@ impl Default for ClusterConfig {
             tls_key: None,
             replicas: None,
             lease_seconds: 5,
-            emergency_scope: EmergencyScope::Local,
-            events_per_second: 500,
         }
     }
 }
@@ -249,12 +229,6 @@ impl ClusterConfig {
                 format!("is {}; expected 1 to 300", self.lease_seconds),
             ));
         }
-        if !(1..=100_000).contains(&self.events_per_second) {
-            return Err(FieldError::new(
-                "events_per_second",
-                format!("is {}; expected 1 to 100000", self.events_per_second),
-            ));
-        }
         Ok(())
     }
 }
@@ -308,7 +282,6 @@ mod tests {
             (Box::new(|c| c.tls_cert = Some("c".into())), "tls_key"),
             (Box::new(|c| c.replicas = Some(7)), "replicas"),
             (Box::new(|c| c.lease_seconds = 0), "lease_seconds"),
-            (Box::new(|c| c.events_per_second = 0), "events_per_second"),
         ];
         for (change, field) in cases {
             let mut c = config();
@@ -331,13 +304,12 @@ mod tests {
     #[test]
     fn the_section_reads_from_toml() {
         let section: ClusterSection = toml::from_str(
-            "[cluster]\nnats = [\"nats://127.0.0.1:4222\"]\nnode_id = \"a\"\nlease_seconds = 3\nemergency_scope = \"cluster\"\n",
+            "[cluster]\nnats = [\"nats://127.0.0.1:4222\"]\nnode_id = \"a\"\nlease_seconds = 3\n",
         )
         .unwrap();
         let c = section.cluster.unwrap();
         assert_eq!(c.node_id(), "a");
         assert_eq!(c.lease_seconds, 3);
-        assert_eq!(c.emergency_scope, EmergencyScope::Cluster);
         assert_eq!(c.name, "dsmil");
         assert!(toml::from_str::<ClusterSection>("[cluster]\nnats = []\nbogus = 1\n").is_err());
     }

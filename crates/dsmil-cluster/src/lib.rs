@@ -52,7 +52,7 @@ pub mod nats_server;
 mod node;
 pub mod publish;
 
-pub use config::{ClusterConfig, ClusterSection, EmergencyScope};
+pub use config::{ClusterConfig, ClusterSection};
 pub use connect::{connect, known_servers};
 pub use error::{BoxError, ClusterError};
 pub use journal::JetStreamJournal;
