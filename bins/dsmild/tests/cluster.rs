@@ -360,3 +360,64 @@ fn a_wrong_token_and_a_duplicate_node_id_are_refused_at_start() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_owner_killed_mid_workflow_has_it_taken_over_within_a_lease_and_a_second() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    let log = cluster.dir.path().join("runs.log");
+    let mut a = cluster.node("a", "");
+    let b = cluster.node("b", &slow_agent(cluster.dir.path(), "b", &log));
+    let _c = cluster.node("c", &slow_agent(cluster.dir.path(), "c", &log));
+    a.until_hosted(&["slow"]);
+    b.until_hosted(&["slow"]);
+    std::fs::remove_file(&log).ok();
+    let tasks: Vec<Value> = (1..=5)
+        .map(|i| {
+            json!({"id": format!("s{i}"), "agent_id": "slow", "task_description": format!("step {i}"),
+                   "input_data": {"name": format!("s{i}"), "ms": 400}})
+        })
+        .collect();
+    let id = a.submit(
+        &json!({"workflow_type": "takeover", "execution_mode": "sequential", "tasks": tasks}),
+    );
+    // The owner dies once the second task has started.
+    let deadline = Instant::now() + PATIENCE;
+    while !log_lines(&log).iter().any(|l| l.starts_with("start s2 ")) {
+        assert!(
+            Instant::now() < deadline,
+            "s2 never started: {:?}",
+            log_lines(&log)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    a.daemon.child.kill().unwrap();
+    let killed_at = chrono::Utc::now();
+    a.daemon.child.wait().unwrap();
+
+    let record = b.completed(&id);
+    let taken = record["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["state"] == "recovering")
+        .unwrap_or_else(|| panic!("no takeover in {record}"));
+    let at: chrono::DateTime<chrono::Utc> = taken["at"].as_str().unwrap().parse().unwrap();
+    let after = (at - killed_at).as_seconds_f64();
+    eprintln!("taken over {after:.3} s after the kill");
+    // lease_seconds = 1: claimed within a lease and a second of the kill.
+    assert!(
+        after < 2.0,
+        "taken over {after:.2} s after the kill: {record}"
+    );
+    assert_eq!(record["results"].as_array().unwrap().len(), 5, "{record}");
+    let lines = log_lines(&log);
+    for task in ["s1", "s2", "s3", "s4", "s5"] {
+        let starts = lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("start {task} ")))
+            .count();
+        assert_eq!(starts, 1, "{task} ran once: {lines:?}");
+    }
+}

@@ -46,6 +46,7 @@ mod connect;
 pub mod dispatch;
 mod error;
 pub mod journal;
+pub mod leases;
 pub mod membership;
 pub mod names;
 pub mod nats_server;

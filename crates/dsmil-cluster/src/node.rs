@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use async_nats::Client;
-use dsmil_core::ports::{JournalStore, TaskDispatcher, TaskExecutor};
+use dsmil_core::WorkflowId;
+use dsmil_core::ports::{JournalStore, TaskDispatcher, TaskExecutor, WorkflowHost};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ClusterConfig;
@@ -13,11 +14,11 @@ use crate::connect::{connect, known_servers};
 use crate::dispatch::{ClusterDispatcher, TaskWorker, tasks_stream};
 use crate::error::ClusterError;
 use crate::journal::JetStreamJournal;
+use crate::leases::{Leases, Release};
 use crate::membership::{Membership, NodeInfo};
 use crate::names::Names;
 
 /// One node of a cluster.
-#[derive(Debug)]
 pub struct ClusterNode {
     name: String,
     node: String,
@@ -27,6 +28,17 @@ pub struct ClusterNode {
     membership: Arc<Membership>,
     dispatcher: Arc<ClusterDispatcher>,
     worker: std::sync::Mutex<TaskWorker>,
+    leases: Arc<Leases>,
+    host: std::sync::Mutex<Option<Arc<dyn WorkflowHost>>>,
+}
+
+impl std::fmt::Debug for ClusterNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterNode")
+            .field("cluster", &self.name)
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A node as the cluster view shows it.
@@ -69,10 +81,14 @@ impl ClusterNode {
         let js = async_nats::jetstream::new(client.clone());
         let names = Names::new(&config.name);
         let lease = config.lease();
-        let journal = JetStreamJournal::open(js.clone(), names.clone(), replicas).await?;
         let membership = Arc::new(
             Membership::join(&js, &names, &node, replicas, lease, Arc::clone(&executor)).await?,
         );
+        let leases =
+            Leases::open(&js, &names, &node, membership.instance(), replicas, lease).await?;
+        let journal = JetStreamJournal::open(js.clone(), names.clone(), replicas)
+            .await?
+            .with_leases(Arc::clone(&leases));
         let tasks = tasks_stream(&js, &names, replicas).await?;
         let worker = TaskWorker::start(
             client.clone(),
@@ -106,6 +122,8 @@ impl ClusterNode {
             membership,
             dispatcher,
             worker: std::sync::Mutex::new(worker),
+            leases,
+            host: std::sync::Mutex::new(None),
         })
     }
 
@@ -122,6 +140,25 @@ impl ClusterNode {
     /// The dispatcher, for the coordinator.
     pub fn dispatcher(&self) -> Arc<dyn TaskDispatcher> {
         Arc::clone(&self.dispatcher) as Arc<dyn TaskDispatcher>
+    }
+
+    /// Starts owning workflows for `host` (this node's coordinator): renewing the leases of
+    /// those it runs, taking over those whose owner stopped.
+    pub fn serve_workflows(&self, host: Arc<dyn WorkflowHost>) {
+        self.leases.serve(
+            Arc::clone(&host),
+            self.journal(),
+            Arc::clone(&self.dispatcher) as Arc<dyn Release>,
+        );
+        *self
+            .host
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(host);
+    }
+
+    /// The owner of workflow `id`, as this node last saw its lease.
+    pub fn owner(&self, id: WorkflowId) -> Option<String> {
+        self.leases.owner(id)
     }
 
     /// The cluster as this node sees it now.
@@ -146,9 +183,20 @@ impl ClusterNode {
         }
     }
 
-    /// Leaves the cluster: stops pulling tasks, removes this node's heartbeat, flushes what is
+    /// Leaves the cluster: hands back the leases of workflows still running here (another node
+    /// resumes them at once), stops pulling tasks, removes this node's heartbeat, flushes what is
     /// still buffered.
     pub async fn shutdown(&self) {
+        let host = self
+            .host
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(host) = host {
+            self.leases
+                .release_all(host.as_ref(), self.dispatcher.as_ref())
+                .await;
+        }
         self.worker
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

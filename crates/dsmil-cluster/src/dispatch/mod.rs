@@ -92,6 +92,8 @@ pub struct ClusterDispatcher {
     membership: Arc<Membership>,
     lease: Duration,
     pending: Arc<Pending>,
+    /// Workflows another node owns now: their dropped runs are not cancelled.
+    released: Mutex<std::collections::HashSet<dsmil_core::WorkflowId>>,
     listener: JoinHandle<()>,
 }
 
@@ -147,6 +149,7 @@ impl ClusterDispatcher {
             membership,
             lease,
             pending,
+            released: Mutex::default(),
             listener,
         })
     }
@@ -225,6 +228,7 @@ impl Drop for ClusterDispatcher {
 struct Abandon<'a> {
     dispatcher: &'a ClusterDispatcher,
     key: String,
+    workflow: dsmil_core::WorkflowId,
     armed: bool,
 }
 
@@ -235,7 +239,13 @@ impl Drop for Abandon<'_> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&self.key);
-        if !self.armed {
+        let released = self
+            .dispatcher
+            .released
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&self.workflow);
+        if !self.armed || released {
             return;
         }
         let (client, subject) = (
@@ -257,6 +267,15 @@ impl Drop for Abandon<'_> {
     }
 }
 
+impl crate::leases::Release for ClusterDispatcher {
+    fn release(&self, id: dsmil_core::WorkflowId) {
+        self.released
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id);
+    }
+}
+
 #[async_trait]
 impl TaskDispatcher for ClusterDispatcher {
     fn agents(&self) -> Vec<AgentId> {
@@ -273,6 +292,7 @@ impl TaskDispatcher for ClusterDispatcher {
         let mut abandon = Abandon {
             dispatcher: self,
             key: key.clone(),
+            workflow: request.workflow_id,
             armed: false,
         };
         let message = TaskMessage {

@@ -17,6 +17,7 @@
 
 mod entry;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::context::Context;
@@ -28,6 +29,7 @@ use dsmil_core::ports::{JournalError, JournalStore, TaskReport, TaskRequest, Wor
 use dsmil_core::{AgentResult, WorkflowId, WorkflowResult, WorkflowSpec, WorkflowState};
 
 use crate::error::ClusterError;
+use crate::leases::Leases;
 use crate::names::Names;
 use crate::publish::{DEFAULT_DEADLINE, idempotent, publish_durably};
 pub use entry::{Entry, Run};
@@ -48,6 +50,7 @@ pub struct JetStreamJournal {
     stream: Stream<()>,
     index: Store,
     deadline: Duration,
+    leases: Option<Arc<Leases>>,
 }
 
 impl std::fmt::Debug for JetStreamJournal {
@@ -59,6 +62,14 @@ impl std::fmt::Debug for JetStreamJournal {
 }
 
 impl JetStreamJournal {
+    /// This journal for a node that owns what it creates: each new workflow's lease is taken
+    /// before the workflow is journaled (see [`crate::leases`]).
+    #[must_use]
+    pub fn with_leases(mut self, leases: Arc<Leases>) -> Self {
+        self.leases = Some(leases);
+        self
+    }
+
     /// Opens the journal of the cluster named by `names`, creating its stream and index bucket
     /// with `replicas` copies when they do not exist (and updating their settings when they do).
     pub async fn open(js: Context, names: Names, replicas: usize) -> Result<Self, ClusterError> {
@@ -107,6 +118,7 @@ impl JetStreamJournal {
             stream,
             index,
             deadline: DEFAULT_DEADLINE,
+            leases: None,
         })
     }
 
@@ -250,6 +262,9 @@ impl JournalStore for JetStreamJournal {
         spec: &WorkflowSpec,
         state: WorkflowState,
     ) -> Result<(), JournalError> {
+        if let Some(leases) = &self.leases {
+            leases.take_new(id).await.map_err(journal)?;
+        }
         let at = Utc::now();
         let (key, value) = (id.to_string(), at.to_rfc3339());
         idempotent(self.deadline, "index a workflow", || {

@@ -68,11 +68,11 @@ pub async fn start(
                 .with_journal(Arc::clone(&journal))
                 .with_dispatcher(node.dispatcher()),
         );
-        // Workflows of a node that died are not adopted by another node yet (leases: issue
-        // #17); this node resumes nothing it cannot tell is its own.
-        tracing::warn!(
-            "cluster mode: unfinished workflows of a node that stopped are not resumed by another node yet"
-        );
+        // Unfinished workflows are resumed by whichever node claims their lease — this one
+        // included, for its own after a restart — not by `recover()`.
+        node.serve_workflows(Arc::new(dsmil_coord::workflow::Host(Arc::clone(
+            &coordinator,
+        ))));
         return Ok(Coordination {
             coordinator,
             journal,
