@@ -28,6 +28,10 @@ struct Cluster {
     urls: Vec<String>,
     token_file: PathBuf,
     prefix: String,
+    /// `[cluster] lease_seconds` of its nodes.
+    lease_seconds: u64,
+    /// Top-level settings of its nodes' configuration.
+    prelude: String,
 }
 
 /// A running node: the daemon and its API token.
@@ -44,6 +48,8 @@ impl Cluster {
             urls,
             token_file,
             prefix: format!("d{}", &uuid::Uuid::new_v4().simple().to_string()[..10]),
+            lease_seconds: 1,
+            prelude: String::new(),
         })
     }
 
@@ -51,11 +57,13 @@ impl Cluster {
     fn config(&self, id: &str, agents: &str, token_file: &Path) -> PathBuf {
         let urls: Vec<String> = self.urls.iter().map(|u| format!("{u:?}")).collect();
         let text = format!(
-            "[responses]\nenabled = false\n\n{agents}\n[cluster]\nnats = [{}]\nname = \"{}\"\n\
-             node_id = \"{id}\"\ntoken_file = {:?}\nlease_seconds = 1\n",
+            "{}[responses]\nenabled = false\n\n{agents}\n[cluster]\nnats = [{}]\nname = \"{}\"\n\
+             node_id = \"{id}\"\ntoken_file = {:?}\nlease_seconds = {}\n",
+            self.prelude,
             urls.join(", "),
             self.prefix,
             token_file.display().to_string(),
+            self.lease_seconds,
         );
         let path = self.dir.path().join(format!("{id}.toml"));
         std::fs::write(&path, text).unwrap();
@@ -414,6 +422,66 @@ fn an_owner_killed_mid_workflow_has_it_taken_over_within_a_lease_and_a_second() 
     assert_eq!(record["results"].as_array().unwrap().len(), 5, "{record}");
     let lines = log_lines(&log);
     for task in ["s1", "s2", "s3", "s4", "s5"] {
+        let starts = lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("start {task} ")))
+            .count();
+        assert_eq!(starts, 1, "{task} ran once: {lines:?}");
+    }
+}
+
+#[test]
+fn a_node_stopped_cleanly_hands_its_workflows_over_at_once() {
+    let Some(mut cluster) = Cluster::new() else {
+        return;
+    };
+    // A long lease: a takeover well before it ends can only be the hand-back.
+    cluster.lease_seconds = 6;
+    cluster.prelude = "shutdown_grace_seconds = 0\n".to_owned();
+    let log = cluster.dir.path().join("runs.log");
+    let a = cluster.node("a", "");
+    let b = cluster.node("b", &slow_agent(cluster.dir.path(), "b", &log));
+    a.until_hosted(&["slow"]);
+    b.until_hosted(&["slow"]);
+    std::fs::remove_file(&log).ok();
+    let tasks: Vec<Value> = (1..=3)
+        .map(|i| {
+            json!({"id": format!("s{i}"), "agent_id": "slow", "task_description": format!("step {i}"),
+                   "input_data": {"name": format!("s{i}"), "ms": 300}})
+        })
+        .collect();
+    let id = a.submit(
+        &json!({"workflow_type": "handover", "execution_mode": "sequential", "tasks": tasks}),
+    );
+    let deadline = Instant::now() + PATIENCE;
+    while !log_lines(&log).iter().any(|l| l.starts_with("start s1 ")) {
+        assert!(
+            Instant::now() < deadline,
+            "s1 never started: {:?}",
+            log_lines(&log)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stopped_at = chrono::Utc::now();
+    let (status, stderr) = a.daemon.stop(nix::sys::signal::Signal::SIGTERM);
+    assert!(status.success(), "{stderr}");
+
+    let record = b.completed(&id);
+    let taken = record["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["state"] == "recovering")
+        .unwrap_or_else(|| panic!("no takeover in {record}"));
+    let at: chrono::DateTime<chrono::Utc> = taken["at"].as_str().unwrap().parse().unwrap();
+    let after = (at - stopped_at).as_seconds_f64();
+    eprintln!("handed over {after:.3} s after SIGTERM");
+    assert!(
+        after < 4.0,
+        "taken over {after:.2} s after the stop, as if by expiry: {record}"
+    );
+    let lines = log_lines(&log);
+    for task in ["s1", "s2", "s3"] {
         let starts = lines
             .iter()
             .filter(|l| l.starts_with(&format!("start {task} ")))
