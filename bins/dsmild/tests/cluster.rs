@@ -369,6 +369,46 @@ fn a_wrong_token_and_a_duplicate_node_id_are_refused_at_start() {
     );
 }
 
+/// Seconds from `since` to the journal's takeover (`recovering`) transition of `record`.
+fn taken_over_after(record: &Value, since: chrono::DateTime<chrono::Utc>) -> f64 {
+    let taken = record["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["state"] == "recovering")
+        .unwrap_or_else(|| panic!("no takeover in {record}"));
+    let at: chrono::DateTime<chrono::Utc> = taken["at"].as_str().unwrap().parse().unwrap();
+    (at - since).as_seconds_f64()
+}
+
+/// Asserts the agent's log shows each of `tasks` started exactly once.
+fn started_once(log: &Path, tasks: &[&str]) {
+    let lines = log_lines(log);
+    for task in tasks {
+        let starts = lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("start {task} ")))
+            .count();
+        assert_eq!(starts, 1, "{task} ran once: {lines:?}");
+    }
+}
+
+/// Waits (bounded) until the agent's log shows `task` started.
+fn until_started(log: &Path, task: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    while !log_lines(log)
+        .iter()
+        .any(|l| l.starts_with(&format!("start {task} ")))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{task} never started: {:?}",
+            log_lines(log)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn an_owner_killed_mid_workflow_has_it_taken_over_within_a_lease_and_a_second() {
     let Some(cluster) = Cluster::new() else {
@@ -391,28 +431,13 @@ fn an_owner_killed_mid_workflow_has_it_taken_over_within_a_lease_and_a_second() 
         &json!({"workflow_type": "takeover", "execution_mode": "sequential", "tasks": tasks}),
     );
     // The owner dies once the second task has started.
-    let deadline = Instant::now() + PATIENCE;
-    while !log_lines(&log).iter().any(|l| l.starts_with("start s2 ")) {
-        assert!(
-            Instant::now() < deadline,
-            "s2 never started: {:?}",
-            log_lines(&log)
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    until_started(&log, "s2");
     a.daemon.child.kill().unwrap();
     let killed_at = chrono::Utc::now();
     a.daemon.child.wait().unwrap();
 
     let record = b.completed(&id);
-    let taken = record["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["state"] == "recovering")
-        .unwrap_or_else(|| panic!("no takeover in {record}"));
-    let at: chrono::DateTime<chrono::Utc> = taken["at"].as_str().unwrap().parse().unwrap();
-    let after = (at - killed_at).as_seconds_f64();
+    let after = taken_over_after(&record, killed_at);
     eprintln!("taken over {after:.3} s after the kill");
     // lease_seconds = 1: claimed within a lease and a second of the kill.
     assert!(
@@ -420,14 +445,7 @@ fn an_owner_killed_mid_workflow_has_it_taken_over_within_a_lease_and_a_second() 
         "taken over {after:.2} s after the kill: {record}"
     );
     assert_eq!(record["results"].as_array().unwrap().len(), 5, "{record}");
-    let lines = log_lines(&log);
-    for task in ["s1", "s2", "s3", "s4", "s5"] {
-        let starts = lines
-            .iter()
-            .filter(|l| l.starts_with(&format!("start {task} ")))
-            .count();
-        assert_eq!(starts, 1, "{task} ran once: {lines:?}");
-    }
+    started_once(&log, &["s1", "s2", "s3", "s4", "s5"]);
 }
 
 #[test]
@@ -453,39 +471,17 @@ fn a_node_stopped_cleanly_hands_its_workflows_over_at_once() {
     let id = a.submit(
         &json!({"workflow_type": "handover", "execution_mode": "sequential", "tasks": tasks}),
     );
-    let deadline = Instant::now() + PATIENCE;
-    while !log_lines(&log).iter().any(|l| l.starts_with("start s1 ")) {
-        assert!(
-            Instant::now() < deadline,
-            "s1 never started: {:?}",
-            log_lines(&log)
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    until_started(&log, "s1");
     let stopped_at = chrono::Utc::now();
     let (status, stderr) = a.daemon.stop(nix::sys::signal::Signal::SIGTERM);
     assert!(status.success(), "{stderr}");
 
     let record = b.completed(&id);
-    let taken = record["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["state"] == "recovering")
-        .unwrap_or_else(|| panic!("no takeover in {record}"));
-    let at: chrono::DateTime<chrono::Utc> = taken["at"].as_str().unwrap().parse().unwrap();
-    let after = (at - stopped_at).as_seconds_f64();
+    let after = taken_over_after(&record, stopped_at);
     eprintln!("handed over {after:.3} s after SIGTERM");
     assert!(
         after < 4.0,
         "taken over {after:.2} s after the stop, as if by expiry: {record}"
     );
-    let lines = log_lines(&log);
-    for task in ["s1", "s2", "s3"] {
-        let starts = lines
-            .iter()
-            .filter(|l| l.starts_with(&format!("start {task} ")))
-            .count();
-        assert_eq!(starts, 1, "{task} ran once: {lines:?}");
-    }
+    started_once(&log, &["s1", "s2", "s3"]);
 }
