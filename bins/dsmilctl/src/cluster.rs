@@ -19,8 +19,8 @@ pub fn status_text(v: &ClusterView) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<20} {:<6} {:>10} {:<10} AGENTS (in flight/capacity, breaker)",
-        "NODE", "STATUS", "LAST SEEN", "VERSION"
+        "{:<20} {:<6} {:>10} {:<10} {:>9} AGENTS (in flight/capacity, breaker)",
+        "NODE", "STATUS", "LAST SEEN", "VERSION", "WORKFLOWS"
     );
     for n in &v.nodes {
         let agents: Vec<String> = n
@@ -37,11 +37,12 @@ pub fn status_text(v: &ClusterView) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "{:<20} {:<6} {:>8}ms {:<10} {}",
+            "{:<20} {:<6} {:>8}ms {:<10} {:>9} {}",
             n.node_id,
             if n.live { "live" } else { "lost" },
             n.last_seen_ms,
             n.version,
+            n.workflows.len(),
             if agents.is_empty() {
                 "-".to_owned()
             } else {

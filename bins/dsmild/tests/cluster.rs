@@ -485,3 +485,120 @@ fn a_node_stopped_cleanly_hands_its_workflows_over_at_once() {
     );
     started_once(&log, &["s1", "s2", "s3"]);
 }
+
+#[test]
+fn a_workflow_is_cancelled_through_a_node_that_does_not_own_it() {
+    let Some(mut cluster) = Cluster::new() else {
+        return;
+    };
+    // A lease long enough that A stays the owner throughout.
+    cluster.lease_seconds = 5;
+    let log = cluster.dir.path().join("runs.log");
+    let a = cluster.node("a", &slow_agent(cluster.dir.path(), "a", &log));
+    let b = cluster.node("b", "");
+    b.until_hosted(&["slow"]);
+    std::fs::remove_file(&log).ok();
+    let tasks: Vec<Value> = (1..=3)
+        .map(|i| {
+            json!({"id": format!("s{i}"), "agent_id": "slow", "task_description": format!("step {i}"),
+                   "input_data": {"name": format!("s{i}"), "ms": 5_000}})
+        })
+        .collect();
+    let id = a.submit(
+        &json!({"workflow_type": "cancel", "execution_mode": "sequential", "tasks": tasks}),
+    );
+    until_started(&log, "s1");
+    // B's view names A as the owner.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (_, view) = b.daemon.get("/api/cluster", Some(&b.token));
+        let owned_by_a = view["nodes"].as_array().unwrap().iter().any(|n| {
+            n["node_id"] == "a" && n["workflows"].as_array().unwrap().contains(&json!(id))
+        });
+        if owned_by_a {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B never saw A own {id}: {view}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let (status, answer) = b
+        .daemon
+        .post(&format!("/api/workflows/{id}/cancel"), &b.token, "");
+    assert_eq!(status, 202, "{answer}");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (_, record) = b
+            .daemon
+            .get(&format!("/api/workflows/{id}"), Some(&b.token));
+        if record["state"] == "cancelled" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{id} was not cancelled: {record}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !log_lines(&log).iter().any(|l| l.starts_with("start s2 ")),
+        "the workflow went on after its cancellation: {:?}",
+        log_lines(&log)
+    );
+    // Cancelling it again through either node: it no longer runs anywhere.
+    let (status, answer) = b
+        .daemon
+        .post(&format!("/api/workflows/{id}/cancel"), &b.token, "");
+    assert_eq!(status, 404, "{answer}");
+}
+
+/// What node `node` predicts for `task` among `candidates`.
+fn predicted(node: &Node, task: &str, candidates: &[&str]) -> String {
+    let ask = json!({"task_description": task, "candidates": candidates});
+    let (status, p) = node
+        .daemon
+        .post("/api/learn/predict", &node.token, &ask.to_string());
+    assert_eq!(status, 200, "{p}");
+    p["predicted_agent"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn records_stored_on_one_node_change_predictions_on_another() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    // Embedded stores (no PostgreSQL): records travel through the cluster.
+    let a = cluster.node("a", "");
+    let b = cluster.node("b", "");
+    let task = "compress the nightly log archive of host 7";
+    let candidates = ["alpha", "zeta"];
+    // No history anywhere: the first candidate by name.
+    assert_eq!(predicted(&b, task, &candidates), "alpha");
+
+    let lines: Vec<String> = (0..40)
+        .flat_map(|i| {
+            [("zeta", 1.0), ("alpha", 0.0)].map(|(agent, success)| {
+                json!({"agent_id": agent, "task_type": "compress",
+                       "task_description": format!("compress the nightly log archive of host {i}"),
+                       "execution_time_ms": 50, "success_rate": success})
+                .to_string()
+            })
+        })
+        .collect();
+    let (status, body) = a
+        .daemon
+        .post("/api/learn/records", &a.token, &lines.join("\n"));
+    assert_eq!((status, body["stored"].clone()), (200, json!(80)), "{body}");
+    let stored_at = Instant::now();
+    assert_eq!(predicted(&a, task, &candidates), "zeta");
+
+    let deadline = Instant::now() + PATIENCE;
+    while predicted(&b, task, &candidates) != "zeta" {
+        assert!(Instant::now() < deadline, "B never learnt from A's records");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "B predicts from A's records {:.3} s after they were stored",
+        stored_at.elapsed().as_secs_f64()
+    );
+}

@@ -1,8 +1,8 @@
 //! `GET /api/cluster`: the cluster as the answering node sees it — its nodes, whether each is
-//! live, what each hosts.
+//! live, what each hosts, which workflows each owns.
 
 use chrono::{DateTime, Utc};
-use dsmil_core::AgentId;
+use dsmil_core::{AgentId, WorkflowId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -38,6 +38,9 @@ pub struct ClusterMember {
     pub started_at: DateTime<Utc>,
     /// The agents it hosts.
     pub agents: Vec<HostedAgent>,
+    /// The unfinished workflows it owns (runs and journals), as the answering node last saw
+    /// their leases.
+    pub workflows: Vec<WorkflowId>,
 }
 
 /// An agent a node hosts, with its load there.

@@ -106,6 +106,16 @@ pub enum ClusterError {
         /// Its owner, when known.
         owner: Option<String>,
     },
+    /// A workflow's owner could not be asked to act on it.
+    #[error("workflow {workflow} runs on node {owner}, which cannot be reached: {why}")]
+    OwnerUnreachable {
+        /// The workflow.
+        workflow: String,
+        /// Its owner.
+        owner: String,
+        /// What happened.
+        why: String,
+    },
 }
 
 impl ClusterError {

@@ -4,11 +4,13 @@
 //!   lease) and its validation;
 //! - [`connect()`]: the authenticated, optionally TLS, connection to the servers;
 //! - [`ClusterNode`]: one node assembled (what the composer starts for `[cluster]`);
+//! - [`cancel`]: cancelling a workflow through any node (forwarded to its owner);
 //! - [`dispatch`]: tasks run on the nodes hosting their agents ([`dispatch::ClusterDispatcher`],
 //!   a [`dsmil_core::ports::TaskDispatcher`], and [`dispatch::TaskWorker`]);
 //! - [`membership`]: heartbeats, who is live and hosts what, duplicate node ids refused;
 //! - [`journal`]: the workflow journal as a replicated stream ([`JetStreamJournal`], a
 //!   [`dsmil_core::ports::JournalStore`]);
+//! - [`records`]: every node's performance records imported into every node's embedded store;
 //! - [`names`]: every subject, stream and bucket name, under the cluster's prefix;
 //! - [`publish`]: publishing that survives server failures without duplicates;
 //! - [`nats_server`]: starting and stopping nats-server processes (a JetStream cluster on
@@ -41,6 +43,7 @@
 //! # }
 //! ```
 
+pub mod cancel;
 pub mod config;
 mod connect;
 pub mod dispatch;
@@ -52,6 +55,7 @@ pub mod names;
 pub mod nats_server;
 mod node;
 pub mod publish;
+pub mod records;
 
 pub use config::{ClusterConfig, ClusterSection};
 pub use connect::{connect, known_servers};

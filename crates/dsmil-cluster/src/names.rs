@@ -123,9 +123,9 @@ impl Names {
         format!("{}.done.{node}", self.prefix)
     }
 
-    /// Where a workflow's cancellation is asked for (every node listens; its owner answers).
-    pub fn cancel_subject(&self) -> String {
-        format!("{}.cancel", self.prefix)
+    /// Where node `node` is asked to cancel a workflow it owns.
+    pub fn cancel_subject(&self, node: &str) -> String {
+        format!("{}.cancel.{node}", self.prefix)
     }
 
     /// Where an abandoned task run is announced (every node listens; whoever runs it stops).

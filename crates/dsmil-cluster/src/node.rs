@@ -6,9 +6,12 @@ use std::sync::Arc;
 
 use async_nats::Client;
 use dsmil_core::WorkflowId;
-use dsmil_core::ports::{JournalStore, TaskDispatcher, TaskExecutor, WorkflowHost};
+use dsmil_core::ports::{JournalStore, RecordsImport, TaskDispatcher, TaskExecutor, WorkflowHost};
 use serde::{Deserialize, Serialize};
 
+use tokio::task::JoinHandle;
+
+use crate::cancel;
 use crate::config::ClusterConfig;
 use crate::connect::{connect, known_servers};
 use crate::dispatch::{ClusterDispatcher, TaskWorker, tasks_stream};
@@ -17,6 +20,7 @@ use crate::journal::JetStreamJournal;
 use crate::leases::{Leases, Release};
 use crate::membership::{Membership, NodeInfo};
 use crate::names::Names;
+use crate::records::RecordsShare;
 
 /// One node of a cluster.
 pub struct ClusterNode {
@@ -29,7 +33,10 @@ pub struct ClusterNode {
     dispatcher: Arc<ClusterDispatcher>,
     worker: std::sync::Mutex<TaskWorker>,
     leases: Arc<Leases>,
+    names: Names,
     host: std::sync::Mutex<Option<Arc<dyn WorkflowHost>>>,
+    cancels: std::sync::Mutex<Option<JoinHandle<()>>>,
+    records: std::sync::Mutex<Option<Arc<RecordsShare>>>,
 }
 
 impl std::fmt::Debug for ClusterNode {
@@ -51,6 +58,8 @@ pub struct MemberStatus {
     pub live: bool,
     /// Milliseconds since its last heartbeat arrived here.
     pub last_seen_ms: u64,
+    /// The unfinished workflows it owns, as this node last saw their leases.
+    pub workflows: Vec<WorkflowId>,
 }
 
 /// The cluster as this node sees it.
@@ -104,7 +113,7 @@ impl ClusterNode {
             ClusterDispatcher::start(
                 client.clone(),
                 js,
-                names,
+                names.clone(),
                 &node,
                 journal.clone(),
                 Arc::clone(&membership),
@@ -123,7 +132,10 @@ impl ClusterNode {
             dispatcher,
             worker: std::sync::Mutex::new(worker),
             leases,
+            names,
             host: std::sync::Mutex::new(None),
+            cancels: std::sync::Mutex::new(None),
+            records: std::sync::Mutex::new(None),
         })
     }
 
@@ -143,17 +155,52 @@ impl ClusterNode {
     }
 
     /// Starts owning workflows for `host` (this node's coordinator): renewing the leases of
-    /// those it runs, taking over those whose owner stopped.
-    pub fn serve_workflows(&self, host: Arc<dyn WorkflowHost>) {
+    /// those it runs, taking over those whose owner stopped, cancelling them when another node
+    /// is asked to.
+    pub async fn serve_workflows(&self, host: Arc<dyn WorkflowHost>) -> Result<(), ClusterError> {
+        let cancels = cancel::serve(
+            self.client.clone(),
+            &self.names,
+            &self.node,
+            Arc::clone(&host),
+        )
+        .await?;
         self.leases.serve(
             Arc::clone(&host),
             self.journal(),
             Arc::clone(&self.dispatcher) as Arc<dyn Release>,
         );
-        *self
-            .host
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(host);
+        *lock(&self.cancels) = Some(cancels);
+        *lock(&self.host) = Some(host);
+        Ok(())
+    }
+
+    /// Cancels workflow `id` wherever it runs: here, or on its owner (asked through NATS).
+    /// `false` when no node runs it.
+    pub async fn cancel(&self, id: WorkflowId) -> Result<bool, ClusterError> {
+        let host = lock(&self.host).clone();
+        if host.is_some_and(|h| h.cancel(id)) {
+            return Ok(true);
+        }
+        match self.leases.owner(id) {
+            Some(owner) if owner != self.node => {
+                cancel::forward(&self.client, &self.names, &owner, id).await
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Shares performance records with the other nodes (for nodes that each keep their own
+    /// embedded store): the relay to hand this node's records to; every other node's records
+    /// are stored through `import`.
+    pub async fn share_records(
+        &self,
+        import: Arc<dyn RecordsImport>,
+    ) -> Result<Arc<RecordsShare>, ClusterError> {
+        let js = async_nats::jetstream::new(self.client.clone());
+        let share = RecordsShare::start(js, &self.names, &self.node, self.replicas, import).await?;
+        *lock(&self.records) = Some(Arc::clone(&share));
+        Ok(share)
     }
 
     /// The owner of workflow `id`, as this node last saw its lease.
@@ -164,6 +211,7 @@ impl ClusterNode {
     /// The cluster as this node sees it now.
     pub fn status(&self) -> ClusterStatus {
         let info = self.client.server_info();
+        let mut owners = self.leases.owners();
         ClusterStatus {
             cluster: self.name.clone(),
             node_id: self.node.clone(),
@@ -176,6 +224,7 @@ impl ClusterNode {
                 .map(|(member, live)| MemberStatus {
                     last_seen_ms: u64::try_from(member.seen.elapsed().as_millis())
                         .unwrap_or(u64::MAX),
+                    workflows: owners.remove(&member.info.node_id).unwrap_or_default(),
                     info: member.info,
                     live,
                 })
@@ -187,23 +236,27 @@ impl ClusterNode {
     /// resumes them at once), stops pulling tasks, removes this node's heartbeat, flushes what is
     /// still buffered.
     pub async fn shutdown(&self) {
-        let host = self
-            .host
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
+        if let Some(cancels) = lock(&self.cancels).take() {
+            cancels.abort();
+        }
+        let host = lock(&self.host).take();
         if let Some(host) = host {
             self.leases
                 .release_all(host.as_ref(), self.dispatcher.as_ref())
                 .await;
         }
-        self.worker
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .stop();
+        lock(&self.worker).stop();
+        let records = lock(&self.records).take();
+        if let Some(records) = records {
+            records.close().await;
+        }
         self.membership.leave().await;
         if let Err(err) = self.client.flush().await {
             tracing::debug!(error = %err, "cannot flush the NATS connection");
         }
     }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -169,7 +169,7 @@ pub const CANCEL_WORKFLOW: Route = Route {
     method: Method::Post,
     path: "/api/workflows/{id}/cancel",
     operation_id: "cancel_workflow",
-    summary: "Stop a running workflow (its processes are killed; it ends `cancelled`).",
+    summary: "Stop a running workflow (its processes are killed; it ends `cancelled`); in a cluster, through any node.",
     tag: "workflows",
     auth: Auth::Bearer,
     path_params: &[("id", "The workflow's id (a UUID).")],
@@ -184,6 +184,10 @@ pub const CANCEL_WORKFLOW: Route = Route {
         err(400, "`invalid_workflow_id`: not a UUID"),
         UNAUTHORIZED,
         err(404, "`not_running`: the workflow is not running"),
+        err(
+            503,
+            "`owner_unreachable`: in a cluster, the node that owns the workflow cannot be reached",
+        ),
     ],
 };
 

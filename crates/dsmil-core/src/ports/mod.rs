@@ -13,6 +13,7 @@ mod index;
 mod journal;
 mod learning;
 mod metrics;
+mod records;
 mod signing;
 mod vector;
 mod witness;
@@ -30,6 +31,7 @@ pub use learning::{
     AdviceRequest, AgentAdvisor, DefaultAgentAdvisor, MemoryPerformanceSink, PerformanceSink,
 };
 pub use metrics::{MetricFamily, MetricKind, MetricSet, MetricsSource, Sample, SampleValue};
+pub use records::{RecordsImport, RecordsRelay};
 pub use signing::{HmacSigner, Signature, SignatureScheme, Signer, Verifier};
 pub use vector::{
     Hit, ScalarVectorKernel, Similarity, VectorKernel, check_top_k_input, cosine_from_parts,

@@ -4,8 +4,9 @@
 //!
 //! On one host the journal is the SQLite file in the data dir and tasks run on this node's
 //! agents. With `[cluster]` the node joins the cluster: the journal is the replicated JetStream
-//! stream, tasks run on whichever node hosts their agent, and this node's agents serve the
-//! tasks of every node's workflows.
+//! stream, tasks run on whichever node hosts their agent, this node's agents serve the tasks of
+//! every node's workflows, and — unless the nodes share a PostgreSQL store — every node's
+//! performance records reach every node's embedded store through the cluster.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -52,7 +53,7 @@ pub async fn start(
     );
     let coordinator = Coordinator::new(Arc::clone(&registry))
         .with_advisor(learning.clone())
-        .with_sink(learning)
+        .with_sink(learning.clone())
         .with_bus(bus)
         .with_audit(audit);
     if let Some(cluster) = &config.cluster.cluster {
@@ -62,6 +63,16 @@ pub async fn start(
                 .await
                 .with_context(|| format!("cannot join cluster {:?}", cluster.name))?,
         );
+        if config.learn.database_url.is_none() {
+            // Each node keeps its own embedded store: records go through the cluster.
+            let share = node
+                .share_records(learning.clone())
+                .await
+                .context("cannot share performance records with the cluster")?;
+            learning
+                .relay_to(share)
+                .context("cannot relay performance records to the cluster")?;
+        }
         let journal = node.journal();
         let coordinator = Arc::new(
             coordinator
@@ -72,7 +83,9 @@ pub async fn start(
         // included, for its own after a restart — not by `recover()`.
         node.serve_workflows(Arc::new(dsmil_coord::workflow::Host(Arc::clone(
             &coordinator,
-        ))));
+        ))))
+        .await
+        .context("cannot serve this node's workflows to the cluster")?;
         return Ok(Coordination {
             coordinator,
             journal,

@@ -378,6 +378,7 @@ pub fn cluster_view(status: dsmil_cluster::ClusterStatus) -> dsmil_api::cluster:
                 last_seen_ms: m.last_seen_ms,
                 version: m.info.version,
                 started_at: m.info.started_at,
+                workflows: m.workflows,
                 agents: m
                     .info
                     .agents

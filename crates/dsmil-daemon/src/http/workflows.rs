@@ -83,13 +83,24 @@ pub async fn submit(
     Ok(Json(result).into_response())
 }
 
-/// `POST /api/workflows/{id}/cancel`: 202, or 404 when it is not running.
+/// `POST /api/workflows/{id}/cancel`: 202, or 404 when it is not running. In a cluster the
+/// node asked forwards the cancellation to the workflow's owner (503 when it cannot be reached).
 pub async fn cancel(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    if state.coordinator.cancel(id) {
+    let cancelled = match &state.cluster {
+        Some(node) => node.cancel(id).await.map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "owner_unreachable",
+                dsmil_core::report::chain(&e),
+            )
+        })?,
+        None => state.coordinator.cancel(id),
+    };
+    if cancelled {
         let accepted = CancelAccepted {
             workflow_id: id,
             cancelling: true,

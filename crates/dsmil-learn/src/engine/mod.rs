@@ -15,13 +15,15 @@ mod writer;
 pub use types::{Allocation, Insights, PendingTask, PredictRequest, SystemSummary};
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use async_trait::async_trait;
 use chrono::Utc;
 use dsmil_core::AgentId;
 use dsmil_core::learning::{AgentPerformance, Embedding, LearningPrediction};
-use dsmil_core::ports::{AdviceRequest, AgentAdvisor, PerformanceSink, PortError, Signer};
+use dsmil_core::ports::{
+    AdviceRequest, AgentAdvisor, PerformanceSink, PortError, RecordsImport, RecordsRelay, Signer,
+};
 use dsmil_core::workflow::Metadata;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -81,6 +83,8 @@ pub struct LearningEngine {
     /// Task types each agent is declared for (`[[agents]].task_types`): priors while history
     /// is thin.
     hints: RwLock<BTreeMap<AgentId, BTreeSet<String>>>,
+    /// Where stored records go to the other nodes of a cluster (embedded stores only).
+    relay: OnceLock<Arc<dyn RecordsRelay>>,
 }
 
 impl std::fmt::Debug for LearningEngine {
@@ -125,6 +129,7 @@ impl LearningEngine {
             agents: RwLock::new(known),
             writer: tx,
             hints: RwLock::new(BTreeMap::new()),
+            relay: OnceLock::new(),
         })
     }
 
@@ -132,6 +137,21 @@ impl LearningEngine {
     pub fn with_signer(mut self, signer: Arc<dyn Signer>) -> Self {
         self.signer = Some(signer);
         self
+    }
+
+    /// Hands every record stored from now on to `relay` (the cluster's records stream, when
+    /// each node keeps its own store), so the other nodes learn from this node's runs. Set
+    /// once; a second relay is refused.
+    pub fn relay_to(&self, relay: Arc<dyn RecordsRelay>) -> Result<(), LearnError> {
+        self.relay
+            .set(relay)
+            .map_err(|_| LearnError::InvalidRequest("the engine relays its records already".into()))
+    }
+
+    fn relay(&self, records: &[StoredRecord]) {
+        if let Some(relay) = self.relay.get() {
+            relay.relay(records.iter().map(StoredRecord::to_performance).collect());
+        }
     }
 
     /// The store.
@@ -225,6 +245,7 @@ impl LearningEngine {
         let stored = self.prepare(record, 1).await?;
         let id = stored.record_id;
         let agent = stored.agent_id.clone();
+        let relayed = self.relay.get().is_some().then(|| stored.clone());
         let (done, wait) = oneshot::channel();
         self.writer
             .send(writer::Unit::One(Box::new(stored), done))
@@ -232,6 +253,9 @@ impl LearningEngine {
             .map_err(|_| LearnError::Closed)?;
         wait.await.map_err(|_| LearnError::Closed)??;
         self.learn_agents([&agent]);
+        if let Some(stored) = relayed {
+            self.relay(std::slice::from_ref(&stored));
+        }
         Ok(id)
     }
 
@@ -243,6 +267,16 @@ impl LearningEngine {
         for (i, r) in records.into_iter().enumerate() {
             prepared.push(self.prepare(r, i + 1).await?);
         }
+        let relayed = self.relay.get().is_some().then(|| prepared.clone());
+        let stored = self.commit_batch(prepared).await?;
+        if let Some(records) = relayed {
+            self.relay(&records);
+        }
+        Ok(stored)
+    }
+
+    /// Commits prepared records as one batch; how many were new.
+    async fn commit_batch(&self, prepared: Vec<StoredRecord>) -> Result<u64, LearnError> {
         let agents: BTreeSet<AgentId> = prepared.iter().map(|r| r.agent_id.clone()).collect();
         let (done, wait) = oneshot::channel();
         self.writer
@@ -252,6 +286,25 @@ impl LearningEngine {
         let stored = wait.await.map_err(|_| LearnError::Closed)??;
         self.learn_agents(agents.iter());
         Ok(stored)
+    }
+
+    /// Stores records another node stored, as they are (their ids, times, embeddings and
+    /// signatures kept; not signed again, not relayed again); those already stored are
+    /// skipped. Returns how many were new.
+    pub async fn import_records(&self, records: Vec<AgentPerformance>) -> Result<u64, LearnError> {
+        let now = Utc::now();
+        let mut prepared = Vec::with_capacity(records.len());
+        for (i, r) in records.into_iter().enumerate() {
+            if r.record_id.is_none() {
+                return Err(LearnError::InvalidRecord {
+                    index: i + 1,
+                    field: "record_id".into(),
+                    reason: "an imported record must keep the id it was stored with".into(),
+                });
+            }
+            prepared.push(StoredRecord::prepare(r, &self.encoder, now, i + 1)?);
+        }
+        self.commit_batch(prepared).await
     }
 
     /// Embeds a task description the way records are embedded.
@@ -289,6 +342,13 @@ impl PerformanceSink for LearningEngine {
     async fn record(&self, record: AgentPerformance) -> Result<(), PortError> {
         self.record_performance(record).await?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl RecordsImport for LearningEngine {
+    async fn import(&self, records: Vec<AgentPerformance>) -> Result<u64, PortError> {
+        Ok(self.import_records(records).await?)
     }
 }
 
