@@ -23,7 +23,7 @@ fn nats() -> Option<(Vec<String>, PathBuf)> {
 }
 
 /// One test's cluster: its prefix and where its nodes keep their files.
-struct Cluster {
+pub(crate) struct Cluster {
     dir: tempfile::TempDir,
     urls: Vec<String>,
     token_file: PathBuf,
@@ -31,17 +31,17 @@ struct Cluster {
     /// `[cluster] lease_seconds` of its nodes.
     lease_seconds: u64,
     /// Top-level settings of its nodes' configuration.
-    prelude: String,
+    pub(crate) prelude: String,
 }
 
 /// A running node: the daemon and its API token.
-struct Node {
-    daemon: Daemon,
-    token: String,
+pub(crate) struct Node {
+    pub(crate) daemon: Daemon,
+    pub(crate) token: String,
 }
 
 impl Cluster {
-    fn new() -> Option<Self> {
+    pub(crate) fn new() -> Option<Self> {
         let (urls, token_file) = nats()?;
         Some(Self {
             dir: tempfile::tempdir().unwrap(),
@@ -70,7 +70,7 @@ impl Cluster {
         path
     }
 
-    fn node(&self, id: &str, agents: &str) -> Node {
+    pub(crate) fn node(&self, id: &str, agents: &str) -> Node {
         let config = self.config(id, agents, &self.token_file);
         let data = self.dir.path().join(format!("{id}-data"));
         let daemon = Daemon::start(&data, &["--config", config.to_str().unwrap()]);
@@ -600,5 +600,55 @@ fn records_stored_on_one_node_change_predictions_on_another() {
     eprintln!(
         "B predicts from A's records {:.3} s after they were stored",
         stored_at.elapsed().as_secs_f64()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_nodes_websocket_shows_every_nodes_events_each_naming_its_node() {
+    use futures_util::StreamExt as _;
+    let Some(mut cluster) = Cluster::new() else {
+        return;
+    };
+    // Samples every 200 ms; any CPU use raises a warning on every node.
+    cluster.prelude =
+        "health_interval_ms = 200\n[alerts]\ncpu_percent = { warning = 0.0, critical = 100.0 }\n"
+            .to_owned();
+    let _a = cluster.node("a", "");
+    let b = cluster.node("b", "");
+    let url = format!(
+        "{}/ws?token={}",
+        b.daemon.base.replace("http://", "ws://"),
+        b.token
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut health_from = BTreeSet::new();
+    let mut alerts_from = BTreeSet::new();
+    let mut established = None;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while health_from.len() < 2 || !alerts_from.contains("a") {
+        let next = tokio::time::timeout_at(deadline, ws.next()).await;
+        let Ok(Some(Ok(message))) = next else {
+            panic!("health from {health_from:?}, alerts from {alerts_from:?} by the deadline");
+        };
+        let tokio_tungstenite::tungstenite::Message::Text(text) = message else {
+            continue;
+        };
+        let m: Value = serde_json::from_str(&text).unwrap();
+        let node = m["node"].as_str().map(str::to_owned);
+        match m["type"].as_str() {
+            Some("connection_established") => established = node,
+            Some("metric") if m["metric_type"] == "system_health" => {
+                health_from.insert(node.expect("a metric without its node"));
+            }
+            Some("alert") => {
+                alerts_from.insert(node.expect("an alert without its node"));
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(established.as_deref(), Some("b"));
+    assert_eq!(
+        health_from,
+        BTreeSet::from(["a".to_owned(), "b".to_owned()])
     );
 }

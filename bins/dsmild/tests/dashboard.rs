@@ -61,7 +61,11 @@ return {
   missed: text('missed'),
   tpm_banner: banner && !banner.hidden && banner.offsetParent !== null ? banner.textContent.trim() : null,
   alerts: [...document.querySelectorAll('#alerts .alert')].map((a) => ({
-    id: a.dataset.alertId, metric: a.dataset.metric, level: a.dataset.level, text: a.textContent })),
+    id: a.dataset.alertId, metric: a.dataset.metric, level: a.dataset.level, node: a.dataset.node || null,
+    text: a.textContent })),
+  nodes: [...document.getElementById('node-select').options].map((o) => o.value),
+  node_shown: document.getElementById('node-box').hidden ? null : document.getElementById('node-select').value,
+  cluster: document.getElementById('cluster-box').hidden ? null : text('cluster-totals'),
   events: [...document.querySelectorAll('#events .event')].map((e) => e.dataset.kind),
   token_form: !document.getElementById('token-overlay').hidden,
   hash: location.hash,
@@ -434,4 +438,45 @@ fn dashboard_shows_live_data_and_reconnects_after_a_restart() {
     });
     let (status, stderr) = daemon.stop(Signal::SIGTERM);
     assert!(status.success(), "{status}: {stderr}");
+}
+
+#[test]
+fn a_nodes_dashboard_shows_the_cluster_and_any_node_chosen() {
+    let Some(mut cluster) = crate::cluster::Cluster::new() else {
+        return;
+    };
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    cluster.prelude =
+        "health_interval_ms = 200\n[alerts]\ncpu_percent = { warning = 0.0, critical = 100.0 }\n"
+            .to_owned();
+    let _a = cluster.node("a", "");
+    let b = cluster.node("b", "");
+    browser.navigate(&format!("{}/#token={}", b.daemon.base, b.token));
+    let page = browser.wait_until("both nodes, their totals and node a's alert", |p| {
+        p["nodes"] == json!(["a", "b"])
+            && p["node_shown"] == "b"
+            && p["cluster"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("2/2 nodes"))
+            && p["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["node"] == "a" && a["metric"] == "cpu_usage_percent")
+            && leading_number(&p["cpu"]).is_some()
+    });
+    assert_eq!(page["state"], "connected", "{page:#}");
+    page_speaks_the_contract(&browser);
+
+    // Choosing node a from the selector shows node a (the token stays in the session).
+    browser.execute(
+        "const s = document.getElementById('node-select'); s.value = 'a'; \
+         s.dispatchEvent(new Event('change')); return null;",
+    );
+    let page = browser.wait_until("node a chosen, with its CPU", |p| {
+        p["node_shown"] == "a" && p["state"] == "connected" && leading_number(&p["cpu"]).is_some()
+    });
+    assert!(!page["token_form"].as_bool().unwrap(), "{page:#}");
 }

@@ -4,6 +4,8 @@
 //! what it missed). Right after `connection_established` come the active alerts and the latest
 //! value of each subscribed metric type, marked `"snapshot": true`. Alerts and emergencies go
 //! to every client whatever its subscription; metrics to the clients subscribed to their type.
+//! In a cluster every node relays its events to every node, and each message names the `node`
+//! it came from.
 
 use chrono::{DateTime, Utc};
 use dsmil_core::events::{AccelEvent, DeviceEvent, TpmEvent, WorkflowEvent};
@@ -29,6 +31,9 @@ pub enum ServerMessage {
         metric_types: Vec<MetricType>,
         /// The types this connection receives (all, until it subscribes).
         subscribed: Vec<MetricType>,
+        /// In a cluster, the node answering (absent on one host).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
     },
     /// The answer to `subscribe`.
     SubscriptionUpdated {
@@ -70,6 +75,9 @@ pub enum ServerMessage {
         /// The metric type and its data.
         #[serde(flatten)]
         metric: Metric,
+        /// In a cluster, the node the event happened on (absent on one host).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
     },
     /// An alert was raised, changed level or resolved (`data.auto_resolved`).
     Alert {
@@ -83,6 +91,9 @@ pub enum ServerMessage {
         snapshot: bool,
         /// The alert.
         data: PerformanceAlert,
+        /// In a cluster, the node that raised it (absent on one host).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
     },
     /// The emergency response ran (critical alerts piled up).
     Emergency {
@@ -92,6 +103,9 @@ pub enum ServerMessage {
         event_seq: u64,
         /// The security event recording it.
         data: SecurityEvent,
+        /// In a cluster, the node it ran on (absent on one host).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
     },
 }
 

@@ -82,6 +82,11 @@ pub struct ClusterConfig {
     /// after it, and a node that misses heartbeats for three leases is reported lost.
     /// Default: 5.
     pub lease_seconds: u64,
+    /// Most events of each kind (`system_health`, `agent_activity`, …) this node relays to
+    /// the other nodes per second (1–100000); more are dropped and counted, never queued, so
+    /// a busy node cannot flood the cluster or slow its own bus. Alerts and emergencies are
+    /// always relayed. Default: 200.
+    pub events_per_second: u32,
 }
 
 impl Default for ClusterConfig {
@@ -99,6 +104,7 @@ impl Default for ClusterConfig {
             tls_key: None,
             replicas: None,
             lease_seconds: 5,
+            events_per_second: 200,
         }
     }
 }
@@ -229,6 +235,12 @@ impl ClusterConfig {
                 format!("is {}; expected 1 to 300", self.lease_seconds),
             ));
         }
+        if !(1..=100_000).contains(&self.events_per_second) {
+            return Err(FieldError::new(
+                "events_per_second",
+                format!("is {}; expected 1 to 100000", self.events_per_second),
+            ));
+        }
         Ok(())
     }
 }
@@ -282,6 +294,7 @@ mod tests {
             (Box::new(|c| c.tls_cert = Some("c".into())), "tls_key"),
             (Box::new(|c| c.replicas = Some(7)), "replicas"),
             (Box::new(|c| c.lease_seconds = 0), "lease_seconds"),
+            (Box::new(|c| c.events_per_second = 0), "events_per_second"),
         ];
         for (change, field) in cases {
             let mut c = config();

@@ -8,6 +8,7 @@
 //! - [`dispatch`]: tasks run on the nodes hosting their agents ([`dispatch::ClusterDispatcher`],
 //!   a [`dsmil_core::ports::TaskDispatcher`], and [`dispatch::TaskWorker`]);
 //! - [`membership`]: heartbeats, who is live and hosts what, duplicate node ids refused;
+//! - [`events`]: every node's bus events relayed to every node (rate-bounded);
 //! - [`journal`]: the workflow journal as a replicated stream ([`JetStreamJournal`], a
 //!   [`dsmil_core::ports::JournalStore`]);
 //! - [`records`]: every node's performance records imported into every node's embedded store;
@@ -48,6 +49,7 @@ pub mod config;
 mod connect;
 pub mod dispatch;
 mod error;
+pub mod events;
 pub mod journal;
 pub mod leases;
 pub mod membership;

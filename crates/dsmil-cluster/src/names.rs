@@ -103,6 +103,11 @@ impl Names {
         format!("{}-leases", self.prefix)
     }
 
+    /// Each node's active alerts (KV bucket).
+    pub fn alerts_bucket(&self) -> String {
+        format!("{}-alerts", self.prefix)
+    }
+
     /// Node heartbeats (KV bucket).
     pub fn nodes_bucket(&self) -> String {
         format!("{}-nodes", self.prefix)

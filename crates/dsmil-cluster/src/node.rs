@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use async_nats::Client;
-use dsmil_core::WorkflowId;
 use dsmil_core::ports::{JournalStore, RecordsImport, TaskDispatcher, TaskExecutor, WorkflowHost};
+use dsmil_core::{EventBus, WorkflowId};
 use serde::{Deserialize, Serialize};
 
 use tokio::task::JoinHandle;
@@ -16,6 +16,7 @@ use crate::config::ClusterConfig;
 use crate::connect::{connect, known_servers};
 use crate::dispatch::{ClusterDispatcher, TaskWorker, tasks_stream};
 use crate::error::ClusterError;
+use crate::events::{EventRelay, RelayStats};
 use crate::journal::JetStreamJournal;
 use crate::leases::{Leases, Release};
 use crate::membership::{Membership, NodeInfo};
@@ -37,6 +38,8 @@ pub struct ClusterNode {
     host: std::sync::Mutex<Option<Arc<dyn WorkflowHost>>>,
     cancels: std::sync::Mutex<Option<JoinHandle<()>>>,
     records: std::sync::Mutex<Option<Arc<RecordsShare>>>,
+    events: std::sync::Mutex<Option<EventRelay>>,
+    events_per_second: u32,
 }
 
 impl std::fmt::Debug for ClusterNode {
@@ -136,6 +139,8 @@ impl ClusterNode {
             host: std::sync::Mutex::new(None),
             cancels: std::sync::Mutex::new(None),
             records: std::sync::Mutex::new(None),
+            events: std::sync::Mutex::new(None),
+            events_per_second: config.events_per_second,
         })
     }
 
@@ -203,6 +208,27 @@ impl ClusterNode {
         Ok(share)
     }
 
+    /// Relays this node's events on `bus` to the other nodes (at most `events_per_second` of
+    /// each kind) and theirs onto `bus`, marked with the node they happened on.
+    pub async fn relay_events(&self, bus: &EventBus) -> Result<(), ClusterError> {
+        let relay = EventRelay::start(
+            self.client.clone(),
+            &self.names,
+            &self.node,
+            bus,
+            self.events_per_second,
+            self.replicas,
+        )
+        .await?;
+        *lock(&self.events) = Some(relay);
+        Ok(())
+    }
+
+    /// What the event relay has done (`None` when events are not relayed).
+    pub fn relay_stats(&self) -> Option<RelayStats> {
+        lock(&self.events).as_ref().map(EventRelay::stats)
+    }
+
     /// The owner of workflow `id`, as this node last saw its lease.
     pub fn owner(&self, id: WorkflowId) -> Option<String> {
         self.leases.owner(id)
@@ -246,6 +272,9 @@ impl ClusterNode {
                 .await;
         }
         lock(&self.worker).stop();
+        if let Some(mut events) = lock(&self.events).take() {
+            events.stop();
+        }
         let records = lock(&self.records).take();
         if let Some(records) = records {
             records.close().await;

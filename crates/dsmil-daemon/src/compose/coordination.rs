@@ -54,7 +54,7 @@ pub async fn start(
     let coordinator = Coordinator::new(Arc::clone(&registry))
         .with_advisor(learning.clone())
         .with_sink(learning.clone())
-        .with_bus(bus)
+        .with_bus(bus.clone())
         .with_audit(audit);
     if let Some(cluster) = &config.cluster.cluster {
         let executor = Arc::new(LocalExecutor::new(registry));
@@ -63,6 +63,9 @@ pub async fn start(
                 .await
                 .with_context(|| format!("cannot join cluster {:?}", cluster.name))?,
         );
+        node.relay_events(&bus)
+            .await
+            .context("cannot relay events to the cluster")?;
         if config.learn.database_url.is_none() {
             // Each node keeps its own embedded store: records go through the cluster.
             let share = node

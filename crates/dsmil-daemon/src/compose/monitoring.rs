@@ -60,6 +60,10 @@ pub fn start(
     scaling: Arc<dyn PerformanceScaling>,
 ) -> Result<Monitoring> {
     let hub = Hub::new(HubConfig::from(&config.monitor.websocket));
+    if let Some(cluster) = &config.cluster.cluster {
+        // Messages of this node's events name it, beside the relayed events of the others.
+        hub.set_node(&cluster.node_id());
+    }
     hub.pump_from(early.hub);
     let engine = AlertEngine::new(config.monitor.alerts.clone())
         .context("invalid alert thresholds")?

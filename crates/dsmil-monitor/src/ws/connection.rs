@@ -197,7 +197,10 @@ impl Hub {
             return Ended::Shutdown;
         }
         let current = types_of(mask.load(Ordering::Relaxed));
-        if let Err(e) = conn.send_json(&protocol::established(id, &current)).await {
+        if let Err(e) = conn
+            .send_json(&protocol::established(id, &current, self.node().as_deref()))
+            .await
+        {
             return e;
         }
         let mut snapshot = self.active_alerts();

@@ -94,13 +94,22 @@ pub(crate) struct ClientSlot {
     pub kick: Arc<Notify>,
 }
 
+/// The node an event happened on: `None` for this node.
+pub(crate) type Origin = Option<Arc<str>>;
+
+/// An active alert: its node and its id.
+pub(crate) type AlertKey = (Origin, String);
+
 pub(crate) struct HubInner {
     pub config: HubConfig,
     pub clients: RwLock<HashMap<u64, ClientSlot>>,
-    /// Latest message per metric type, marked as a snapshot.
-    pub snapshot: RwLock<BTreeMap<MetricType, Arc<str>>>,
-    /// The latest `alert` message of every active alert, by alert id (resolved ones leave).
-    pub active_alerts: RwLock<BTreeMap<String, Arc<str>>>,
+    /// Latest message per metric type and node (`None`: this node), marked as a snapshot.
+    pub snapshot: RwLock<BTreeMap<(MetricType, Origin), Arc<str>>>,
+    /// The latest `alert` message of every active alert, by node (`None`: this node) and
+    /// alert id (resolved ones leave).
+    pub active_alerts: RwLock<BTreeMap<AlertKey, Arc<str>>>,
+    /// This node's id in a cluster ([`Hub::set_node`]): messages of its own events name it.
+    pub node: OnceLock<Arc<str>>,
     pub next_id: AtomicU64,
     pub counters: Counters,
     pub shutdown: watch::Sender<bool>,
@@ -158,6 +167,7 @@ impl Hub {
                 counters: Counters::default(),
                 shutdown,
                 alert_source: OnceLock::new(),
+                node: OnceLock::new(),
             }),
         }
     }
@@ -229,7 +239,8 @@ impl Hub {
     /// Sends one bus event to the clients it concerns and remembers it as the latest of its
     /// type.
     pub fn deliver(&self, published: &dsmil_core::Published) {
-        for (audience, mut message) in protocol::event_messages(published) {
+        let local = self.inner.node.get().map(|n| &**n);
+        for (audience, mut message) in protocol::event_messages(published, local) {
             let body: Arc<str> = Arc::from(message.to_string());
             if let Audience::Subscribers(t) = audience {
                 message["snapshot"] = serde_json::Value::Bool(true);
@@ -237,10 +248,14 @@ impl Hub {
                     .snapshot
                     .write()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(t, Arc::from(message.to_string()));
+                    .insert(
+                        (t, published.origin.clone()),
+                        Arc::from(message.to_string()),
+                    );
             } else if message["type"] == "alert"
                 && let Some(id) = message["data"]["alert_id"].as_str().map(str::to_owned)
             {
+                let id = (published.origin.clone(), id);
                 let mut alerts = self
                     .inner
                     .active_alerts
@@ -279,27 +294,49 @@ impl Hub {
         self.inner.alert_source.set(source).is_ok()
     }
 
-    /// Replaces the active alerts with the source's, when there is one.
+    /// Names this node (its cluster `node_id`): messages of its own events carry it as
+    /// `node`, as relayed events carry theirs. Returns false when a name was already set.
+    pub fn set_node(&self, node: &str) -> bool {
+        self.inner.node.set(Arc::from(node)).is_ok()
+    }
+
+    /// This node's name, when set.
+    pub(crate) fn node(&self) -> Option<Arc<str>> {
+        self.inner.node.get().cloned()
+    }
+
+    /// Replaces this node's active alerts with the source's, when there is one (other nodes'
+    /// alerts stay as their relayed events left them).
     fn resync_alerts(&self) {
         let Some(source) = self.inner.alert_source.get() else {
             return;
         };
-        let fresh: BTreeMap<String, Arc<str>> = source()
+        let node = self.node();
+        let fresh: Vec<(AlertKey, Arc<str>)> = source()
             .into_iter()
             .map(|alert| {
-                let message = serde_json::json!({"type": "alert", "snapshot": true, "data": alert});
-                (alert.alert_id.clone(), Arc::from(message.to_string()))
+                let mut message =
+                    serde_json::json!({"type": "alert", "snapshot": true, "data": alert});
+                if let Some(node) = &node {
+                    message["node"] = serde_json::Value::String(node.to_string());
+                }
+                (
+                    (None, alert.alert_id.clone()),
+                    Arc::from(message.to_string()),
+                )
             })
             .collect();
         tracing::info!(
             active = fresh.len(),
             "active alerts re-read from the alert engine"
         );
-        *self
+        let mut alerts = self
             .inner
             .active_alerts
             .write()
-            .unwrap_or_else(|p| p.into_inner()) = fresh;
+            .unwrap_or_else(|p| p.into_inner());
+        alerts.retain(|(origin, _), _| origin.is_some());
+        alerts.extend(fresh);
     }
 
     /// The latest `alert` message of every active alert.
@@ -320,7 +357,7 @@ impl Hub {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .filter(|(t, _)| mask & bit(**t) != 0)
+            .filter(|((t, _), _)| mask & bit(*t) != 0)
             .map(|(_, m)| m.clone())
             .collect()
     }

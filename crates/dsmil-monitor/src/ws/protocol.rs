@@ -8,7 +8,9 @@
 //! `subscription_updated`, `pong`, `error` (`code`, `message`), `metric` (`metric_type`,
 //! `event_seq` — the event bus's sequence, so a reconnecting client sees what it missed —,
 //! `snapshot` when it is the latest value replayed at connect, `data`), `alert` and
-//! `emergency` (sent to every client whatever its subscription). Right after
+//! `emergency` (sent to every client whatever its subscription). In a cluster, `metric`,
+//! `alert` and `emergency` name the `node` the event happened on (events of every node are
+//! relayed to every node), and `connection_established` the node answering. Right after
 //! `connection_established` come the active alerts and the latest value of each subscribed
 //! metric type, marked `"snapshot": true`.
 
@@ -123,7 +125,19 @@ pub enum Audience {
 
 /// The server messages (without `seq`) an event becomes, each with its audience. Alerts and
 /// emergency responses go to everyone; everything else to subscribers of its metric type.
-pub fn event_messages(published: &Published) -> Vec<(Audience, Value)> {
+/// In a cluster every message names the `node` the event happened on: the one it was relayed
+/// from, or `local` (this node's id) for this node's own.
+pub fn event_messages(published: &Published, local: Option<&str>) -> Vec<(Audience, Value)> {
+    let mut out = messages_of(published);
+    if let Some(node) = published.origin.as_deref().or(local) {
+        for (_, message) in &mut out {
+            message["node"] = Value::String(node.to_owned());
+        }
+    }
+    out
+}
+
+fn messages_of(published: &Published) -> Vec<(Audience, Value)> {
     let event = &*published.event;
     let mut out = Vec::with_capacity(2);
     match event {
@@ -164,15 +178,19 @@ fn other_payload(event: &Event) -> Value {
     }
 }
 
-/// `connection_established`.
-pub fn established(client_id: u64, subscription: &[MetricType]) -> Value {
-    json!({
+/// `connection_established`, naming the answering `node` in a cluster.
+pub fn established(client_id: u64, subscription: &[MetricType], node: Option<&str>) -> Value {
+    let mut message = json!({
         "type": "connection_established",
         "client_id": client_id,
         "server_time": Utc::now(),
         "metric_types": metric_names(),
         "subscribed": subscription.iter().map(|t| metric_name(*t)).collect::<Vec<_>>(),
-    })
+    });
+    if let Some(node) = node {
+        message["node"] = Value::String(node.to_owned());
+    }
+    message
 }
 
 /// `subscription_updated`.
