@@ -1,5 +1,7 @@
 //! `dsmilctl audit verify PATH`: checks an audit log offline; `dsmilctl audit prove SEQ`:
-//! fetches an entry's inclusion proof from the daemon and checks it here.
+//! fetches an entry's inclusion proof from the daemon and checks it here; `dsmilctl audit
+//! consistency`: the same for a consistency proof between two sizes; `dsmilctl audit
+//! witnesses`: every node's head and who witnessed it.
 
 use std::path::{Path, PathBuf};
 
@@ -162,4 +164,102 @@ pub fn text(v: &Verified) -> String {
             String::new()
         }
     )
+}
+
+/// `GET /api/audit/consistency`, checked here (and, with `from_root`, that it starts at that
+/// trusted root).
+pub fn consistency(
+    client: &Client,
+    from: u64,
+    to: Option<u64>,
+    from_root: Option<&str>,
+) -> Result<dsmil_api::audit::ConsistencyProof> {
+    let trusted = from_root
+        .map(|r| {
+            dsmil_tpm::audit::record::parse_hash(r)
+                .with_context(|| format!("--from-root {r:?} is not 64 lower-case hex digits"))
+        })
+        .transpose()?;
+    let proof = client.audit_consistency(from, to)?;
+    if proof.from_size != from || to.is_some_and(|t| t != proof.to_size) {
+        bail!(
+            "the daemon answered a proof from {} to {} entries",
+            proof.from_size,
+            proof.to_size
+        );
+    }
+    if !proof.verify() {
+        bail!(
+            "the consistency proof from {} to {} entries does NOT check out: the log of {} entries is not a prefix of the log of {}",
+            proof.from_size,
+            proof.to_size,
+            proof.from_size,
+            proof.to_size
+        );
+    }
+    if let Some(root) = trusted
+        && root != proof.from_root
+    {
+        bail!(
+            "the daemon's log of {from} entries has root {}, not the trusted {}: it was rewritten",
+            dsmil_core::hex::encode(&proof.from_root),
+            dsmil_core::hex::encode(&root)
+        );
+    }
+    Ok(proof)
+}
+
+/// Text form of a checked consistency proof.
+pub fn consistency_text(p: &dsmil_api::audit::ConsistencyProof) -> String {
+    format!(
+        "the log of {} entries (root {}) is a prefix of the log of {} entries (root {}): {} proof hashes check out",
+        p.from_size,
+        dsmil_core::hex::encode(&p.from_root),
+        p.to_size,
+        dsmil_core::hex::encode(&p.to_root),
+        p.proof.len()
+    )
+}
+
+/// Text form of `GET /api/audit/witnesses`, one line per node and witness.
+pub fn witnesses_text(v: &dsmil_api::audit::WitnessView) -> String {
+    use std::fmt::Write as _;
+    if !v.clustered {
+        return "this dsmild runs on one host: no other node witnesses its audit log".to_owned();
+    }
+    let mut out = format!(
+        "{:<20} {:>8} {:<18} {:<20} {:>8} STATUS\n",
+        "NODE", "HEAD", "ROOT", "WITNESS", "ACCEPTED"
+    );
+    for n in &v.nodes {
+        let (size, root) = n
+            .head
+            .as_ref()
+            .map_or(("-".to_owned(), "-".to_owned()), |h| {
+                (
+                    h.tree_size.to_string(),
+                    dsmil_core::hex::encode(&h.root)[..16].to_owned(),
+                )
+            });
+        if n.witnesses.is_empty() {
+            let _ = writeln!(
+                out,
+                "{:<20} {size:>8} {root:<18} {:<20} {:>8} not witnessed yet",
+                n.node_id, "-", "-"
+            );
+        }
+        for w in &n.witnesses {
+            let status = match &w.problem {
+                Some(p) => format!("INCONSISTENT: {p}"),
+                None => "consistent".to_owned(),
+            };
+            let accepted = w.accepted_size.map_or("-".to_owned(), |s| s.to_string());
+            let _ = writeln!(
+                out,
+                "{:<20} {size:>8} {root:<18} {:<20} {accepted:>8} {status}",
+                n.node_id, w.witness
+            );
+        }
+    }
+    out.trim_end().to_owned()
 }

@@ -136,6 +136,22 @@ enum AuditAction {
         #[arg(long)]
         head: Option<String>,
     },
+    /// Fetch from the daemon the RFC 9162 consistency proof that its log of FROM entries is a
+    /// prefix of its log of TO entries, and check it here; exit 1 if it does not check out.
+    Consistency {
+        /// The older size (e.g. a tree head you noted earlier).
+        #[arg(long)]
+        from: u64,
+        /// The newer size. Default: the latest signed tree head.
+        #[arg(long)]
+        to: Option<u64>,
+        /// The root you trust for the older size (64 hex digits): the proof must start at it.
+        #[arg(long)]
+        from_root: Option<String>,
+    },
+    /// Every node's latest signed audit head and who witnessed it (in a cluster); exit 1 when
+    /// a witness reports a node's log inconsistent.
+    Witnesses,
 }
 
 #[derive(Debug, Subcommand)]
@@ -225,6 +241,30 @@ fn run(cli: &Cli) -> Result<()> {
         } => {
             let proof = audit::prove(&target.connect()?, *seq, head.as_deref())?;
             output::print(cli.json, &proof, audit::prove_text);
+        }
+        Command::Audit {
+            action:
+                AuditAction::Consistency {
+                    from,
+                    to,
+                    from_root,
+                },
+        } => {
+            let proof = audit::consistency(&target.connect()?, *from, *to, from_root.as_deref())?;
+            output::print(cli.json, &proof, audit::consistency_text);
+        }
+        Command::Audit {
+            action: AuditAction::Witnesses,
+        } => {
+            let view = target.connect()?.audit_witnesses()?;
+            output::print(cli.json, &view, audit::witnesses_text);
+            if view
+                .nodes
+                .iter()
+                .any(|n| n.witnesses.iter().any(|w| w.problem.is_some()))
+            {
+                std::process::exit(1);
+            }
         }
         Command::Watch {
             types,

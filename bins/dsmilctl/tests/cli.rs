@@ -460,6 +460,49 @@ fn audit_prove_checks_an_entry_of_the_running_daemon() {
         "{}",
         text(&out.stderr)
     );
+
+    // `audit consistency`: the signed log of 1 entry is a prefix of the latest, checked here;
+    // with the root of entry 0's tree as trusted, and refused with another root.
+    let out = ctl(&["--json", "audit", "consistency", "--from", "1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let consistency: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(consistency["from_size"], 1);
+    let from_root = consistency["from_root"].as_str().unwrap().to_owned();
+    let out = ctl(&[
+        "audit",
+        "consistency",
+        "--from",
+        "1",
+        "--from-root",
+        &from_root,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("is a prefix of the log of"));
+    let out = ctl(&[
+        "audit",
+        "consistency",
+        "--from",
+        "1",
+        "--from-root",
+        &"ab".repeat(32),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("it was rewritten"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = ctl(&["audit", "consistency", "--from", "999999"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("invalid_range") || text(&out.stderr).contains("latest signed"),
+        "{}",
+        text(&out.stderr)
+    );
+    // On one host no one witnesses the log.
+    let out = ctl(&["audit", "witnesses"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("one host"));
 }
 
 #[test]

@@ -24,7 +24,7 @@ fn nats() -> Option<(Vec<String>, PathBuf)> {
 
 /// One test's cluster: its prefix and where its nodes keep their files.
 pub(crate) struct Cluster {
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
     urls: Vec<String>,
     token_file: PathBuf,
     prefix: String,

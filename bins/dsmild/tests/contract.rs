@@ -224,6 +224,25 @@ fn every_answer_matches_the_published_contract() {
         std::thread::sleep(Duration::from_millis(100));
     }
     conforms(&routes::AUDIT_PROOF, get("/api/audit/proof/x"));
+    // Entry 0 is signed: a consistency proof from 0 (and from 1) to the latest head.
+    let proof: dsmil_api::audit::ConsistencyProof = decode(conforms(
+        &routes::AUDIT_CONSISTENCY,
+        get("/api/audit/consistency?from=1"),
+    ));
+    assert!(proof.verify() && proof.from_size == 1, "{proof:?}");
+    conforms(
+        &routes::AUDIT_CONSISTENCY,
+        get("/api/audit/consistency?from=2&to=1"),
+    ); // 400
+    conforms(
+        &routes::AUDIT_CONSISTENCY,
+        get("/api/audit/consistency?from=x"),
+    ); // 400
+    let witnesses: dsmil_api::audit::WitnessView = decode(conforms(
+        &routes::AUDIT_WITNESSES,
+        get("/api/audit/witnesses"),
+    ));
+    assert!(!witnesses.clustered && witnesses.nodes.is_empty());
     conforms(&routes::ALERTS, get("/api/alerts"));
     let view: dsmil_api::cluster::ClusterView =
         decode(conforms(&routes::CLUSTER, get("/api/cluster")));

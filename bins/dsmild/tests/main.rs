@@ -13,4 +13,5 @@ mod learn;
 mod monitor;
 mod schema;
 mod tpm;
+mod witness;
 mod workflows;

@@ -356,6 +356,25 @@ impl Client {
         self.get(r, &r.path_with(&[&seq.to_string()]))
     }
 
+    /// `GET /api/audit/consistency?from=&to=` (`to` absent: the latest signed size).
+    pub fn audit_consistency(
+        &self,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<audit::ConsistencyProof, ClientError> {
+        let r = &routes::AUDIT_CONSISTENCY;
+        let path = match to {
+            Some(to) => format!("{}?from={from}&to={to}", r.path),
+            None => format!("{}?from={from}", r.path),
+        };
+        self.get(r, &path)
+    }
+
+    /// `GET /api/audit/witnesses`.
+    pub fn audit_witnesses(&self) -> Result<audit::WitnessView, ClientError> {
+        self.get(&routes::AUDIT_WITNESSES, routes::AUDIT_WITNESSES.path)
+    }
+
     /// `GET /api/alerts`.
     pub fn alerts(&self) -> Result<alerts::Alerts, ClientError> {
         self.get(&routes::ALERTS, routes::ALERTS.path)

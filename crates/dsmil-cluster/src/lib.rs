@@ -12,6 +12,7 @@
 //! - [`journal`]: the workflow journal as a replicated stream ([`JetStreamJournal`], a
 //!   [`dsmil_core::ports::JournalStore`]);
 //! - [`records`]: every node's performance records imported into every node's embedded store;
+//! - [`witness`]: every node's signed audit heads checked and countersigned by the others;
 //! - [`names`]: every subject, stream and bucket name, under the cluster's prefix;
 //! - [`publish`]: publishing that survives server failures without duplicates;
 //! - [`nats_server`]: starting and stopping nats-server processes (a JetStream cluster on
@@ -58,6 +59,7 @@ pub mod nats_server;
 mod node;
 pub mod publish;
 pub mod records;
+pub mod witness;
 
 pub use config::{ClusterConfig, ClusterSection};
 pub use connect::{connect, known_servers};

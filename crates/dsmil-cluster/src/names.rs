@@ -163,16 +163,6 @@ impl Names {
         format!("records-{node}")
     }
 
-    /// The stream of signed tree heads.
-    pub fn heads_stream(&self) -> String {
-        format!("{}_HEADS", self.prefix.to_uppercase())
-    }
-
-    /// Where node `node` publishes its signed tree heads.
-    pub fn heads_subject(&self, node: &str) -> String {
-        format!("{}.audit.heads.{node}", self.prefix)
-    }
-
     /// Where node `node` answers consistency-proof requests.
     pub fn proof_subject(&self, node: &str) -> String {
         format!("{}.audit.proof.{node}", self.prefix)

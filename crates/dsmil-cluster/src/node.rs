@@ -5,7 +5,10 @@
 use std::sync::Arc;
 
 use async_nats::Client;
-use dsmil_core::ports::{JournalStore, RecordsImport, TaskDispatcher, TaskExecutor, WorkflowHost};
+use dsmil_core::ports::{
+    AuditSink, HeadVerifier, JournalStore, RecordsImport, TaskDispatcher, TaskExecutor,
+    TreeHeadSource, WorkflowHost,
+};
 use dsmil_core::{EventBus, WorkflowId};
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +25,7 @@ use crate::leases::{Leases, Release};
 use crate::membership::{Membership, NodeInfo};
 use crate::names::Names;
 use crate::records::RecordsShare;
+use crate::witness::{Witness, WitnessedNode};
 
 /// One node of a cluster.
 pub struct ClusterNode {
@@ -40,6 +44,7 @@ pub struct ClusterNode {
     records: std::sync::Mutex<Option<Arc<RecordsShare>>>,
     events: std::sync::Mutex<Option<EventRelay>>,
     events_per_second: u32,
+    witness: std::sync::Mutex<Option<Arc<Witness>>>,
 }
 
 impl std::fmt::Debug for ClusterNode {
@@ -141,6 +146,7 @@ impl ClusterNode {
             records: std::sync::Mutex::new(None),
             events: std::sync::Mutex::new(None),
             events_per_second: config.events_per_second,
+            witness: std::sync::Mutex::new(None),
         })
     }
 
@@ -229,6 +235,38 @@ impl ClusterNode {
         lock(&self.events).as_ref().map(EventRelay::stats)
     }
 
+    /// Publishes this node's signed audit heads from `source`, answers proof requests about its
+    /// log, and witnesses the other nodes' logs: heads checked with `verifier`, countersigned
+    /// in `audit`, an inconsistent log reported on `bus` and in `audit`.
+    pub async fn witness(
+        &self,
+        source: Arc<dyn TreeHeadSource>,
+        verifier: Arc<dyn HeadVerifier>,
+        audit: Arc<dyn AuditSink>,
+        bus: EventBus,
+    ) -> Result<(), ClusterError> {
+        let witness = Witness::start(
+            self.client.clone(),
+            &self.names,
+            &self.node,
+            self.replicas,
+            source,
+            verifier,
+            audit,
+            bus,
+        )
+        .await?;
+        *lock(&self.witness) = Some(Arc::new(witness));
+        Ok(())
+    }
+
+    /// Every node's latest audit head and what each witness holds of it (`None` when this
+    /// node does not witness).
+    pub async fn witnesses(&self) -> Option<Result<Vec<WitnessedNode>, ClusterError>> {
+        let witness = lock(&self.witness).clone()?;
+        Some(witness.view().await)
+    }
+
     /// The owner of workflow `id`, as this node last saw its lease.
     pub fn owner(&self, id: WorkflowId) -> Option<String> {
         self.leases.owner(id)
@@ -272,6 +310,7 @@ impl ClusterNode {
                 .await;
         }
         lock(&self.worker).stop();
+        lock(&self.witness).take();
         if let Some(mut events) = lock(&self.events).take() {
             events.stop();
         }

@@ -154,6 +154,8 @@ pub const ALL: &[Route] = &[
     DEVICE_WRITE,
     DEVICE_ATTEST,
     AUDIT_PROOF,
+    AUDIT_CONSISTENCY,
+    AUDIT_WITNESSES,
     ALERTS,
     METRICS,
     WEBSOCKET,

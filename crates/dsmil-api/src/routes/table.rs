@@ -443,6 +443,48 @@ pub const AUDIT_PROOF: Route = Route {
     ],
 };
 
+/// `GET /api/audit/consistency`.
+pub const AUDIT_CONSISTENCY: Route = Route {
+    method: Method::Get,
+    path: "/api/audit/consistency",
+    operation_id: "audit_consistency_proof",
+    summary: "The RFC 9162 consistency proof between the audit log's trees of `from` and `to` entries.",
+    tag: "audit",
+    auth: Auth::Bearer,
+    path_params: &[],
+    query: Some(query::<audit::ConsistencyQuery>),
+    request: Body::Empty,
+    answers: &[
+        ok(200, "The proof.", json::<audit::ConsistencyProof>()),
+        err(
+            400,
+            "`invalid_range`: `from` > `to`, or `to` beyond the latest signed tree head; `invalid_request`: `from` missing or not a number",
+        ),
+        UNAUTHORIZED,
+    ],
+};
+
+/// `GET /api/audit/witnesses`.
+pub const AUDIT_WITNESSES: Route = Route {
+    method: Method::Get,
+    path: "/api/audit/witnesses",
+    operation_id: "audit_witnesses",
+    summary: "Every node's latest signed audit head and what each other node witnessed of it.",
+    tag: "audit",
+    auth: Auth::Bearer,
+    path_params: &[],
+    query: None,
+    request: Body::Empty,
+    answers: &[
+        ok(200, "The witnesses.", json::<audit::WitnessView>()),
+        UNAUTHORIZED,
+        err(
+            503,
+            "`cluster_unavailable`: the witness records cannot be read",
+        ),
+    ],
+};
+
 /// `GET /api/alerts`.
 pub const ALERTS: Route = Route {
     method: Method::Get,

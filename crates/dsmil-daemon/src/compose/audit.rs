@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::error::{Context, DaemonError, Result};
 use dsmil_tpm::TpmSigner;
-use dsmil_tpm::audit::{AuditConfig, AuditLog};
+use dsmil_tpm::audit::{AuditConfig, AuditLog, WitnessedLog};
 
 /// Directory of the log, in the data dir.
 pub const AUDIT_DIR: &str = "audit";
@@ -17,8 +17,17 @@ pub const AUDIT_DIR: &str = "audit";
 pub const LOG_FILE: &str = "audit.log";
 /// The signer's public key, hex.
 pub const PUBLIC_KEY_FILE: &str = "signer.pub";
+/// The audit log as composed: the log, and the log as its witnesses see it (heads naming the
+/// signer's public key; consistency proofs).
+pub struct Audit {
+    /// The log.
+    pub log: Arc<AuditLog>,
+    /// Its heads and proofs, for witnesses and `GET /api/audit/consistency`.
+    pub heads: Arc<WitnessedLog>,
+}
+
 /// Opens (creating) the audit log, checkpoints signed by `signer`.
-pub async fn start(data_dir: &Path, signer: Arc<TpmSigner>) -> Result<Arc<AuditLog>> {
+pub async fn start(data_dir: &Path, signer: Arc<TpmSigner>) -> Result<Audit> {
     let dir = data_dir.join(AUDIT_DIR);
     fs::DirBuilder::new()
         .recursive(true)
@@ -43,5 +52,7 @@ pub async fn start(data_dir: &Path, signer: Arc<TpmSigner>) -> Result<Arc<AuditL
         );
     }
     tracing::info!(entries = report.entries, path = %log.path().display(), "audit log open");
-    Ok(Arc::new(log))
+    let log = Arc::new(log);
+    let heads = Arc::new(WitnessedLog::new(Arc::clone(&log), &point));
+    Ok(Audit { log, heads })
 }

@@ -76,6 +76,8 @@ pub struct Layers {
     pub bridge: Arc<DsmilBridge>,
     /// The audit log.
     pub audit: Arc<AuditLog>,
+    /// Its signed heads and consistency proofs.
+    pub audit_heads: Arc<dsmil_tpm::audit::WitnessedLog>,
     /// Collector, alerts and WebSocket hub.
     pub monitor: monitoring::Monitoring,
 }
@@ -124,7 +126,10 @@ pub async fn start(config: DaemonConfig) -> Result<Layers> {
     let tpm = tpm::start(&config, &data_dir, &bus)?;
     let audit_signer = tpm::audit_signer(&tpm).await?;
     let learning = learning::start(&config, &data_dir, accel.platform, engine.meter()).await?;
-    let audit = audit::start(&data_dir, audit_signer.clone()).await?;
+    let audit::Audit {
+        log: audit,
+        heads: audit_heads,
+    } = audit::start(&data_dir, audit_signer.clone()).await?;
     let coordination::Coordination {
         coordinator,
         journal,
@@ -137,6 +142,17 @@ pub async fn start(config: DaemonConfig) -> Result<Layers> {
         audit.clone(),
     )
     .await?;
+    if let Some(node) = &cluster {
+        // Every node's audit log witnessed by the others.
+        node.witness(
+            audit_heads.clone(),
+            Arc::new(dsmil_tpm::audit::P256HeadVerifier),
+            audit.clone(),
+            bus.clone(),
+        )
+        .await
+        .context("cannot witness the cluster's audit logs")?;
+    }
     let bridge = tpm::bridge(&tpm, &data_dir, audit.clone(), &bus, coordinator.clone())?;
     dsmil_tpm::audit::anchor::spawn_anchor_task(
         tpm.clone(),
@@ -168,6 +184,7 @@ pub async fn start(config: DaemonConfig) -> Result<Layers> {
         tpm,
         bridge,
         audit,
+        audit_heads,
         monitor,
     })
 }

@@ -3,6 +3,7 @@
 //! the bearer token, and the JSON error format. Each layer's handlers live in their own module;
 //! [`wire`] converts the layers' types to the contract's.
 
+mod audit;
 mod learn;
 mod monitor;
 mod status;
@@ -197,6 +198,8 @@ pub fn routes(token: Arc<TokenCheck>) -> Routes {
         .add(&routes::DEVICE_WRITE, tpm::write)
         .add(&routes::DEVICE_ATTEST, tpm::attest)
         .add(&routes::AUDIT_PROOF, tpm::audit_proof)
+        .add(&routes::AUDIT_CONSISTENCY, audit::consistency)
+        .add(&routes::AUDIT_WITNESSES, audit::witnesses)
         .add(&routes::ALERTS, monitor::alerts)
         .add(&routes::METRICS, monitor::metrics)
         .add(&routes::WEBSOCKET, monitor::websocket)

@@ -394,3 +394,27 @@ pub fn cluster_view(status: dsmil_cluster::ClusterStatus) -> dsmil_api::cluster:
             .collect(),
     }
 }
+
+/// One node's audit log as the cluster witnesses it.
+pub fn witnessed_log(n: dsmil_cluster::witness::WitnessedNode) -> dsmil_api::audit::WitnessedLog {
+    use dsmil_api::audit as au;
+    au::WitnessedLog {
+        node_id: n.node,
+        head: n.head,
+        witnesses: n
+            .witnesses
+            .into_iter()
+            .map(|c| au::WitnessRecord {
+                witness: c.witness,
+                accepted_size: c.accepted.map(|s| s.tree_size),
+                accepted_root: c.accepted.map(|s| dsmil_core::hex::encode(&s.root)),
+                accepted_at: c.accepted_at,
+                cosigned_size: c.cosigned.map(|s| s.tree_size),
+                cosigned_at: c.cosigned_at,
+                audit_sequence: c.audit_sequence,
+                problem: c.problem,
+                problem_at: c.problem_at,
+            })
+            .collect(),
+    }
+}

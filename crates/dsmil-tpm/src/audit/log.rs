@@ -26,7 +26,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use dsmil_core::monitoring::SecurityEvent;
-use dsmil_core::ports::{AuditReceipt, AuditSink, ConsistencyProof, PortError, Signer, Verifier};
+use dsmil_core::ports::{
+    AuditReceipt, AuditSink, ConsistencyProof, PortError, SignedTreeHead, Signer, Verifier,
+};
 use serde::Serialize;
 
 pub use super::proof::InclusionProof;
@@ -296,6 +298,17 @@ impl AuditLog {
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+
+    /// The latest checkpoint as a signed tree head (also the one found at open), with an
+    /// empty `public_key`; see [`super::WitnessedLog`] for heads a witness can check.
+    pub fn latest_head(&self) -> Option<SignedTreeHead> {
+        self.inner.heads.borrow().clone()
+    }
+
+    /// Told of every new checkpoint (the value is the latest head, as [`AuditLog::latest_head`]).
+    pub fn watch_heads(&self) -> tokio::sync::watch::Receiver<Option<SignedTreeHead>> {
+        self.inner.heads.subscribe()
     }
 
     /// Signs a checkpoint over every entry now (no-op when all are signed).

@@ -8,9 +8,11 @@ mod log;
 mod proof;
 pub mod record;
 mod verify;
+mod witness;
 mod writer;
 
 /// The RFC 9162 Merkle tree (in core, so witnesses verify proofs without this crate).
 pub use dsmil_core::merkle;
 pub use log::{AuditConfig, AuditError, AuditLog, InclusionProof, LogStatus, OpenReport, SyncHook};
 pub use verify::{TreeHead, VerifyError, VerifySummary, verify_file, verify_file_against};
+pub use witness::{P256HeadVerifier, WitnessedLog};

@@ -19,7 +19,7 @@ use std::time::Duration;
 use chrono::Utc;
 use dsmil_core::hex;
 use dsmil_core::monitoring::SecurityEvent;
-use dsmil_core::ports::{AuditReceipt, Signer};
+use dsmil_core::ports::{AuditReceipt, SignedTreeHead, Signer};
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::time::Instant;
 
@@ -28,7 +28,8 @@ use super::lines::LineReader;
 use super::log::{AuditConfig, AuditError};
 use super::merkle::Hash;
 use super::record::{
-    Checkpoint, EntryBody, Line, body_bytes, chain_hash, checkpoint_message, entry_leaf, entry_line,
+    Checkpoint, EntryBody, Line, body_bytes, chain_hash, checkpoint_message, entry_leaf,
+    entry_line, parse_hash,
 };
 use super::verify::{Replay, TreeHead, VerifyError, replay_line, utf8_line};
 
@@ -77,6 +78,21 @@ pub(super) struct Inner {
     signing: tokio::sync::Mutex<()>,
     /// Wakes the closer when a batch fills.
     pub batch_full: Arc<Notify>,
+    /// The latest checkpoint as a signed tree head (its `public_key` left empty: the log
+    /// does not know its signer's public half), for witnesses.
+    pub heads: watch::Sender<Option<SignedTreeHead>>,
+}
+
+/// A checkpoint line as a signed tree head (`public_key` empty).
+pub(super) fn signed_head(c: &Checkpoint) -> Option<SignedTreeHead> {
+    Some(SignedTreeHead {
+        previous_size: c.previous_size,
+        tree_size: c.tree_size,
+        root: parse_hash(&c.root)?,
+        time: c.time,
+        signature: c.signature.clone(),
+        public_key: String::new(),
+    })
 }
 
 /// An event waiting for the writer, and where its receipt goes.
@@ -111,6 +127,7 @@ pub(super) fn recover(
         error,
     };
     let mut replay = Replay::default();
+    let mut last_checkpoint = None;
     let mut chunks = ChunkIndex::default();
     let (mut good_len, mut torn) = (0u64, 0u64);
     match File::open(path) {
@@ -123,7 +140,9 @@ pub(super) fn recover(
                 }
                 let text = utf8_line(raw.bytes, raw.number, replay.entries).map_err(damaged)?;
                 let before = replay.entries;
-                replay_line(&mut replay, text, raw.number).map_err(damaged)?;
+                if let Some(c) = replay_line(&mut replay, text, raw.number).map_err(damaged)? {
+                    last_checkpoint = Some(c);
+                }
                 if replay.entries > before {
                     chunks.push(raw.offset, replay.completed_chunk);
                 }
@@ -168,6 +187,7 @@ pub(super) fn recover(
         published: watch::channel(published).0,
         signing: tokio::sync::Mutex::new(()),
         batch_full: Arc::new(Notify::new()),
+        heads: watch::channel(last_checkpoint.as_ref().and_then(signed_head)).0,
     };
     Ok((inner, torn))
 }
@@ -313,6 +333,10 @@ impl Inner {
             p.unsigned_since = (size < entries).then(Instant::now);
             p.last_checkpoint = Some(Instant::now());
         });
+        drop(state);
+        if let Line::Checkpoint(c) = line {
+            self.heads.send_replace(signed_head(c));
+        }
         Ok(())
     }
 }
