@@ -103,7 +103,7 @@ impl Cluster {
 
 impl Node {
     /// Submits `spec` without waiting; the workflow id.
-    fn submit(&self, spec: &Value) -> String {
+    pub(crate) fn submit(&self, spec: &Value) -> String {
         let (status, accepted) =
             self.daemon
                 .post("/api/workflows?wait=false", &self.token, &spec.to_string());
@@ -133,7 +133,7 @@ impl Node {
 
     /// Waits (bounded) until this node sees every agent of `agents` hosted in the cluster:
     /// a workflow naming one is accepted once it does.
-    fn until_hosted(&self, agents: &[&str]) {
+    pub(crate) fn until_hosted(&self, agents: &[&str]) {
         let deadline = Instant::now() + PATIENCE;
         for agent in agents {
             let probe = json!({"workflow_type": "probe", "execution_mode": "sequential",

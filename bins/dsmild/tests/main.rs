@@ -9,6 +9,7 @@ mod common;
 mod contract;
 mod daemon;
 mod dashboard;
+mod emergency;
 mod learn;
 mod monitor;
 mod schema;

@@ -166,6 +166,10 @@ pub struct Thresholds {
     pub agent_response_time_ms: Levels,
     /// Security events per minute.
     pub security_events_per_minute: Levels,
+    /// Lost cluster nodes (in a cluster).
+    pub cluster_nodes_lost: Levels,
+    /// Agents without a live host (in a cluster).
+    pub cluster_agents_unhosted: Levels,
     /// Seconds a condition must hold before its alert fires.
     pub for_seconds: u64,
     /// How far below a threshold a value must fall to resolve, as a fraction of it.

@@ -33,6 +33,7 @@ pub mod audit;
 pub mod client;
 pub mod cluster;
 pub mod devices;
+pub mod emergency;
 pub mod error;
 pub mod learn;
 pub mod openapi;

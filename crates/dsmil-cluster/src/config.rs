@@ -87,6 +87,21 @@ pub struct ClusterConfig {
     /// a busy node cannot flood the cluster or slow its own bus. Alerts and emergencies are
     /// always relayed. Default: 200.
     pub events_per_second: u32,
+    /// What an emergency stop of this node's alert engine stops: `local` (this node) or
+    /// `cluster` (every node; cleared on every node when it is cleared). An operator can ask
+    /// for either through the API whatever this says. Default: `local`.
+    pub emergency_scope: EmergencyScope,
+}
+
+/// How far an emergency stop reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EmergencyScope {
+    /// This node only.
+    #[default]
+    Local,
+    /// Every node of the cluster.
+    Cluster,
 }
 
 impl Default for ClusterConfig {
@@ -105,6 +120,7 @@ impl Default for ClusterConfig {
             replicas: None,
             lease_seconds: 5,
             events_per_second: 200,
+            emergency_scope: EmergencyScope::Local,
         }
     }
 }

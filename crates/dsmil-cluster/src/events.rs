@@ -99,6 +99,7 @@ pub fn kind(event: &Event) -> &'static str {
         Event::Device(_) => "device",
         Event::Accel(_) => "accel",
         Event::Alert(_) => "alert",
+        Event::Cluster(_) => "cluster",
     }
 }
 
@@ -290,7 +291,8 @@ async fn send(sender: Sender, mut events: dsmil_core::Subscriber) {
             }
             Err(RecvError::Closed) => return,
         };
-        if !published.is_local() {
+        // Each node judges the cluster's health itself: its view is not relayed.
+        if !published.is_local() || matches!(*published.event, Event::Cluster(_)) {
             continue;
         }
         let event = &*published.event;

@@ -8,7 +8,9 @@
 //! - [`dispatch`]: tasks run on the nodes hosting their agents ([`dispatch::ClusterDispatcher`],
 //!   a [`dsmil_core::ports::TaskDispatcher`], and [`dispatch::TaskWorker`]);
 //! - [`membership`]: heartbeats, who is live and hosts what, duplicate node ids refused;
+//! - [`emergency`]: emergency stops that reach every node (`emergency_scope`);
 //! - [`events`]: every node's bus events relayed to every node (rate-bounded);
+//! - [`health`]: lost nodes and agents without a live host, for the alert engine;
 //! - [`journal`]: the workflow journal as a replicated stream ([`JetStreamJournal`], a
 //!   [`dsmil_core::ports::JournalStore`]);
 //! - [`records`]: every node's performance records imported into every node's embedded store;
@@ -49,8 +51,10 @@ pub mod cancel;
 pub mod config;
 mod connect;
 pub mod dispatch;
+pub mod emergency;
 mod error;
 pub mod events;
+pub mod health;
 pub mod journal;
 pub mod leases;
 pub mod membership;
@@ -61,7 +65,7 @@ pub mod publish;
 pub mod records;
 pub mod witness;
 
-pub use config::{ClusterConfig, ClusterSection};
+pub use config::{ClusterConfig, ClusterSection, EmergencyScope};
 pub use connect::{connect, known_servers};
 pub use error::{BoxError, ClusterError};
 pub use journal::JetStreamJournal;

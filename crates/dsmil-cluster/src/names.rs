@@ -167,11 +167,6 @@ impl Names {
     pub fn proof_subject(&self, node: &str) -> String {
         format!("{}.audit.proof.{node}", self.prefix)
     }
-
-    /// Where a cluster-wide emergency stop is announced.
-    pub fn emergency_subject(&self) -> String {
-        format!("{}.emergency", self.prefix)
-    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_nats::Client;
 use dsmil_core::ports::{
-    AuditSink, HeadVerifier, JournalStore, RecordsImport, TaskDispatcher, TaskExecutor,
+    AuditSink, HeadVerifier, JournalStore, RecordsImport, TaskDispatcher, TaskExecutor, Throttle,
     TreeHeadSource, WorkflowHost,
 };
 use dsmil_core::{EventBus, WorkflowId};
@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
 use crate::cancel;
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, EmergencyScope};
 use crate::connect::{connect, known_servers};
 use crate::dispatch::{ClusterDispatcher, TaskWorker, tasks_stream};
+use crate::emergency::ClusterThrottle;
 use crate::error::ClusterError;
 use crate::events::{EventRelay, RelayStats};
 use crate::journal::JetStreamJournal;
@@ -45,6 +46,10 @@ pub struct ClusterNode {
     events: std::sync::Mutex<Option<EventRelay>>,
     events_per_second: u32,
     witness: std::sync::Mutex<Option<Arc<Witness>>>,
+    emergency_scope: EmergencyScope,
+    throttle: std::sync::Mutex<Option<Arc<ClusterThrottle>>>,
+    health: std::sync::Mutex<Option<JoinHandle<()>>>,
+    lease: std::time::Duration,
 }
 
 impl std::fmt::Debug for ClusterNode {
@@ -147,6 +152,10 @@ impl ClusterNode {
             events: std::sync::Mutex::new(None),
             events_per_second: config.events_per_second,
             witness: std::sync::Mutex::new(None),
+            emergency_scope: config.emergency_scope,
+            throttle: std::sync::Mutex::new(None),
+            health: std::sync::Mutex::new(None),
+            lease,
         })
     }
 
@@ -215,7 +224,8 @@ impl ClusterNode {
     }
 
     /// Relays this node's events on `bus` to the other nodes (at most `events_per_second` of
-    /// each kind) and theirs onto `bus`, marked with the node they happened on.
+    /// each kind) and theirs onto `bus`, marked with the node they happened on; publishes the
+    /// cluster's health on `bus` every lease (for cluster alerts).
     pub async fn relay_events(&self, bus: &EventBus) -> Result<(), ClusterError> {
         let relay = EventRelay::start(
             self.client.clone(),
@@ -227,6 +237,11 @@ impl ClusterNode {
         )
         .await?;
         *lock(&self.events) = Some(relay);
+        *lock(&self.health) = Some(crate::health::spawn(
+            Arc::clone(&self.membership),
+            bus.clone(),
+            self.lease,
+        ));
         Ok(())
     }
 
@@ -265,6 +280,32 @@ impl ClusterNode {
     pub async fn witnesses(&self) -> Option<Result<Vec<WitnessedNode>, ClusterError>> {
         let witness = lock(&self.witness).clone()?;
         Some(witness.view().await)
+    }
+
+    /// Wraps this node's throttle (`inner`, its coordinator) so that emergency stops follow
+    /// `[cluster] emergency_scope` and cluster-wide stops from any node reach this one.
+    pub async fn throttle(
+        &self,
+        inner: Arc<dyn Throttle>,
+    ) -> Result<Arc<ClusterThrottle>, ClusterError> {
+        let throttle = Arc::new(
+            ClusterThrottle::start(
+                self.client.clone(),
+                &self.names,
+                &self.node,
+                self.replicas,
+                self.emergency_scope,
+                inner,
+            )
+            .await?,
+        );
+        *lock(&self.throttle) = Some(Arc::clone(&throttle));
+        Ok(throttle)
+    }
+
+    /// The cluster-aware throttle, once [`ClusterNode::throttle`] made it.
+    pub fn emergency(&self) -> Option<Arc<ClusterThrottle>> {
+        lock(&self.throttle).clone()
     }
 
     /// The owner of workflow `id`, as this node last saw its lease.
@@ -311,6 +352,10 @@ impl ClusterNode {
         }
         lock(&self.worker).stop();
         lock(&self.witness).take();
+        lock(&self.throttle).take();
+        if let Some(health) = lock(&self.health).take() {
+            health.abort();
+        }
         if let Some(mut events) = lock(&self.events).take() {
             events.stop();
         }

@@ -172,7 +172,8 @@ async fn an_r3_stream_survives_a_killed_server_and_strangers_are_refused() {
     assert!(!route.password.contains(&token) && !token.contains(&route.password));
 
     let client = connect(&cluster.urls(), &token).await;
-    let js = jetstream::new(client.clone());
+    let mut js = jetstream::new(client.clone());
+    js.set_timeout(Duration::from_secs(60)); // A hang guard on a loaded machine, not a speed check.
     let mut stream = create_r3_stream(&js, "launcher").await;
     publish(&js, "launcher", 0..100).await;
 
@@ -392,7 +393,10 @@ async fn sync_always_reaches_the_servers_and_detached_servers_stop_by_pid() {
         );
     }
     let client = connect(&cluster.urls(), cluster.token()).await;
-    let js = jetstream::new(client);
+    let mut js = jetstream::new(client);
+    // Every write fsync'd on three servers sharing two busy cores: acks may take longer than
+    // the client's 5 s default; this test is about what reaches the disks, not how fast.
+    js.set_timeout(Duration::from_secs(60));
     create_r3_stream(&js, "synced").await;
     publish(&js, "synced", 0..20).await;
 

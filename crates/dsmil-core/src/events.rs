@@ -78,6 +78,19 @@ pub struct AccelEvent {
     pub scale: f64,
 }
 
+/// The cluster as one node sees it, every lease: what cluster alerts are raised on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ClusterHealth {
+    /// When.
+    pub timestamp: DateTime<Utc>,
+    /// Nodes seen (live or lost).
+    pub nodes: u32,
+    /// Nodes whose heartbeat has been missing for three leases.
+    pub lost_nodes: Vec<String>,
+    /// Agents a node hosted that no live node hosts now (tasks for them cannot run).
+    pub unhosted_agents: Vec<crate::ids::AgentId>,
+}
+
 /// Everything that can travel on the bus.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
@@ -98,6 +111,8 @@ pub enum Event {
     Accel(AccelEvent),
     /// A threshold alert was raised or resolved.
     Alert(PerformanceAlert),
+    /// The cluster's membership (each node's own view; not relayed, not a WebSocket metric).
+    Cluster(ClusterHealth),
 }
 
 impl Event {
@@ -112,6 +127,7 @@ impl Event {
             Event::Device(_) => MetricType::DsmilDevice,
             Event::Accel(_) => MetricType::Avx512Performance,
             Event::Alert(a) => a.metric_type,
+            Event::Cluster(_) => MetricType::SystemHealth,
         }
     }
 }

@@ -132,6 +132,11 @@ pub struct AlertThresholds {
     pub agent_response_time_ms: Levels,
     /// Security events per minute. Default: 10 / 50.
     pub security_events_per_minute: Levels,
+    /// Nodes of the cluster whose heartbeat has been missing for three leases (only in a
+    /// cluster). Default: 1 / 2.
+    pub cluster_nodes_lost: Levels,
+    /// Agents some node hosted that no live node hosts now (only in a cluster). Default: 1 / 3.
+    pub cluster_agents_unhosted: Levels,
     /// How long a condition must hold before its alert fires, seconds. Default: 0 (at once).
     pub for_seconds: u64,
     /// How far below a threshold a value must fall before the alert resolves, as a fraction of
@@ -171,6 +176,14 @@ impl Default for AlertThresholds {
                 warning: 10.0,
                 critical: 50.0,
             },
+            cluster_nodes_lost: Levels {
+                warning: 1.0,
+                critical: 2.0,
+            },
+            cluster_agents_unhosted: Levels {
+                warning: 1.0,
+                critical: 3.0,
+            },
             for_seconds: 0,
             hysteresis_fraction: 0.05,
         }
@@ -182,7 +195,13 @@ impl AlertThresholds {
     /// percentages stay within 0–100 and rates within 0–1.
     pub fn validate(&self) -> Result<(), FieldError> {
         let err = |field: &str, reason: String| FieldError::new(field, reason);
-        let pairs: [(&str, &Levels, f64); 7] = [
+        let pairs: [(&str, &Levels, f64); 9] = [
+            ("cluster_nodes_lost", &self.cluster_nodes_lost, f64::MAX),
+            (
+                "cluster_agents_unhosted",
+                &self.cluster_agents_unhosted,
+                f64::MAX,
+            ),
             ("cpu_percent", &self.cpu_percent, 100.0),
             ("memory_percent", &self.memory_percent, 100.0),
             ("disk_percent", &self.disk_percent, 100.0),

@@ -4,7 +4,7 @@ use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{Answer, Auth, Body, Method, Route, SchemaRef};
-use crate::{alerts, audit, cluster, devices, error, learn, status, tpm, workflows};
+use crate::{alerts, audit, cluster, devices, emergency, error, learn, status, tpm, workflows};
 
 const fn json<T: ToSchema>() -> Body {
     Body::Json(SchemaRef::of::<T>())
@@ -481,6 +481,69 @@ pub const AUDIT_WITNESSES: Route = Route {
         err(
             503,
             "`cluster_unavailable`: the witness records cannot be read",
+        ),
+    ],
+};
+
+/// `GET /api/emergency`.
+pub const EMERGENCY: Route = Route {
+    method: Method::Get,
+    path: "/api/emergency",
+    operation_id: "emergency_state",
+    summary: "Whether an emergency stop is in force here, and the cluster-wide one.",
+    tag: "emergency",
+    auth: Auth::Bearer,
+    path_params: &[],
+    query: None,
+    request: Body::Empty,
+    answers: &[
+        ok(200, "The state.", json::<emergency::EmergencyState>()),
+        UNAUTHORIZED,
+    ],
+};
+
+/// `POST /api/emergency/stop`.
+pub const EMERGENCY_STOP: Route = Route {
+    method: Method::Post,
+    path: "/api/emergency/stop",
+    operation_id: "emergency_stop",
+    summary: "Cancel every running workflow and refuse new ones, here or on every node; audited on each.",
+    tag: "emergency",
+    auth: Auth::Bearer,
+    path_params: &[],
+    query: None,
+    request: json::<emergency::StopRequest>(),
+    answers: &[
+        ok(200, "Stopped.", json::<emergency::EmergencyState>()),
+        err(
+            400,
+            "`invalid_json`: not a stop request; `not_clustered`: scope `cluster` on one host",
+        ),
+        UNAUTHORIZED,
+        err(
+            503,
+            "`cluster_unavailable`: the cluster-wide stop could not be stored",
+        ),
+    ],
+};
+
+/// `POST /api/emergency/clear`.
+pub const EMERGENCY_CLEAR: Route = Route {
+    method: Method::Post,
+    path: "/api/emergency/clear",
+    operation_id: "emergency_clear",
+    summary: "Accept work again; a cluster-wide stop is cleared on every node.",
+    tag: "emergency",
+    auth: Auth::Bearer,
+    path_params: &[],
+    query: None,
+    request: Body::Empty,
+    answers: &[
+        ok(200, "Cleared.", json::<emergency::EmergencyState>()),
+        UNAUTHORIZED,
+        err(
+            503,
+            "`cluster_unavailable`: the cluster-wide stop could not be cleared",
         ),
     ],
 };

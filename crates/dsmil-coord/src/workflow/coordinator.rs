@@ -351,6 +351,11 @@ impl Coordinator {
         ids
     }
 
+    /// Why new workflows are refused, during an emergency stop.
+    pub fn emergency(&self) -> Option<String> {
+        lock(&self.emergency).clone()
+    }
+
     /// Refuses new work while shutting down or during an emergency stop.
     fn refuse(&self) -> Result<(), WorkflowError> {
         if self.closing.load(Ordering::Acquire) {

@@ -160,13 +160,21 @@ pub async fn start(config: DaemonConfig) -> Result<Layers> {
         audit_signer,
         bus.clone(),
     );
+    // In a cluster, the alert engine's emergency stops follow `[cluster] emergency_scope`.
+    let throttle: Arc<dyn dsmil_core::ports::Throttle> = match &cluster {
+        Some(node) => node
+            .throttle(coordinator.clone())
+            .await
+            .context("cannot follow the cluster's emergency stops")?,
+        None => coordinator.clone(),
+    };
     let monitor = monitoring::start(
         &config,
         &data_dir,
         &bus,
         early,
         audit.clone(),
-        coordinator.clone(),
+        throttle,
         engine.clone(),
     )?;
     Ok(Layers {

@@ -4,6 +4,7 @@
 //! [`wire`] converts the layers' types to the contract's.
 
 mod audit;
+mod emergency;
 mod learn;
 mod monitor;
 mod status;
@@ -200,6 +201,9 @@ pub fn routes(token: Arc<TokenCheck>) -> Routes {
         .add(&routes::AUDIT_PROOF, tpm::audit_proof)
         .add(&routes::AUDIT_CONSISTENCY, audit::consistency)
         .add(&routes::AUDIT_WITNESSES, audit::witnesses)
+        .add(&routes::EMERGENCY, emergency::read)
+        .add(&routes::EMERGENCY_STOP, emergency::stop)
+        .add(&routes::EMERGENCY_CLEAR, emergency::clear)
         .add(&routes::ALERTS, monitor::alerts)
         .add(&routes::METRICS, monitor::metrics)
         .add(&routes::WEBSOCKET, monitor::websocket)

@@ -292,6 +292,8 @@ pub fn thresholds(t: &dsmil_monitor::config::AlertThresholds) -> a::Thresholds {
         agent_failure_rate: levels(&t.agent_failure_rate),
         agent_response_time_ms: levels(&t.agent_response_time_ms),
         security_events_per_minute: levels(&t.security_events_per_minute),
+        cluster_nodes_lost: levels(&t.cluster_nodes_lost),
+        cluster_agents_unhosted: levels(&t.cluster_agents_unhosted),
         for_seconds: t.for_seconds,
         hysteresis_fraction: t.hysteresis_fraction,
     }

@@ -206,7 +206,13 @@ async fn run(
 fn handle(view: &AlertsView, event: &Event) {
     let now = Instant::now().into_std();
     lock(&view.rates).observe(event, now);
-    if let Event::SystemHealth(health) = event {
-        lock(&view.engine).observe_health(health, now);
+    match event {
+        Event::SystemHealth(health) => {
+            lock(&view.engine).observe_health(health, now);
+        }
+        Event::Cluster(cluster) => {
+            lock(&view.engine).observe_cluster(cluster, now);
+        }
+        _ => {}
     }
 }

@@ -363,6 +363,31 @@ impl AlertEngine {
         self.finish(out)
     }
 
+    /// Evaluates the lost nodes and the agents without a live host of a node's view of its
+    /// cluster.
+    pub fn observe_cluster(
+        &mut self,
+        health: &dsmil_core::events::ClusterHealth,
+        now: Instant,
+    ) -> Vec<AlertTransition> {
+        let mut out = Vec::new();
+        self.evaluate(
+            AlertMetric::ClusterNodesLost,
+            health.lost_nodes.len() as f64,
+            now,
+            true,
+            &mut out,
+        );
+        self.evaluate(
+            AlertMetric::ClusterAgentsUnhosted,
+            health.unhosted_agents.len() as f64,
+            now,
+            true,
+            &mut out,
+        );
+        self.finish(out)
+    }
+
     /// Active alerts, by metric.
     pub fn active(&self) -> Vec<ActiveAlert> {
         self.states

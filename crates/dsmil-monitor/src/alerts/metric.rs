@@ -27,11 +27,15 @@ pub enum AlertMetric {
     AgentResponseTimeMs,
     /// Security events per minute over the rate window.
     SecurityEventsPerMinute,
+    /// Cluster nodes whose heartbeat has been missing for three leases.
+    ClusterNodesLost,
+    /// Agents a node hosted that no live node hosts now.
+    ClusterAgentsUnhosted,
 }
 
 impl AlertMetric {
     /// Every metric, in declaration order.
-    pub const ALL: [AlertMetric; 7] = [
+    pub const ALL: [AlertMetric; 9] = [
         AlertMetric::CpuUsagePercent,
         AlertMetric::MemoryUsagePercent,
         AlertMetric::DiskUsagePercent,
@@ -39,6 +43,8 @@ impl AlertMetric {
         AlertMetric::AgentFailureRate,
         AlertMetric::AgentResponseTimeMs,
         AlertMetric::SecurityEventsPerMinute,
+        AlertMetric::ClusterNodesLost,
+        AlertMetric::ClusterAgentsUnhosted,
     ];
 
     /// The metric name used in alerts and on the wire.
@@ -51,6 +57,8 @@ impl AlertMetric {
             AlertMetric::AgentFailureRate => "agent_failure_rate",
             AlertMetric::AgentResponseTimeMs => "agent_response_time_ms",
             AlertMetric::SecurityEventsPerMinute => "security_events_per_minute",
+            AlertMetric::ClusterNodesLost => "cluster_nodes_lost",
+            AlertMetric::ClusterAgentsUnhosted => "cluster_agents_unhosted",
         }
     }
 
@@ -60,10 +68,11 @@ impl AlertMetric {
             AlertMetric::CpuUsagePercent
             | AlertMetric::MemoryUsagePercent
             | AlertMetric::DiskUsagePercent
-            | AlertMetric::ThermalMaxCelsius => MetricType::SystemHealth,
-            AlertMetric::AgentFailureRate | AlertMetric::AgentResponseTimeMs => {
-                MetricType::AgentActivity
-            }
+            | AlertMetric::ThermalMaxCelsius
+            | AlertMetric::ClusterNodesLost => MetricType::SystemHealth,
+            AlertMetric::AgentFailureRate
+            | AlertMetric::AgentResponseTimeMs
+            | AlertMetric::ClusterAgentsUnhosted => MetricType::AgentActivity,
             AlertMetric::SecurityEventsPerMinute => MetricType::SecurityEvent,
         }
     }
@@ -77,6 +86,8 @@ impl AlertMetric {
             AlertMetric::AgentFailureRate => t.agent_failure_rate,
             AlertMetric::AgentResponseTimeMs => t.agent_response_time_ms,
             AlertMetric::SecurityEventsPerMinute => t.security_events_per_minute,
+            AlertMetric::ClusterNodesLost => t.cluster_nodes_lost,
+            AlertMetric::ClusterAgentsUnhosted => t.cluster_agents_unhosted,
             AlertMetric::ThermalMaxCelsius => {
                 let th = t.thermal_celsius;
                 return Ladder {
@@ -108,6 +119,8 @@ impl AlertMetric {
             AlertMetric::AgentFailureRate => "Agent failure rate",
             AlertMetric::AgentResponseTimeMs => "Agent response time",
             AlertMetric::SecurityEventsPerMinute => "Security event rate",
+            AlertMetric::ClusterNodesLost => "Lost cluster nodes",
+            AlertMetric::ClusterAgentsUnhosted => "Agents without a live host",
         }
     }
 
@@ -121,6 +134,8 @@ impl AlertMetric {
             AlertMetric::AgentFailureRate => format!("{:.1} %", value * 100.0),
             AlertMetric::AgentResponseTimeMs => format!("{value:.0} ms"),
             AlertMetric::SecurityEventsPerMinute => format!("{value:.1} events/min"),
+            AlertMetric::ClusterNodesLost => format!("{value:.0} nodes"),
+            AlertMetric::ClusterAgentsUnhosted => format!("{value:.0} agents"),
         }
     }
 
@@ -216,6 +231,16 @@ impl AlertMetric {
                 "Review recent security events in the audit log",
                 "Check for intrusion attempts or quarantine violations",
                 "Consider locking device configuration until the cause is known",
+            ],
+            AlertMetric::ClusterNodesLost => vec![
+                "See which nodes are lost: `dsmilctl cluster status`",
+                "Check the lost hosts, their dsmild and their network path to NATS",
+                "Their workflows are taken over by the live nodes; their agents' tasks wait for a host",
+            ],
+            AlertMetric::ClusterAgentsUnhosted => vec![
+                "See which agents no live node hosts: `dsmilctl cluster status`",
+                "Restart a node that hosts them, or declare them on another node",
+                "Tasks for them fail after three leases without a host",
             ],
         };
         if severe {

@@ -108,6 +108,8 @@ impl EventCounters {
             }
             Event::Accel(_) => bump(&mut self.accel),
             Event::Alert(a) => self.alert.add(a.alert_level),
+            // Not counted: a node's periodic view of the cluster, not something that happened.
+            Event::Cluster(_) => {}
         }
     }
 

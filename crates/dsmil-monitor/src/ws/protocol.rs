@@ -141,6 +141,8 @@ fn messages_of(published: &Published) -> Vec<(Audience, Value)> {
     let event = &*published.event;
     let mut out = Vec::with_capacity(2);
     match event {
+        // Not one of the seed's metric types: the cluster view is `GET /api/cluster`.
+        Event::Cluster(_) => {}
         Event::Alert(alert) => out.push((
             Audience::Everyone,
             json!({"type": "alert", "event_seq": published.sequence, "data": alert}),
