@@ -254,7 +254,7 @@ fn tasks_run_where_their_agents_are_and_spread_over_their_hosts() {
 }
 
 /// A command agent that logs `start <task> <node>` and `end <task> <node>` around a sleep.
-fn slow_agent(dir: &Path, node: &str, log: &Path) -> String {
+pub(crate) fn slow_agent(dir: &Path, node: &str, log: &Path) -> String {
     let script = dir.join("slow.sh");
     std::fs::write(
         &script,
@@ -272,7 +272,7 @@ fn slow_agent(dir: &Path, node: &str, log: &Path) -> String {
     )
 }
 
-fn log_lines(log: &Path) -> Vec<String> {
+pub(crate) fn log_lines(log: &Path) -> Vec<String> {
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
@@ -394,7 +394,7 @@ fn started_once(log: &Path, tasks: &[&str]) {
 }
 
 /// Waits (bounded) until the agent's log shows `task` started.
-fn until_started(log: &Path, task: &str) {
+pub(crate) fn until_started(log: &Path, task: &str) {
     let deadline = Instant::now() + PATIENCE;
     while !log_lines(log)
         .iter()

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
 
 mod cluster;
+mod cluster_faults;
 mod common;
 mod contract;
 mod daemon;

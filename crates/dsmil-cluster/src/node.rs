@@ -119,6 +119,7 @@ impl ClusterNode {
             &node,
             journal.clone(),
             executor,
+            Arc::clone(&membership),
             lease,
         )
         .await?;

@@ -9,7 +9,8 @@ use async_nats::Client;
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
 use async_nats::jetstream::message::Message;
-use dsmil_core::ports::{TaskExecutor, TaskReport};
+use dsmil_core::AgentId;
+use dsmil_core::ports::{FailureKind, TaskExecutor, TaskReport};
 use futures_util::StreamExt as _;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
@@ -18,7 +19,9 @@ use tokio::time::{Instant, interval, sleep};
 use super::wire::{CancelMessage, DoneMessage, TaskMessage};
 use crate::error::ClusterError;
 use crate::journal::JetStreamJournal;
+use crate::membership::Membership;
 use crate::names::Names;
+use crate::publish::{DEFAULT_DEADLINE, publish_durably};
 
 /// How long a cancelled run's key is remembered (a task still queued when its owner gave up).
 const REMEMBER_CANCELLED: Duration = Duration::from_secs(600);
@@ -39,9 +42,14 @@ struct Shared {
     node: String,
     journal: JetStreamJournal,
     executor: Arc<dyn TaskExecutor>,
+    membership: Arc<Membership>,
     ack_wait: Duration,
     cancels: Mutex<Cancels>,
 }
+
+/// How long a pull loop waits before looking again while its agent's breaker is open here and
+/// closed on another live host.
+const BREAKER_WAIT: Duration = Duration::from_millis(250);
 
 /// Pulls and runs the tasks of the agents this node hosts.
 pub struct TaskWorker {
@@ -66,6 +74,7 @@ impl TaskWorker {
         node: &str,
         journal: JetStreamJournal,
         executor: Arc<dyn TaskExecutor>,
+        membership: Arc<Membership>,
         lease: Duration,
     ) -> Result<Self, ClusterError> {
         let cancel_subject = names.task_cancel_subject();
@@ -79,6 +88,7 @@ impl TaskWorker {
             node: node.to_owned(),
             journal,
             executor: Arc::clone(&executor),
+            membership,
             ack_wait: lease,
             cancels: Mutex::default(),
         });
@@ -111,7 +121,12 @@ impl TaskWorker {
                 .map_err(ClusterError::js(format!("create the consumer {name}")))?;
             let slots = Arc::new(Semaphore::new(agent.capacity.max(1)));
             let shared = Arc::clone(&shared);
-            handles.push(tokio::spawn(pull_loop(shared, consumer, slots)));
+            handles.push(tokio::spawn(pull_loop(
+                shared,
+                agent.agent_id,
+                consumer,
+                slots,
+            )));
         }
         Ok(Self { tasks: handles })
     }
@@ -186,13 +201,23 @@ impl Shared {
 /// Pulls tasks while the agent has free slots here: one long poll for the first, then as many
 /// more as there are free slots without waiting.
 /// The runs live in the loop's [`JoinSet`]: stopping the loop stops them.
-async fn pull_loop(shared: Arc<Shared>, consumer: PullConsumer, slots: Arc<Semaphore>) {
+async fn pull_loop(
+    shared: Arc<Shared>,
+    agent: AgentId,
+    consumer: PullConsumer,
+    slots: Arc<Semaphore>,
+) {
     let mut running = JoinSet::new();
     loop {
         while running.try_join_next().is_some() {}
         let Ok(first) = Arc::clone(&slots).acquire_owned().await else {
             return;
         };
+        if shared.defer(&agent) {
+            drop(first);
+            sleep(BREAKER_WAIT).await;
+            continue;
+        }
         let batch = consumer
             .batch()
             .max_messages(1)
@@ -263,11 +288,52 @@ async fn handle(shared: Arc<Shared>, message: Message, _slot: OwnedSemaphorePerm
             return;
         }
     }
+    // Pulled just before this node's breaker opened: another host with a closed breaker
+    // takes it, as a new message (so the hand-over spends none of its retries).
+    if shared.defer(&task.request.agent_id) {
+        let to = shared.names.task_subject(&task.request.agent_id);
+        let id = format!("defer.{}", uuid::Uuid::new_v4());
+        match publish_durably(
+            &shared.js(),
+            &to,
+            message.payload.clone(),
+            &id,
+            DEFAULT_DEADLINE,
+        )
+        .await
+        {
+            Ok(_) => {
+                tracing::debug!(task = %task.request.task_id, "breaker open here: task handed to another host");
+                let _ = message.double_ack().await;
+                return;
+            }
+            Err(err) => tracing::debug!(error = %err, "cannot hand a task over; running it here"),
+        }
+    }
+    // Each earlier delivery that ended without a result (its node died, or could not reach
+    // the journal) spent an attempt of the task's retry budget.
+    let mut request = task.request.clone();
+    let Some(left) = retries_left(request.retries, deliveries) else {
+        let spent = deliveries.saturating_sub(1);
+        let mut report = TaskReport::refused(
+            FailureKind::Failed,
+            format!(
+                "task {} was delivered {deliveries} times: {spent} runs ended without a result (their nodes stopped), more than its {} retries",
+                request.task_id, request.retries
+            ),
+        );
+        report.attempts = spent;
+        report.node = Some(shared.node.clone());
+        report.deliveries = deliveries;
+        finish(&shared, &task, &message, &report).await;
+        return;
+    };
+    request.retries = left;
     let Some(stop) = shared.start_run(&task.key) else {
         let _ = message.ack_with(AckKind::Term).await;
         return;
     };
-    let run = shared.executor.execute(&task.request);
+    let run = shared.executor.execute(&request);
     tokio::pin!(run);
     let mut progress = interval(shared.ack_wait / 3);
     progress.tick().await;
@@ -287,9 +353,47 @@ async fn handle(shared: Arc<Shared>, message: Message, _slot: OwnedSemaphorePerm
     };
     report.node = Some(shared.node.clone());
     report.deliveries = deliveries;
+    finish(&shared, &task, &message, &report).await;
+}
+
+impl Shared {
+    /// Whether `agent`'s tasks should go to another host: its breaker is open here and not on
+    /// some other live host (as their heartbeats last said). With every host's breaker open
+    /// the task stays here and is refused as it would be on one host.
+    fn defer(&self, agent: &AgentId) -> bool {
+        let open_here = self
+            .executor
+            .hosted()
+            .iter()
+            .any(|a| &a.agent_id == agent && a.breaker == "open");
+        open_here
+            && self.membership.members().iter().any(|(m, live)| {
+                *live
+                    && m.info.node_id != self.node
+                    && m.info
+                        .agents
+                        .iter()
+                        .any(|a| &a.agent_id == agent && a.breaker != "open")
+            })
+    }
+
+    fn js(&self) -> async_nats::jetstream::Context {
+        async_nats::jetstream::new(self.client.clone())
+    }
+}
+
+/// The retries a run may still make when this is delivery `deliveries` of a task allowed
+/// `retries` retries: every earlier delivery spent one attempt. `None` when none is left.
+pub(crate) fn retries_left(retries: u32, deliveries: u32) -> Option<u32> {
+    retries.checked_sub(deliveries.saturating_sub(1))
+}
+
+/// Journals the run's `report`, tells the owner and acknowledges the task; a report that
+/// cannot be journaled has the task delivered again.
+async fn finish(shared: &Shared, task: &TaskMessage, message: &Message, report: &TaskReport) {
     if let Err(err) = shared
         .journal
-        .record_run(&task.request, &report, &shared.node)
+        .record_run(&task.request, report, &shared.node)
         .await
     {
         tracing::warn!(error = %err, "cannot journal a task result; the task is delivered again");
@@ -298,9 +402,25 @@ async fn handle(shared: Arc<Shared>, message: Message, _slot: OwnedSemaphorePerm
             .await;
         return;
     }
-    shared.tell_owner(&task.owner, &task.key, &report).await;
+    shared.tell_owner(&task.owner, &task.key, report).await;
     if let Err(err) = message.double_ack().await {
         // Journaled: a redelivery finds the run and only reports it again.
         tracing::debug!(error = %err, "task acknowledgement not confirmed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retries_left;
+
+    #[test]
+    fn each_earlier_delivery_spends_a_retry() {
+        assert_eq!(retries_left(3, 1), Some(3));
+        assert_eq!(retries_left(3, 2), Some(2));
+        assert_eq!(retries_left(3, 4), Some(0));
+        assert_eq!(retries_left(3, 5), None);
+        assert_eq!(retries_left(0, 1), Some(0));
+        assert_eq!(retries_left(0, 2), None);
+        assert_eq!(retries_left(0, 0), Some(0));
     }
 }

@@ -1,0 +1,147 @@
+//! Faults of a cluster under real dsmild nodes beyond a single node's death: a task whose
+//! hosts keep dying spends its retry budget on the redeliveries.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::cluster::{Cluster, log_lines, slow_agent};
+use crate::common::PATIENCE;
+
+#[test]
+fn a_redelivery_spends_the_tasks_retry_budget() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    let log = cluster.dir.path().join("runs.log");
+    let a = cluster.node("a", "");
+    let mut b = cluster.node("b", &slow_agent(cluster.dir.path(), "b", &log));
+    let mut c = cluster.node("c", &slow_agent(cluster.dir.path(), "c", &log));
+    a.until_hosted(&["slow"]);
+    std::fs::remove_file(&log).ok();
+    // No retries: the run lost with its node was the task's only attempt.
+    let id = a.submit(
+        &json!({"workflow_type": "budget", "execution_mode": "sequential",
+        "tasks": [{"id": "s1", "agent_id": "slow", "task_description": "long",
+                   "retry_count": 0, "input_data": {"name": "s1", "ms": 3_000}}]}),
+    );
+    let deadline = Instant::now() + PATIENCE;
+    let victim = loop {
+        if let Some(line) = log_lines(&log).iter().find(|l| l.starts_with("start s1 ")) {
+            break line.rsplit(' ').next().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "s1 never started");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let dead = if victim == "b" { &mut b } else { &mut c };
+    dead.daemon.child.kill().unwrap();
+    dead.daemon.child.wait().unwrap();
+
+    let deadline = Instant::now() + PATIENCE;
+    let record = loop {
+        let (_, record) = a
+            .daemon
+            .get(&format!("/api/workflows/{id}"), Some(&a.token));
+        if record["state"] == "failed" {
+            break record;
+        }
+        assert_ne!(
+            record["state"], "completed",
+            "ran again without a retry left: {record}"
+        );
+        assert!(Instant::now() < deadline, "never failed: {record}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let s1 = &record["results"][0];
+    let error = s1["error_message"].as_str().unwrap_or_default();
+    assert!(error.contains("delivered 2 times"), "{s1}");
+    assert_eq!(s1["metadata"]["deliveries"], 2, "{s1}");
+    let starts = log_lines(&log)
+        .iter()
+        .filter(|l| l.starts_with("start s1 "))
+        .count();
+    assert_eq!(starts, 1, "{:?}", log_lines(&log));
+}
+
+/// A command agent `flaky` that fails on node `node` when it is `bad`, and succeeds elsewhere;
+/// its breaker opens at the first failure and stays open for a minute.
+fn flaky(node: &str, bad: &str) -> String {
+    // TOML-escaped quotes: the shell sees printf '{"ok":true}'.
+    let exit = if node == bad {
+        "exit 1"
+    } else {
+        "printf '{\\\"ok\\\":true}'"
+    };
+    format!(
+        "[[agents]]\nid = \"flaky\"\nkind = \"command\"\ncommand = \"/bin/sh\"\n\
+         args = [\"-c\", \"cat > /dev/null; {exit}\"]\nmax_concurrency = 4\n\
+         circuit_breaker = {{ failure_threshold = 1, recovery_timeout_seconds = 60.0, success_threshold = 1 }}\n"
+    )
+}
+
+fn breaker_of(node: &crate::cluster::Node, of: &str) -> String {
+    let (_, view) = node.daemon.get("/api/cluster", Some(&node.token));
+    view["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node_id"] == of)
+        .and_then(|n| {
+            n["agents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["agent_id"] == "flaky")
+                .map(|a| a["breaker"].as_str().unwrap().to_owned())
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_node_whose_breaker_is_open_leaves_the_agents_tasks_to_hosts_whose_breaker_is_closed() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    let a = cluster.node("a", "");
+    let b = cluster.node("b", &flaky("b", "b"));
+    let _c = cluster.node("c", &flaky("c", "b"));
+    a.until_hosted(&["flaky"]);
+    let one = |i: usize| {
+        json!({"workflow_type": "flaky", "execution_mode": "sequential",
+            "tasks": [{"id": format!("f{i}"), "agent_id": "flaky", "task_description": "x",
+                       "retry_count": 0, "input_data": {}}]})
+    };
+    // Until one task has run on b (and failed there), opening b's breaker.
+    let deadline = Instant::now() + PATIENCE;
+    let mut i = 0;
+    while breaker_of(&a, "b") != "open" {
+        assert!(Instant::now() < deadline, "b's breaker never opened");
+        i += 1;
+        let (status, _) = a
+            .daemon
+            .post("/api/workflows", &a.token, &one(i).to_string());
+        assert!(status == 200 || status == 400, "{status}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Every task now runs on c: none is refused by b's open breaker.
+    let tasks: Vec<_> = (0..12)
+        .map(|k| {
+            json!({"id": format!("p{k}"), "agent_id": "flaky", "task_description": "x",
+                   "retry_count": 0, "input_data": {}})
+        })
+        .collect();
+    let spec = json!({"workflow_type": "flaky", "execution_mode": "parallel", "tasks": tasks});
+    let (status, record) = a.daemon.post("/api/workflows", &a.token, &spec.to_string());
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(record["success"], true, "{record:#}");
+    assert!(
+        record["agent_results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["metadata"]["node"] == "c"),
+        "{record:#}"
+    );
+    assert_eq!(breaker_of(&a, "b"), "open", "the test's premise");
+    drop(b);
+}
