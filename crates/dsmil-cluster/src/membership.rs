@@ -176,6 +176,11 @@ impl Membership {
         &self.instance
     }
 
+    /// The cluster's lease (heartbeats come every third of it).
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
     /// Every node seen, live or not, with whether it is live.
     pub fn members(&self) -> Vec<(Member, bool)> {
         let limit = self.lease * LIVE_LEASES;

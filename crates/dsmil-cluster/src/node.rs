@@ -120,7 +120,6 @@ impl ClusterNode {
             journal.clone(),
             executor,
             Arc::clone(&membership),
-            lease,
         )
         .await?;
         let dispatcher = Arc::new(

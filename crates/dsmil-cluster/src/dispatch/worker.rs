@@ -75,8 +75,8 @@ impl TaskWorker {
         journal: JetStreamJournal,
         executor: Arc<dyn TaskExecutor>,
         membership: Arc<Membership>,
-        lease: Duration,
     ) -> Result<Self, ClusterError> {
+        let lease = membership.lease();
         let cancel_subject = names.task_cancel_subject();
         let mut cancels = client
             .subscribe(cancel_subject.clone())
