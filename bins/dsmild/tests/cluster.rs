@@ -131,6 +131,24 @@ impl Node {
         }
     }
 
+    /// Waits (bounded) until workflow `id` reads as `state` through this node; its record.
+    pub(crate) fn until_state(&self, id: &str, state: &str) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let (_, record) = self
+                .daemon
+                .get(&format!("/api/workflows/{id}"), Some(&self.token));
+            if record["state"] == state {
+                return record;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} never became {state}: {record}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits (bounded) until this node sees every agent of `agents` hosted in the cluster:
     /// a workflow naming one is accepted once it does.
     pub(crate) fn until_hosted(&self, agents: &[&str]) {
@@ -526,20 +544,7 @@ fn a_workflow_is_cancelled_through_a_node_that_does_not_own_it() {
         .daemon
         .post(&format!("/api/workflows/{id}/cancel"), &b.token, "");
     assert_eq!(status, 202, "{answer}");
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let (_, record) = b
-            .daemon
-            .get(&format!("/api/workflows/{id}"), Some(&b.token));
-        if record["state"] == "cancelled" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{id} was not cancelled: {record}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    b.until_state(&id, "cancelled");
     assert!(
         !log_lines(&log).iter().any(|l| l.starts_with("start s2 ")),
         "the workflow went on after its cancellation: {:?}",

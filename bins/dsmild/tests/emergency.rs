@@ -81,17 +81,7 @@ fn a_cluster_wide_stop_reaches_every_node_and_is_cleared_from_any() {
         "{on_b}"
     );
     // B's workflow was cancelled, and B refuses new ones.
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let (_, record) = b
-            .daemon
-            .get(&format!("/api/workflows/{id}"), Some(&b.token));
-        if record["state"] == "cancelled" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not cancelled: {record}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    b.until_state(&id, "cancelled");
     let (status, refused) = b
         .daemon
         .post("/api/workflows?wait=false", &b.token, &long.to_string());
