@@ -39,8 +39,8 @@ pub struct BenchArgs {
 /// time (routing quality, latency percentiles) write their rows as JSON arrays of [`Row`]s.
 pub const ROWS_DIR_VAR: &str = "DSMIL_BENCH_ROWS_DIR";
 
-/// Bench targets that need `cargo xtask services` (PostgreSQL, swtpm).
-const NEEDS_SERVICES: &[&str] = &["learn_store", "tpm_ops"];
+/// Bench targets that need `cargo xtask services` (PostgreSQL, swtpm, the nats-server binary).
+const NEEDS_SERVICES: &[&str] = &["learn_store", "tpm_ops", "cluster"];
 
 /// That directory, under `target/criterion`.
 const ROWS_DIR: &str = "dsmil-rows";

@@ -6,6 +6,7 @@
 //! `openapi` and `bench`.
 
 mod bench;
+mod cluster_demo;
 mod cmd;
 mod layering;
 mod openapi;
@@ -48,6 +49,9 @@ enum Command {
     },
     /// Run the criterion benchmarks and print project kernels beside their references.
     Bench(bench::BenchArgs),
+    /// Three dsmild nodes on a three-server JetStream cluster on loopback, in the foreground
+    /// (Ctrl-C stops them).
+    ClusterDemo,
     /// Write docs/openapi.json from the API contract (`--check`: fail if it is not current,
     /// and validate it as OpenAPI 3.1).
     Openapi {
@@ -93,6 +97,7 @@ fn run(cli: Cli) -> Result<()> {
             layering::check_workspace(workspace.as_deref().unwrap_or(&root))
         }
         Command::Bench(args) => bench::run(&root, &args),
+        Command::ClusterDemo => cluster_demo::run(&root),
         Command::Openapi { check } => openapi::run(&root, check),
     }
 }

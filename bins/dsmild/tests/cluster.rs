@@ -43,14 +43,19 @@ pub(crate) struct Node {
 impl Cluster {
     pub(crate) fn new() -> Option<Self> {
         let (urls, token_file) = nats()?;
-        Some(Self {
+        Some(Self::on(urls, token_file))
+    }
+
+    /// A cluster of nodes on the NATS servers at `urls` (a test's own).
+    pub(crate) fn on(urls: Vec<String>, token_file: PathBuf) -> Self {
+        Self {
             dir: tempfile::tempdir().unwrap(),
             urls,
             token_file,
             prefix: format!("d{}", &uuid::Uuid::new_v4().simple().to_string()[..10]),
             lease_seconds: 1,
             prelude: String::new(),
-        })
+        }
     }
 
     /// The configuration of node `id` hosting the `[[agents]]` in `agents`.

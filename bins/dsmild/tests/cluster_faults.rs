@@ -1,8 +1,11 @@
 //! Faults of a cluster under real dsmild nodes beyond a single node's death: a task whose
-//! hosts keep dying spends its retry budget on the redeliveries.
+//! hosts keep dying spends its retry budget on the redeliveries; a node whose breaker is open
+//! leaves the agent's tasks to the others; a nats-server killed under load loses and repeats
+//! no task, and after every node and server restarts every workflow reads as before.
 
 use std::time::{Duration, Instant};
 
+use dsmil_cluster::nats_server::{NatsBinary, NatsCluster, NatsClusterSpec};
 use serde_json::json;
 
 use crate::cluster::{Cluster, log_lines, slow_agent};
@@ -144,4 +147,83 @@ fn a_node_whose_breaker_is_open_leaves_the_agents_tasks_to_hosts_whose_breaker_i
     );
     assert_eq!(breaker_of(&a, "b"), "open", "the test's premise");
     drop(b);
+}
+
+/// This test's own three nats-servers (it kills one); `None` (skip) without a nats-server
+/// binary, unless services are required.
+fn own_nats(dir: &std::path::Path) -> Option<NatsCluster> {
+    if NatsBinary::find().is_err() {
+        assert!(
+            std::env::var(dsmil_core::testenv::REQUIRE_VAR).as_deref() != Ok("1"),
+            "a nats-server binary is required (cargo xtask services up)"
+        );
+        return None;
+    }
+    Some(NatsCluster::start(NatsClusterSpec::new(dir)).unwrap())
+}
+
+#[test]
+fn a_nats_server_killed_under_load_loses_and_repeats_no_task_and_a_full_restart_keeps_every_workflow()
+ {
+    let nats_dir = tempfile::tempdir().unwrap();
+    let Some(mut nats) = own_nats(nats_dir.path()) else {
+        return;
+    };
+    let cluster = Cluster::on(nats.urls(), nats.token_file().to_owned());
+    let log = cluster.dir.path().join("runs.log");
+    let agents = |node: &str| slow_agent(cluster.dir.path(), node, &log);
+    let a = cluster.node("a", "");
+    let b = cluster.node("b", &agents("b"));
+    let c = cluster.node("c", &agents("c"));
+    a.until_hosted(&["slow"]);
+    b.until_hosted(&["slow"]);
+    std::fs::remove_file(&log).ok();
+    let workflows: Vec<(String, Vec<String>)> = (0..6)
+        .map(|w| {
+            let names: Vec<String> = (0..3).map(|t| format!("w{w}t{t}")).collect();
+            let tasks: Vec<_> = names
+                .iter()
+                .map(|n| {
+                    json!({"id": n, "agent_id": "slow", "task_description": n,
+                                "input_data": {"name": n, "ms": 300}})
+                })
+                .collect();
+            let spec =
+                json!({"workflow_type": "load", "execution_mode": "sequential", "tasks": tasks});
+            let owner = if w % 2 == 0 { &a } else { &b };
+            (owner.submit(&spec), names)
+        })
+        .collect();
+    // Mid-load: the first tasks run; one of the three servers is killed.
+    crate::cluster::until_started(&log, "w0t0");
+    nats.kill(1).unwrap();
+    let before: Vec<serde_json::Value> = workflows
+        .iter()
+        .map(|(id, _)| a.until_state(id, "completed"))
+        .collect();
+    let lines = log_lines(&log);
+    for (_, names) in &workflows {
+        for n in names {
+            let starts = lines
+                .iter()
+                .filter(|l| l.starts_with(&format!("start {n} ")))
+                .count();
+            assert_eq!(starts, 1, "{n} started {starts} times: {lines:?}");
+        }
+    }
+
+    // Everything stops (the nodes cleanly, then every server) and starts again.
+    for node in [a, b, c] {
+        let (status, stderr) = node.daemon.stop(nix::sys::signal::Signal::SIGTERM);
+        assert!(status.success(), "{stderr}");
+    }
+    nats.stop_all().unwrap();
+    nats.restart_all().unwrap();
+    let a = cluster.node("a", "");
+    let _b = cluster.node("b", &agents("b"));
+    for ((id, _), was) in workflows.iter().zip(&before) {
+        let now = a.until_state(id, "completed");
+        assert_eq!(now["results"], was["results"], "workflow {id} changed");
+        assert_eq!(now["history"], was["history"], "workflow {id} changed");
+    }
 }

