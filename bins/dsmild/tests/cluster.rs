@@ -29,9 +29,11 @@ pub(crate) struct Cluster {
     token_file: PathBuf,
     prefix: String,
     /// `[cluster] lease_seconds` of its nodes.
-    lease_seconds: u64,
+    pub(crate) lease_seconds: u64,
     /// Top-level settings of its nodes' configuration.
     pub(crate) prelude: String,
+    /// More lines of its nodes' `[cluster]` table.
+    pub(crate) cluster_extra: String,
 }
 
 /// A running node: the daemon and its API token.
@@ -55,6 +57,7 @@ impl Cluster {
             prefix: format!("d{}", &uuid::Uuid::new_v4().simple().to_string()[..10]),
             lease_seconds: 1,
             prelude: String::new(),
+            cluster_extra: String::new(),
         }
     }
 
@@ -63,12 +66,13 @@ impl Cluster {
         let urls: Vec<String> = self.urls.iter().map(|u| format!("{u:?}")).collect();
         let text = format!(
             "{}[responses]\nenabled = false\n\n{agents}\n[cluster]\nnats = [{}]\nname = \"{}\"\n\
-             node_id = \"{id}\"\ntoken_file = {:?}\nlease_seconds = {}\n",
+             node_id = \"{id}\"\ntoken_file = {:?}\nlease_seconds = {}\n{}",
             self.prelude,
             urls.join(", "),
             self.prefix,
             token_file.display().to_string(),
             self.lease_seconds,
+            self.cluster_extra,
         );
         let path = self.dir.path().join(format!("{id}.toml"));
         std::fs::write(&path, text).unwrap();
@@ -87,7 +91,11 @@ impl Cluster {
     }
 
     /// Starts node `id` expecting it to refuse to start; its exit status and stderr.
-    fn refused(&self, id: &str, token_file: &Path) -> (std::process::ExitStatus, String) {
+    pub(crate) fn refused(
+        &self,
+        id: &str,
+        token_file: &Path,
+    ) -> (std::process::ExitStatus, String) {
         let config = self.config(id, "", token_file);
         let data = self.dir.path().join(format!("{id}-refused"));
         let out = dsmild()

@@ -47,6 +47,17 @@ struct Shared {
     cancels: Mutex<Cancels>,
 }
 
+/// Whether a delivered run may start here.
+enum Start {
+    /// Its owner gave up on it.
+    Cancelled,
+    /// The same run runs here already: a second delivery of its message (a consumer's leader
+    /// changed before the first delivery was recorded). The first run journals and acks it.
+    Running,
+    /// Started; notified to stop it.
+    Started(Arc<Notify>),
+}
+
 /// How long a pull loop waits before looking again while its agent's breaker is open here and
 /// closed on another live host.
 const BREAKER_WAIT: Duration = Duration::from_millis(250);
@@ -161,14 +172,17 @@ impl Shared {
     }
 
     /// Registers run `key` as running; `None` when it was cancelled already.
-    fn start_run(&self, key: &str) -> Option<Arc<Notify>> {
+    fn start_run(&self, key: &str) -> Start {
         let mut cancels = self.cancels.lock().unwrap_or_else(PoisonError::into_inner);
         if cancels.cancelled.contains_key(key) {
-            return None;
+            return Start::Cancelled;
+        }
+        if cancels.running.contains_key(key) {
+            return Start::Running;
         }
         let stop = Arc::new(Notify::new());
         cancels.running.insert(key.to_owned(), Arc::clone(&stop));
-        Some(stop)
+        Start::Started(stop)
     }
 
     fn end_run(&self, key: &str) {
@@ -329,9 +343,16 @@ async fn handle(shared: Arc<Shared>, message: Message, _slot: OwnedSemaphorePerm
         return;
     };
     request.retries = left;
-    let Some(stop) = shared.start_run(&task.key) else {
-        let _ = message.ack_with(AckKind::Term).await;
-        return;
+    let stop = match shared.start_run(&task.key) {
+        Start::Started(stop) => stop,
+        Start::Running => {
+            tracing::debug!(task = %task.request.task_id, "a second delivery of a run in progress here; left to it");
+            return;
+        }
+        Start::Cancelled => {
+            let _ = message.ack_with(AckKind::Term).await;
+            return;
+        }
     };
     let run = shared.executor.execute(&request);
     tokio::pin!(run);
@@ -389,13 +410,26 @@ pub(crate) fn retries_left(retries: u32, deliveries: u32) -> Option<u32> {
 }
 
 /// Journals the run's `report`, tells the owner and acknowledges the task; a report that
-/// cannot be journaled has the task delivered again.
+/// cannot be journaled has the task delivered again. Progress acknowledgements go on while
+/// the result is being journaled: a journal write retried through a server failure (a stream
+/// leader being elected) can take longer than the acknowledgement wait, and the task must not
+/// be delivered to another host — and run again there — before its result is journaled.
 async fn finish(shared: &Shared, task: &TaskMessage, message: &Message, report: &TaskReport) {
-    if let Err(err) = shared
+    let record = shared
         .journal
-        .record_run(&task.request, report, &shared.node)
-        .await
-    {
+        .record_run(&task.request, report, &shared.node);
+    tokio::pin!(record);
+    let mut progress = interval(shared.ack_wait / 3);
+    progress.tick().await;
+    let recorded = loop {
+        tokio::select! {
+            r = &mut record => break r,
+            _ = progress.tick() => {
+                let _ = message.ack_with(AckKind::Progress).await;
+            }
+        }
+    };
+    if let Err(err) = recorded {
         tracing::warn!(error = %err, "cannot journal a task result; the task is delivered again");
         let _ = message
             .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
