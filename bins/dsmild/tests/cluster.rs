@@ -22,6 +22,10 @@ fn nats() -> Option<(Vec<String>, PathBuf)> {
     Some((urls.split(',').map(str::to_owned).collect(), token.into()))
 }
 
+/// Top-level settings for nodes whose every sample raises a CPU warning (health every 200 ms).
+pub(crate) const ALERTING: &str =
+    "health_interval_ms = 200\n[alerts]\ncpu_percent = { warning = 0.0, critical = 100.0 }\n";
+
 /// One test's cluster: its prefix and where its nodes keep their files.
 pub(crate) struct Cluster {
     pub(crate) dir: tempfile::TempDir,
@@ -628,9 +632,7 @@ async fn one_nodes_websocket_shows_every_nodes_events_each_naming_its_node() {
         return;
     };
     // Samples every 200 ms; any CPU use raises a warning on every node.
-    cluster.prelude =
-        "health_interval_ms = 200\n[alerts]\ncpu_percent = { warning = 0.0, critical = 100.0 }\n"
-            .to_owned();
+    cluster.prelude = ALERTING.to_owned();
     let _a = cluster.node("a", "");
     let b = cluster.node("b", "");
     let url = format!(

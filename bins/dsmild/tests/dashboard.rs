@@ -448,9 +448,7 @@ fn a_nodes_dashboard_shows_the_cluster_and_any_node_chosen() {
     let Some(browser) = Browser::start() else {
         return;
     };
-    cluster.prelude =
-        "health_interval_ms = 200\n[alerts]\ncpu_percent = { warning = 0.0, critical = 100.0 }\n"
-            .to_owned();
+    cluster.prelude = crate::cluster::ALERTING.to_owned();
     let _a = cluster.node("a", "");
     let b = cluster.node("b", "");
     browser.navigate(&format!("{}/#token={}", b.daemon.base, b.token));

@@ -8,7 +8,7 @@
 //! cleared on every node by a clear from any node (the announcement and the KV entry go), and a
 //! remote clear never lifts a node's *own* local emergency.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use async_nats::Client;
 use async_nats::jetstream::kv::{self, Operation, Store};
@@ -21,8 +21,9 @@ use tokio::task::JoinHandle;
 
 use crate::config::EmergencyScope;
 use crate::error::ClusterError;
+use crate::lock;
 use crate::names::Names;
-use crate::publish::{DEFAULT_DEADLINE, idempotent};
+use crate::publish::{DEFAULT_DEADLINE, idempotent, open_bucket};
 
 /// The key of the cluster-wide emergency in `<p>-control`.
 const KEY: &str = "emergency";
@@ -74,10 +75,6 @@ impl Drop for ClusterThrottle {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl ClusterThrottle {
     /// Wraps `inner` (node `node`'s coordinator) for `scope`, applies a cluster-wide emergency
     /// already in force, and follows those set and cleared from now on.
@@ -99,11 +96,7 @@ impl ClusterThrottle {
             num_replicas: replicas,
             ..Default::default()
         };
-        let bucket = idempotent(DEFAULT_DEADLINE, "create the control bucket", || {
-            js.create_or_update_key_value(config.clone())
-        })
-        .await
-        .map_err(ClusterError::js(format!("create the bucket {name}")))?;
+        let bucket = open_bucket(&js, config, DEFAULT_DEADLINE).await?;
         // With history: the emergency in force (if any) arrives first.
         let mut watch = bucket
             .watch_with_history(KEY)

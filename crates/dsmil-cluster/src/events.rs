@@ -34,7 +34,7 @@ use tokio::time::Instant;
 
 use crate::error::ClusterError;
 use crate::names::Names;
-use crate::publish::{DEFAULT_DEADLINE, idempotent};
+use crate::publish::{DEFAULT_DEADLINE, open_bucket};
 
 /// How often a node rewrites its active alerts in `<p>-alerts`.
 pub const ALERTS_REFRESH: Duration = Duration::from_secs(10);
@@ -219,11 +219,7 @@ async fn alerts_bucket(
         num_replicas: replicas,
         ..Default::default()
     };
-    idempotent(DEFAULT_DEADLINE, "create the alerts bucket", || {
-        js.create_or_update_key_value(config.clone())
-    })
-    .await
-    .map_err(ClusterError::js(format!("create the bucket {name}")))
+    open_bucket(&js, config, DEFAULT_DEADLINE).await
 }
 
 /// Publishes the other nodes' active alerts on `bus`, as relayed from them.

@@ -14,7 +14,7 @@
 //! without journaling more ([`WorkflowHost::abandon`]). A finished workflow's lease is deleted.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::context::Context;
@@ -28,8 +28,9 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, interval};
 
 use crate::error::ClusterError;
+use crate::lock;
 use crate::names::Names;
-use crate::publish::{DEFAULT_DEADLINE, idempotent};
+use crate::publish::{DEFAULT_DEADLINE, open_bucket};
 
 /// Renewals and checks per lease.
 pub const TICKS: u32 = 4;
@@ -85,10 +86,6 @@ impl std::fmt::Debug for Leases {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl Leases {
     /// Opens the lease bucket (creating it with `replicas` copies) for node `node`, process
     /// `instance`, and starts watching it.
@@ -109,11 +106,7 @@ impl Leases {
             num_replicas: replicas,
             ..Default::default()
         };
-        let bucket = idempotent(DEFAULT_DEADLINE, "create the lease bucket", || {
-            js.create_or_update_key_value(config.clone())
-        })
-        .await
-        .map_err(ClusterError::js(format!("create the bucket {name}")))?;
+        let bucket = open_bucket(js, config, DEFAULT_DEADLINE).await?;
         let mut watch = bucket
             .watch_all()
             .await

@@ -71,3 +71,8 @@ pub use error::{BoxError, ClusterError};
 pub use journal::JetStreamJournal;
 pub use names::Names;
 pub use node::{ClusterNode, ClusterStatus, MemberStatus};
+
+/// Locks `m`; a poisoned lock (another thread panicked holding it) still guards valid data.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

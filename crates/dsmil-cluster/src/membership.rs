@@ -21,7 +21,7 @@ use tokio::time::{Instant, sleep};
 
 use crate::error::ClusterError;
 use crate::names::Names;
-use crate::publish::idempotent;
+use crate::publish::open_bucket;
 
 /// How many leases without a beat make a node lost.
 pub const LIVE_LEASES: u32 = 3;
@@ -93,11 +93,7 @@ impl Membership {
             num_replicas: replicas,
             ..Default::default()
         };
-        let bucket = idempotent(lease * 4, "create the node bucket", || {
-            js.create_or_update_key_value(config.clone())
-        })
-        .await
-        .map_err(ClusterError::js(format!("create the bucket {bucket_name}")))?;
+        let bucket = open_bucket(js, config, lease * 4).await?;
         let instance = uuid::Uuid::new_v4().to_string();
         refuse_duplicate(&bucket, names, node, &instance, lease).await?;
 

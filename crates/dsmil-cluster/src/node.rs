@@ -23,6 +23,7 @@ use crate::error::ClusterError;
 use crate::events::{EventRelay, RelayStats};
 use crate::journal::JetStreamJournal;
 use crate::leases::{Leases, Release};
+use crate::lock;
 use crate::membership::{Membership, NodeInfo};
 use crate::names::Names;
 use crate::records::RecordsShare;
@@ -368,8 +369,4 @@ impl ClusterNode {
             tracing::debug!(error = %err, "cannot flush the NATS connection");
         }
     }
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -7,10 +7,13 @@
 use std::time::Duration;
 
 use async_nats::jetstream::context::{Context, PublishErrorKind};
+use async_nats::jetstream::kv;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::publish::PublishAck;
 use bytes::Bytes;
 use tokio::time::{Instant, sleep};
+
+use crate::error::ClusterError;
 
 /// How long a publish keeps retrying by default: longer than a stream leader election (a few
 /// seconds) and a server restart.
@@ -68,6 +71,21 @@ pub async fn idempotent<T, E: std::fmt::Display, F: Future<Output = Result<T, E>
             Err(err) => return Err(err),
         }
     }
+}
+
+/// Opens the key-value bucket `config` describes, creating it or updating its settings,
+/// retrying through server failures until `deadline`; the error names the bucket.
+pub async fn open_bucket(
+    js: &Context,
+    config: kv::Config,
+    deadline: Duration,
+) -> Result<kv::Store, ClusterError> {
+    let name = config.bucket.clone();
+    idempotent(deadline, "create a bucket", || {
+        js.create_or_update_key_value(config.clone())
+    })
+    .await
+    .map_err(ClusterError::js(format!("create the bucket {name}")))
 }
 
 /// Whether a failed publish may succeed when sent again: no acknowledgement in time, no stream

@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::error::ClusterError;
+use crate::lock;
 use crate::names::Names;
 use crate::publish::{DEFAULT_DEADLINE, idempotent, publish_durably};
 
@@ -51,10 +52,6 @@ pub struct RecordsShare {
 
 /// How long [`RecordsShare::close`] waits for queued records to be published.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(5);
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 impl std::fmt::Debug for RecordsShare {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -31,7 +31,7 @@ use dsmil_core::{AgentResult, WorkflowId, WorkflowResult, WorkflowSpec, Workflow
 use crate::error::ClusterError;
 use crate::leases::Leases;
 use crate::names::Names;
-use crate::publish::{DEFAULT_DEADLINE, idempotent, publish_durably};
+use crate::publish::{DEFAULT_DEADLINE, idempotent, open_bucket, publish_durably};
 pub use entry::{Entry, Run};
 
 /// How long the stream remembers message ids to drop a republished entry (a publish retried
@@ -107,11 +107,7 @@ impl JetStreamJournal {
             num_replicas: replicas,
             ..Default::default()
         };
-        let index = idempotent(DEFAULT_DEADLINE, "create the workflow index", || {
-            js.create_or_update_key_value(kv_config.clone())
-        })
-        .await
-        .map_err(ClusterError::js(format!("create the bucket {bucket}")))?;
+        let index = open_bucket(&js, kv_config, DEFAULT_DEADLINE).await?;
         Ok(Self {
             js,
             names,

@@ -21,7 +21,7 @@ mod check;
 
 pub use check::{Seen, Step, check_proof, step};
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,7 +40,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::ClusterError;
 use crate::names::Names;
-use crate::publish::{DEFAULT_DEADLINE, idempotent};
+use crate::publish::{DEFAULT_DEADLINE, idempotent, open_bucket};
 
 /// How often a witness countersigns a node whose heads keep checking out.
 pub const COSIGN_EVERY: Duration = Duration::from_secs(60);
@@ -162,11 +162,7 @@ impl Witness {
             num_replicas: replicas,
             ..Default::default()
         };
-        let bucket = idempotent(DEFAULT_DEADLINE, "create the witness bucket", || {
-            js.create_or_update_key_value(config.clone())
-        })
-        .await
-        .map_err(ClusterError::js(format!("create the bucket {name}")))?;
+        let bucket = open_bucket(&js, config, DEFAULT_DEADLINE).await?;
         let subject = names.proof_subject(me);
         let requests = client
             .subscribe(subject.clone())
@@ -196,7 +192,19 @@ impl Witness {
 
     /// Every node's latest head and what each witness holds of it, by node.
     pub async fn view(&self) -> Result<Vec<WitnessedNode>, ClusterError> {
-        let mut nodes: HashMap<String, WitnessedNode> = HashMap::new();
+        fn record<'a>(
+            nodes: &'a mut BTreeMap<String, WitnessedNode>,
+            node: &str,
+        ) -> &'a mut WitnessedNode {
+            nodes
+                .entry(node.to_owned())
+                .or_insert_with(|| WitnessedNode {
+                    node: node.to_owned(),
+                    head: None,
+                    witnesses: Vec::new(),
+                })
+        }
+        let mut nodes = BTreeMap::new();
         let mut keys = self
             .bucket
             .keys()
@@ -207,31 +215,16 @@ impl Witness {
             let Ok(Some(value)) = self.bucket.get(&key).await else {
                 continue;
             };
-            let entry = |node: &str, nodes: &mut HashMap<String, WitnessedNode>| {
-                nodes
-                    .entry(node.to_owned())
-                    .or_insert_with(|| WitnessedNode {
-                        node: node.to_owned(),
-                        head: None,
-                        witnesses: Vec::new(),
-                    })
-                    .clone()
-            };
             if let Some(node) = key.strip_prefix("head.") {
-                let mut n = entry(node, &mut nodes);
-                n.head = serde_json::from_slice(&value).ok();
-                nodes.insert(node.to_owned(), n);
+                record(&mut nodes, node).head = serde_json::from_slice(&value).ok();
             } else if let Some(rest) = key.strip_prefix("cosig.")
                 && let Some((node, _)) = rest.split_once('.')
                 && let Ok(cosig) = serde_json::from_slice::<Cosignature>(&value)
             {
-                let mut n = entry(node, &mut nodes);
-                n.witnesses.push(cosig);
-                nodes.insert(node.to_owned(), n);
+                record(&mut nodes, node).witnesses.push(cosig);
             }
         }
         let mut out: Vec<WitnessedNode> = nodes.into_values().collect();
-        out.sort_by(|a, b| a.node.cmp(&b.node));
         for n in &mut out {
             n.witnesses.sort_by(|a, b| a.witness.cmp(&b.witness));
         }

@@ -148,9 +148,18 @@ impl LearningEngine {
             .map_err(|_| LearnError::InvalidRequest("the engine relays its records already".into()))
     }
 
-    fn relay(&self, records: &[StoredRecord]) {
-        if let Some(relay) = self.relay.get() {
-            relay.relay(records.iter().map(StoredRecord::to_performance).collect());
+    /// `records` in the shape the relay carries, when there is a relay (taken before they
+    /// go to the writer, so nothing is cloned without one).
+    fn to_relay(&self, records: &[StoredRecord]) -> Option<Vec<AgentPerformance>> {
+        self.relay
+            .get()
+            .map(|_| records.iter().map(StoredRecord::to_performance).collect())
+    }
+
+    /// Hands records that are now stored to the relay.
+    fn relay(&self, records: Option<Vec<AgentPerformance>>) {
+        if let (Some(relay), Some(records)) = (self.relay.get(), records) {
+            relay.relay(records);
         }
     }
 
@@ -245,7 +254,7 @@ impl LearningEngine {
         let stored = self.prepare(record, 1).await?;
         let id = stored.record_id;
         let agent = stored.agent_id.clone();
-        let relayed = self.relay.get().is_some().then(|| stored.clone());
+        let relayed = self.to_relay(std::slice::from_ref(&stored));
         let (done, wait) = oneshot::channel();
         self.writer
             .send(writer::Unit::One(Box::new(stored), done))
@@ -253,9 +262,7 @@ impl LearningEngine {
             .map_err(|_| LearnError::Closed)?;
         wait.await.map_err(|_| LearnError::Closed)??;
         self.learn_agents([&agent]);
-        if let Some(stored) = relayed {
-            self.relay(std::slice::from_ref(&stored));
-        }
+        self.relay(relayed);
         Ok(id)
     }
 
@@ -267,11 +274,9 @@ impl LearningEngine {
         for (i, r) in records.into_iter().enumerate() {
             prepared.push(self.prepare(r, i + 1).await?);
         }
-        let relayed = self.relay.get().is_some().then(|| prepared.clone());
+        let relayed = self.to_relay(&prepared);
         let stored = self.commit_batch(prepared).await?;
-        if let Some(records) = relayed {
-            self.relay(&records);
-        }
+        self.relay(relayed);
         Ok(stored)
     }
 
