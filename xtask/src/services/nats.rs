@@ -64,10 +64,32 @@ fn healthy(cluster: &DetachedCluster) -> bool {
             .all(|s| s.is_running() && s.check_health().is_ok())
 }
 
-/// Starts the cluster unless the recorded one is still healthy.
+/// Environment variable choosing how the test cluster's servers flush: `always`
+/// (`sync_interval: always`, every write fsync'd before it is acknowledged) or `default`
+/// (nats-server's interval flushing; also when unset).
+pub const SYNC_VAR: &str = "DSMIL_NATS_SYNC";
+
+/// Whether `value` of [`SYNC_VAR`] asks for `sync_interval: always`.
+fn parse_sync(value: Option<&str>) -> Result<bool> {
+    match value.map(str::trim) {
+        None | Some("" | "default") => Ok(false),
+        Some("always") => Ok(true),
+        Some(other) => bail!("{SYNC_VAR}={other:?}: expected `always` or `default`"),
+    }
+}
+
+/// Starts the cluster unless the recorded one is still healthy and flushes as [`SYNC_VAR`]
+/// asks.
 pub fn up(state_dir: &Path, previous: Option<DetachedCluster>) -> Result<DetachedCluster> {
+    let sync_always = parse_sync(std::env::var(SYNC_VAR).ok().as_deref())?;
     if let Some(cluster) = previous {
-        if healthy(&cluster) {
+        if healthy(&cluster) && cluster.sync_always != sync_always {
+            note(format!(
+                "the running nats-server cluster has sync_always = {}; {SYNC_VAR} asks for {sync_always}: restarting it",
+                cluster.sync_always
+            ));
+            stop(&cluster)?;
+        } else if healthy(&cluster) {
             note(format!(
                 "nats-server cluster already running ({})",
                 cluster.urls().join(",")
@@ -86,9 +108,15 @@ pub fn up(state_dir: &Path, previous: Option<DetachedCluster>) -> Result<Detache
     let mut spec = NatsClusterSpec::new(&root);
     spec.binary = Some(binary.path.clone());
     spec.own_process_group = true;
+    spec.sync_always = sync_always;
     note(format!(
-        "starting a 3-server JetStream cluster (nats-server {}) under {}",
+        "starting a 3-server JetStream cluster (nats-server {}{}) under {}",
         binary.version,
+        if sync_always {
+            ", sync_interval: always"
+        } else {
+            ""
+        },
         root.display()
     ));
     let cluster = NatsCluster::start(spec).context("starting the nats-server cluster")?;
@@ -137,8 +165,36 @@ pub fn status(state: Option<&DetachedCluster>) -> String {
         .iter()
         .map(|s| {
             let up = if s.is_running() { "running" } else { "stopped" };
-            format!("nats {}: {up}, pid {}, {}", s.name, s.pid, s.url())
+            format!(
+                "nats {}: {up}, pid {}, {}{}",
+                s.name,
+                s.pid,
+                s.url(),
+                if cluster.sync_always {
+                    ", sync_interval: always"
+                } else {
+                    ""
+                }
+            )
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_sync;
+
+    #[test]
+    fn the_sync_variable_takes_always_or_default() {
+        assert!(!parse_sync(None).unwrap());
+        assert!(!parse_sync(Some("default")).unwrap());
+        assert!(!parse_sync(Some("")).unwrap());
+        assert!(parse_sync(Some("always")).unwrap());
+        let err = parse_sync(Some("yes")).unwrap_err().to_string();
+        assert!(
+            err.contains("DSMIL_NATS_SYNC") && err.contains("always"),
+            "{err}"
+        );
+    }
 }
