@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
 
+mod credentials;
 mod dispatch;
 mod journal;
 mod nats_server;
