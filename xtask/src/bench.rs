@@ -92,6 +92,19 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
     } else {
         Default::default()
     };
+    // The cluster bench runs Ray beside dsmild when it installs (else no Ray row).
+    let mut services = services;
+    if targets.iter().any(|(_, b)| b == "cluster") {
+        match crate::services::ray_python(root) {
+            Ok(python) => {
+                services.insert(
+                    "DSMIL_BENCH_RAY_PYTHON".to_owned(),
+                    python.display().to_string(),
+                );
+            }
+            Err(err) => eprintln!("bench: no Ray reference row: {err:#}"),
+        }
+    }
     for (package, bench) in &targets {
         eprintln!("bench: running {package}/{bench}");
         let mut cmd = Command::new(&cargo);

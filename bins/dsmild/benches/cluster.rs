@@ -360,6 +360,27 @@ fn failover(dir: &Path, cluster: &NatsCluster, kills: usize) -> Vec<f64> {
     times
 }
 
+/// Ray's round trips at `in_flight` (the reference row), through the Python that
+/// `DSMIL_BENCH_RAY_PYTHON` names (`cargo xtask bench` installs Ray for it); `None` without.
+fn through_ray(in_flight: usize, total: usize) -> Option<(f64, f64, f64)> {
+    let python = std::env::var_os("DSMIL_BENCH_RAY_PYTHON")?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/ray_noop.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(in_flight.to_string())
+        .arg(total.to_string())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let line = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(line.lines().last()?).ok()?;
+    Some((
+        v["per_second"].as_f64()?,
+        v["p50_ms"].as_f64()?,
+        v["p99_ms"].as_f64()?,
+    ))
+}
+
 fn row(group: &str, case: &str, implementation: &str, unit: &str, value: f64) -> Value {
     json!({"group": group, "case": case, "impl": implementation, "unit": unit, "value": value})
 }
@@ -379,6 +400,20 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let total = |in_flight: usize| if quick { 200 } else { 1000 }.max(in_flight * 20);
     let mut rows = Vec::new();
+
+    // Ray on this machine (the second reference), when installed.
+    for in_flight in [1, 16, 64] {
+        match through_ray(in_flight, total(in_flight)) {
+            Some((rate, p50, p99)) => {
+                let case = format!("{in_flight} in flight");
+                eprintln!("{case}: ray {rate:.0} tasks/s, p50 {p50:.2} ms, p99 {p99:.2} ms");
+                rows.push(row("cluster round trip", &case, "ray", "tasks/s", rate));
+                rows.push(row("cluster latency p50", &case, "ray", "ms", p50));
+                rows.push(row("cluster latency p99", &case, "ray", "ms", p99));
+            }
+            None => eprintln!("no Ray row: DSMIL_BENCH_RAY_PYTHON is unset or Ray failed"),
+        }
+    }
 
     // One host, no cluster.
     let local = start(

@@ -63,6 +63,25 @@ pub fn nats_binary(root: &Path) -> Result<std::path::PathBuf> {
     Ok(nats::ensure_binary(dir.path())?.path)
 }
 
+/// The pinned Ray the cluster bench compares with (the reference).
+const RAY_WHEEL: &str = "ray==2.60.0";
+
+/// A Python with Ray installed (in `target/dsmil-services/ray-venv`, installed if missing),
+/// for the cluster bench's reference row.
+pub fn ray_python(root: &Path) -> Result<std::path::PathBuf> {
+    let dir = StateDir::open(root)?;
+    let venv = dir.path().join("ray-venv");
+    let python = venv.join("bin").join("python");
+    let marker = venv.join(".dsmil-wheel");
+    if !(python.is_file() && std::fs::read_to_string(&marker).is_ok_and(|w| w == RAY_WHEEL)) {
+        postgres::create_venv(&venv)?;
+        note(format!("pip install {RAY_WHEEL}"));
+        process::pip_install(&venv, &[RAY_WHEEL], "pip install ray")?;
+        std::fs::write(&marker, RAY_WHEEL)?;
+    }
+    Ok(python)
+}
+
 /// Prints `env` as `export KEY=VALUE` lines on stdout, for `eval "$(cargo xtask services up)"`.
 pub fn print_env(env: &Env) {
     print!("{}", render_env(env));
