@@ -3,7 +3,8 @@
 //! leaves the agent's tasks to the others; a nats-server killed under load loses no task (one
 //! that runs twice across the failover is reported: a known gap), and after every node and
 //! server restarts every workflow reads as before; nodes join servers that require TLS with
-//! `tls_ca`, and a node without it is refused.
+//! `tls_ca`, and a node without it is refused; a workflow taken over just after a NATS outage
+//! waits for its agents to be announced again instead of failing.
 
 use std::time::{Duration, Instant};
 
@@ -277,6 +278,82 @@ fn a_nats_server_killed_under_load_loses_no_task_and_a_full_restart_keeps_every_
         assert_eq!(now["results"], was["results"], "workflow {id} changed");
         assert_eq!(now["history"], was["history"], "workflow {id} changed");
     }
+}
+
+#[test]
+fn a_workflow_taken_over_after_a_nats_outage_waits_for_its_agents_to_be_announced() {
+    let nats_dir = tempfile::tempdir().unwrap();
+    let Some(mut nats) = own_nats(nats_dir.path()) else {
+        return;
+    };
+    let mut cluster = Cluster::on(nats.urls(), nats.token_file().to_owned());
+    // Leases long enough for the window in which a reconnected node waits to hear the others
+    // (3 leases + the client's 4 s reconnection lag) to hold the steps below.
+    cluster.lease_seconds = 3;
+    let log = cluster.dir.path().join("runs.log");
+    let agents = |node: &str| slow_agent(cluster.dir.path(), node, &log);
+    let mut a = cluster.node("a", "");
+    let c = cluster.node("c", "");
+    let mut b = cluster.node("b", &agents("b"));
+    a.until_hosted(&["slow"]);
+    c.until_hosted(&["slow"]);
+    std::fs::remove_file(&log).ok();
+    let id = a.submit(
+        &json!({"workflow_type": "outage", "execution_mode": "sequential",
+        "tasks": [{"id": "s1", "agent_id": "slow", "task_description": "s1",
+                   "input_data": {"name": "s1", "ms": 500}},
+                  {"id": "s2", "agent_id": "slow", "task_description": "s2",
+                   "input_data": {"name": "s2", "ms": 100}}]}),
+    );
+    crate::cluster::until_started(&log, "s1");
+    // The owner and the only host of `slow` die and NATS is down for more than three leases:
+    // when it is back, `c` has heard from no other node and claims the workflow alone.
+    for dead in [&mut a, &mut b] {
+        dead.daemon.child.kill().unwrap();
+        dead.daemon.child.wait().unwrap();
+    }
+    nats.stop_all().unwrap();
+    std::thread::sleep(Duration::from_secs(10));
+    nats.restart_all().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (status, view) = c.daemon.get("/api/cluster", Some(&c.token));
+        let owned = status == 200
+            && view["nodes"].as_array().is_some_and(|nodes| {
+                nodes.iter().any(|n| {
+                    n["node_id"] == "c"
+                        && n["workflows"]
+                            .as_array()
+                            .is_some_and(|w| w.contains(&json!(id)))
+                })
+            });
+        let (_, record) = c
+            .daemon
+            .get(&format!("/api/workflows/{id}"), Some(&c.token));
+        if owned || record["state"] == "failed" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "c never claimed {id}: {view}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let (_, record) = c
+        .daemon
+        .get(&format!("/api/workflows/{id}"), Some(&c.token));
+    assert_ne!(
+        record["state"], "failed",
+        "failed although its agent's host may only not have reconnected yet: {record}"
+    );
+    // `b` comes back (within the window) and announces `slow`: `c` resumes the workflow.
+    let _b = cluster.node("b", &agents("b"));
+    let record = completed_through_failover(&c, &id);
+    assert_eq!(record["results"].as_array().unwrap().len(), 2, "{record}");
+    let (status, stderr) = c.daemon.stop(nix::sys::signal::Signal::SIGTERM);
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("waiting for its agents to be announced"),
+        "the takeover waited: {stderr}"
+    );
 }
 
 #[test]

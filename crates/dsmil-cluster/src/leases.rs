@@ -21,7 +21,7 @@ use async_nats::jetstream::context::Context;
 use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, Store, UpdateErrorKind};
 use async_nats::jetstream::stream::StorageType;
 use dsmil_core::WorkflowId;
-use dsmil_core::ports::{JournalStore, WorkflowHost};
+use dsmil_core::ports::{Adoption, JournalStore, WorkflowHost};
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
@@ -265,8 +265,12 @@ impl Leases {
             } else {
                 let idle = *h.idle_since.get_or_insert_with(Instant::now);
                 if idle.elapsed() >= self.lease {
-                    self.settle_idle(id, h, host, journal).await;
-                    continue;
+                    if !self.settle_idle(id, h, host, journal).await {
+                        continue;
+                    }
+                    // Kept (resumed, waiting for its agents, or unreadable): asked again after
+                    // another lease, renewed meanwhile.
+                    h.idle_since = Some(Instant::now());
                 }
             }
             lock(&self.held).insert(id, h);
@@ -291,20 +295,21 @@ impl Leases {
         }
     }
 
-    /// A held workflow that has not run here for a lease: finished (its lease is deleted) or
-    /// never started (it is resumed here).
+    /// A held workflow that has not run here for a lease: finished (its lease is deleted),
+    /// never started or waiting for its agents (it is resumed here), or impossible to resume
+    /// (its lease is handed back). `true` while this node keeps it.
     async fn settle_idle(
         &self,
         id: WorkflowId,
         h: Held,
         host: &dyn WorkflowHost,
         journal: &dyn JournalStore,
-    ) {
+    ) -> bool {
         let finished = match journal.get(id).await {
             Ok(record) => record.is_none_or(|r| r.state.is_terminal()),
             Err(err) => {
                 tracing::debug!(workflow = %id, error = %err, "cannot read a workflow");
-                return;
+                return true;
             }
         };
         if finished {
@@ -318,10 +323,23 @@ impl Leases {
                 }
                 Err(err) => tracing::debug!(workflow = %id, error = %err, "cannot delete a lease"),
             }
-            return;
+            return false;
         }
-        if let Err(err) = host.adopt(id).await {
-            tracing::warn!(workflow = %id, error = %err, "cannot resume a workflow this node owns");
+        match host.adopt(id).await {
+            Ok(Adoption::Started) => {
+                tracing::info!(workflow = %id, "resumed a workflow this node owns");
+                true
+            }
+            Ok(Adoption::Nothing) => true,
+            Ok(Adoption::Waiting(why)) => {
+                tracing::debug!(workflow = %id, why, "still waiting to resume a workflow");
+                true
+            }
+            Err(err) => {
+                tracing::warn!(workflow = %id, error = %err, "cannot resume a workflow this node owns; releasing it");
+                self.release_one(id).await;
+                false
+            }
         }
     }
 
@@ -357,11 +375,15 @@ impl Leases {
                 },
             );
             match host.adopt(id).await {
-                Ok(true) => {
+                Ok(Adoption::Started) => {
                     tracing::info!(workflow = %id, from = seen.lease.owner, "took over a workflow")
                 }
                 // Finished or unknown: its lease goes at the next renewal (idle for a lease).
-                Ok(false) => {}
+                Ok(Adoption::Nothing) => {}
+                // Kept and asked again after a lease (see `settle_idle`).
+                Ok(Adoption::Waiting(why)) => {
+                    tracing::info!(workflow = %id, from = seen.lease.owner, why, "took over a workflow; waiting for its agents to be announced");
+                }
                 Err(err) => {
                     tracing::warn!(workflow = %id, error = %err, "cannot take over a workflow; releasing it");
                     self.release_one(id).await;

@@ -26,6 +26,10 @@ use crate::publish::open_bucket;
 /// How many leases without a beat make a node lost.
 pub const LIVE_LEASES: u32 = 3;
 
+/// How much later than this node another node may reconnect after an outage: the NATS
+/// client's longest delay between reconnection attempts.
+pub const PEER_RECONNECT_LAG: Duration = Duration::from_secs(4);
+
 /// What a node announces about itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeInfo {
@@ -60,6 +64,9 @@ pub struct Membership {
     lease: Duration,
     bucket: Store,
     view: Arc<Mutex<BTreeMap<String, Member>>>,
+    /// Since when this node's beats have gone through without a failure (`None` while they
+    /// fail: NATS is unreachable).
+    connected_since: Arc<Mutex<Option<Instant>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -143,21 +150,43 @@ impl Membership {
                 }
             })
         };
+        let connected_since = Arc::new(Mutex::new(Some(Instant::now())));
         let beater_bucket = bucket.clone();
-        let beater = tokio::spawn(async move {
-            loop {
-                sleep(lease / 3).await;
-                if let Err(err) = put(&beater_bucket, &beat()).await {
-                    tracing::warn!(error = %err, "cannot send this node's heartbeat");
+        let beater = {
+            let connected_since = Arc::clone(&connected_since);
+            tokio::spawn(async move {
+                let mut last_sent = Instant::now();
+                loop {
+                    sleep(lease / 3).await;
+                    let sent = put(&beater_bucket, &beat()).await;
+                    let mut since = connected_since
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    match sent {
+                        // A gap of more than a lease between beats that went through is an
+                        // outage too, even if no beat failed outright.
+                        Ok(()) if last_sent.elapsed() > lease => *since = Some(Instant::now()),
+                        Ok(()) => {
+                            since.get_or_insert_with(Instant::now);
+                        }
+                        Err(err) => {
+                            *since = None;
+                            tracing::warn!(error = %err, "cannot send this node's heartbeat");
+                        }
+                    }
+                    if since.is_some() {
+                        last_sent = Instant::now();
+                    }
                 }
-            }
-        });
+            })
+        };
         Ok(Self {
             node: node.to_owned(),
             instance,
             lease,
             bucket,
             view,
+            connected_since,
             tasks: Mutex::new(vec![watcher, beater]),
         })
     }
@@ -208,6 +237,17 @@ impl Membership {
         agents.sort();
         agents.dedup();
         agents
+    }
+
+    /// Whether this node has been connected long enough to have heard every live node: its
+    /// beats have gone through for [`LIVE_LEASES`] leases (the time after which a silent node
+    /// counts as lost) plus [`PEER_RECONNECT_LAG`], so an agent missing from
+    /// [`Membership::agents`] is really unhosted, not hosted by a node that reconnects later.
+    pub fn settled(&self) -> bool {
+        self.connected_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|t| t.elapsed() >= self.lease * LIVE_LEASES + PEER_RECONNECT_LAG)
     }
 
     /// Stops beating and removes this node's entry (a clean leave: the others see it go at

@@ -282,6 +282,10 @@ impl TaskDispatcher for ClusterDispatcher {
         self.membership.agents()
     }
 
+    fn knows_every_agent(&self) -> bool {
+        self.membership.settled()
+    }
+
     async fn dispatch(&self, request: TaskRequest) -> Result<Dispatched, PortError> {
         let key = run_key(&request);
         let (tx, rx) = oneshot::channel();

@@ -487,14 +487,35 @@ impl NatsCluster {
     /// Starts every server that does not run (same ports, config files and store dirs) and
     /// waits until all of them are fully healthy and the meta leader sees every server.
     pub fn restart_all(&mut self) -> Result<(), NatsServerError> {
+        let all: Vec<usize> = (0..self.servers.len()).collect();
+        self.restart_some(&all)
+    }
+
+    /// Starts the servers of `indices` that do not run, all at once (so a majority can come
+    /// back together), and waits until they are fully healthy and the meta leader sees them —
+    /// or, while some server stays down (its streams cannot all be current), until JetStream
+    /// runs on them and the meta leader sees them.
+    pub fn restart_some(&mut self, indices: &[usize]) -> Result<(), NatsServerError> {
         let mut started = Vec::new();
-        for index in 0..self.servers.len() {
+        for &index in indices {
+            if index >= self.servers.len() {
+                return Err(NatsServerError::NoSuchServer {
+                    index,
+                    servers: self.servers.len(),
+                });
+            }
             if !self.is_running(index) {
                 self.spawn(index, false)?;
                 started.push(index);
             }
         }
-        self.wait_ready(&started, Health::Current)
+        let everyone = (0..self.servers.len()).all(|index| self.is_running(index));
+        let health = if everyone {
+            Health::Current
+        } else {
+            Health::JetStreamEnabled
+        };
+        self.wait_ready(&started, health)
     }
 
     /// Leaves the running servers running and returns what is needed to find and stop them

@@ -29,6 +29,18 @@ struct Active {
     detached: Arc<AtomicBool>,
 }
 
+/// What [`Coordinator::adopt`] came to.
+#[derive(Debug)]
+pub enum Takeover {
+    /// The workflow runs here now; the handle yields its result.
+    Started(tokio::task::JoinHandle<WorkflowResult>),
+    /// Nothing to run (finished, unknown, or running here already).
+    Nothing,
+    /// Not resumed yet: its agents are not known to be hosted while the dispatcher's view is
+    /// incomplete. Nothing was journaled; ask again later.
+    Waiting(String),
+}
+
 /// Runs workflows on a registry of agents.
 pub struct Coordinator {
     pub(super) registry: Arc<AgentRegistry>,
@@ -218,58 +230,73 @@ impl Coordinator {
         let mut resumed = Vec::new();
         for record in journal.unfinished().await? {
             let id = record.workflow_id;
-            if let Some(handle) = self.resume(record, "resuming after a restart").await? {
-                resumed.push((id, handle));
+            match self.resume(record, "resuming after a restart").await? {
+                Takeover::Started(handle) => resumed.push((id, handle)),
+                Takeover::Nothing => {}
+                Takeover::Waiting(why) => {
+                    tracing::info!(workflow = %id, why, "not resumed yet");
+                }
             }
         }
         Ok(resumed)
     }
 
     /// Takes over workflow `id` from its journal — its owner died and this node claimed it:
-    /// like [`Coordinator::recover`] for one workflow. `Ok(None)` when the journal does not
-    /// know it, shows it finished, or it runs here already.
-    pub async fn adopt(
-        self: &Arc<Self>,
-        id: WorkflowId,
-    ) -> Result<Option<tokio::task::JoinHandle<WorkflowResult>>, WorkflowError> {
+    /// like [`Coordinator::recover`] for one workflow. [`Takeover::Nothing`] when the journal
+    /// does not know it, shows it finished, or it runs here already; [`Takeover::Waiting`]
+    /// when its agents are not hosted by any node this node has heard from yet, while the
+    /// dispatcher's view is still filling (after a start or a NATS outage) — rather than
+    /// failing a workflow whose agents are only not announced yet.
+    pub async fn adopt(self: &Arc<Self>, id: WorkflowId) -> Result<Takeover, WorkflowError> {
         let Some(journal) = &self.journal else {
-            return Ok(None);
+            return Ok(Takeover::Nothing);
         };
         self.refuse()?;
         if lock(&self.active).contains_key(&id) {
-            return Ok(None);
+            return Ok(Takeover::Nothing);
         }
         match journal.get(id).await? {
             Some(record) if !record.state.is_terminal() => {
                 self.resume(record, "taken over from a node that stopped")
                     .await
             }
-            _ => Ok(None),
+            _ => Ok(Takeover::Nothing),
         }
     }
 
     /// Runs an unfinished workflow again from its journal record: `recovering`, then `running`
-    /// with its successful results kept (or `failed` when its agents are gone).
+    /// with its successful results kept (or `failed` when its agents are gone — unless the
+    /// dispatcher does not know every agent yet: then nothing is journaled and it waits).
     async fn resume(
         self: &Arc<Self>,
         record: WorkflowRecord,
         why: &str,
-    ) -> Result<Option<tokio::task::JoinHandle<WorkflowResult>>, WorkflowError> {
+    ) -> Result<Takeover, WorkflowError> {
         let Some(journal) = &self.journal else {
-            return Ok(None);
+            return Ok(Takeover::Nothing);
         };
         let id = record.workflow_id;
+        let prepared = self.prepare(&record.spec).await;
+        if let Err(e @ (WorkflowError::UnknownAgent { .. } | WorkflowError::NoAgent { .. })) =
+            &prepared
+            && self
+                .dispatcher
+                .as_ref()
+                .is_some_and(|d| !d.knows_every_agent())
+        {
+            return Ok(Takeover::Waiting(crate::error_chain(e)));
+        }
         journal
             .transition(id, WorkflowState::Recovering, why)
             .await?;
-        let agents = match self.prepare(&record.spec).await {
+        let agents = match prepared {
             Ok(a) => a,
             Err(e) => {
                 let detail = format!("cannot resume: {}", crate::error_chain(&e));
                 journal
                     .transition(id, WorkflowState::Failed, &detail)
                     .await?;
-                return Ok(None);
+                return Ok(Takeover::Nothing);
             }
         };
         let resume = Resume::from_record(&record);
@@ -281,7 +308,13 @@ impl Coordinator {
             )
             .await?;
         let token = self.register(id)?;
-        Ok(Some(self.spawn(id, record.spec, agents, resume, token)))
+        Ok(Takeover::Started(self.spawn(
+            id,
+            record.spec,
+            agents,
+            resume,
+            token,
+        )))
     }
 
     /// Checks `spec` against the registry and resolves every task's agent.

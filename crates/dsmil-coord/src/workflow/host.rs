@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use dsmil_core::WorkflowId;
-use dsmil_core::ports::{PortError, WorkflowHost};
+use dsmil_core::ports::{Adoption, PortError, WorkflowHost};
 
-use super::{Coordinator, WorkflowError};
+use super::{Coordinator, Takeover, WorkflowError};
 
 /// The coordinator as a cluster's workflow host.
 #[derive(Debug, Clone)]
@@ -15,9 +15,11 @@ pub struct Host(pub Arc<Coordinator>);
 
 #[async_trait]
 impl WorkflowHost for Host {
-    async fn adopt(&self, id: WorkflowId) -> Result<bool, PortError> {
+    async fn adopt(&self, id: WorkflowId) -> Result<Adoption, PortError> {
         match self.0.adopt(id).await {
-            Ok(handle) => Ok(handle.is_some()),
+            Ok(Takeover::Started(_)) => Ok(Adoption::Started),
+            Ok(Takeover::Nothing) => Ok(Adoption::Nothing),
+            Ok(Takeover::Waiting(why)) => Ok(Adoption::Waiting(why)),
             Err(e @ (WorkflowError::ShuttingDown | WorkflowError::Emergency(_))) => {
                 Err(PortError::Unavailable(e.to_string()))
             }

@@ -54,7 +54,7 @@ use dsmil_core::workflow::SpecError;
 use thiserror::Error;
 
 pub use cancel::{CancelHandle, CancelToken, cancel_pair};
-pub use coordinator::Coordinator;
+pub use coordinator::{Coordinator, Takeover};
 pub use host::Host;
 pub use record::{RECORD_NAMESPACE, record_id};
 

@@ -170,6 +170,13 @@ pub trait TaskDispatcher: Send + Sync {
     /// Agents some live node hosts now.
     fn agents(&self) -> Vec<AgentId>;
 
+    /// Whether [`TaskDispatcher::agents`] is complete: `false` while this node has not yet
+    /// heard from every node that may be live (just started, or just reconnected after an
+    /// outage), so an agent missing from it may only not have been announced yet.
+    fn knows_every_agent(&self) -> bool {
+        true
+    }
+
     /// Runs `request` on a node hosting its agent and returns once its result is known (and,
     /// when [`Dispatched::journaled`], durable). Cancelling the future abandons the wait; the
     /// dispatcher tells the running node. `Err` when the task could not be handed over at all.

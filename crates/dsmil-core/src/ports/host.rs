@@ -7,13 +7,26 @@ use async_trait::async_trait;
 use super::PortError;
 use crate::ids::WorkflowId;
 
+/// What taking a workflow over came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Adoption {
+    /// It runs here now.
+    Started,
+    /// Nothing to run: the journal shows it finished (or does not know it), or it runs here
+    /// already.
+    Nothing,
+    /// Not yet: what it needs is not known to be there (its agents are not hosted by any node
+    /// this node has heard from since it connected). The claimer keeps the workflow and asks
+    /// again later; nothing was journaled.
+    Waiting(String),
+}
+
 /// The local coordinator, as the cluster sees it.
 #[async_trait]
 pub trait WorkflowHost: Send + Sync {
     /// Resumes workflow `id` here from its journal (this node claimed it): finished tasks are
-    /// kept, the others run. `Ok(false)` when the journal shows it finished or it runs here
-    /// already.
-    async fn adopt(&self, id: WorkflowId) -> Result<bool, PortError>;
+    /// kept, the others run.
+    async fn adopt(&self, id: WorkflowId) -> Result<Adoption, PortError>;
 
     /// Stops running `id` here without journaling anything more (another node owns it now);
     /// `false` if it does not run here.

@@ -24,7 +24,7 @@ pub use dispatch::{
     Dispatched, FailureKind, HostedAgent, TaskDispatcher, TaskExecutor, TaskFailure, TaskReport,
     TaskRequest,
 };
-pub use host::WorkflowHost;
+pub use host::{Adoption, WorkflowHost};
 pub use index::{FlatIndex, VectorIndex, check_rows};
 pub use journal::{JournalError, JournalStore, JournalTransition, WorkflowRecord};
 pub use learning::{
