@@ -98,6 +98,11 @@ impl Names {
         format!("{}-workflows", self.prefix)
     }
 
+    /// Which node runs which delivered task (KV bucket: run claims).
+    pub fn runs_bucket(&self) -> String {
+        format!("{}-runs", self.prefix)
+    }
+
     /// The workflow leases (KV bucket with a TTL).
     pub fn leases_bucket(&self) -> String {
         format!("{}-leases", self.prefix)

@@ -118,6 +118,7 @@ impl ClusterNode {
             tasks,
             names.clone(),
             &node,
+            replicas,
             journal.clone(),
             executor,
             Arc::clone(&membership),

@@ -1,8 +1,9 @@
 //! Task dispatch between nodes of one process, over the shared JetStream cluster: a task runs
 //! on the node hosting its agent; tasks of an agent hosted three times spread over the three,
 //! each run once; a dropped dispatch stops the run; a node whose worker dies mid-task has the
-//! task delivered to another host; an agent nobody hosts any more fails the task clearly; a
-//! second node with a live node's id is refused.
+//! task delivered to another host; a task delivered twice while it runs (as JetStream does
+//! when a consumer's leader changes) runs once; an agent nobody hosts any more fails the task
+//! clearly; a second node with a live node's id is refused.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -318,6 +319,62 @@ async fn a_task_whose_node_dies_mid_run_is_delivered_to_another_host() {
         [("die-b2".to_owned(), "survivor".to_owned())]
     );
     second.shutdown().await;
+    a.shutdown().await;
+    world.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_delivered_again_while_it_runs_is_left_to_the_node_running_it() {
+    let Some(world) = World::new() else { return };
+    let a = world.node("twin-a", &[]).await;
+    let b = world.node("twin-b", &[("twin", 1)]).await;
+    let c = world.node("twin-c", &[("twin", 1)]).await;
+    let dispatcher = a.dispatcher();
+    until_hosted(dispatcher.as_ref(), &["twin"]).await;
+    let task = request(WorkflowId::new_random(), "once", "twin", 1_500);
+    let run = tokio::spawn({
+        let dispatcher = Arc::clone(&dispatcher);
+        let task = task.clone();
+        async move { dispatcher.dispatch(task).await.unwrap() }
+    });
+    wait_for(|| !world.events("start").is_empty(), "the run to start").await;
+    // The same task again, as a second message (what a new consumer leader delivers when the
+    // first delivery was not replicated): the idle host pulls it while the run goes on.
+    let names = dsmil_cluster::Names::new(&world.base.name);
+    let copy = dsmil_cluster::dispatch::wire::TaskMessage {
+        key: dsmil_cluster::dispatch::wire::run_key(&task),
+        owner: "twin-a".to_owned(),
+        request: task.clone(),
+    };
+    let js = jetstream(&world.base).await;
+    js.publish(
+        names.task_subject(&task.agent_id),
+        serde_json::to_vec(&copy).unwrap().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let done = run.await.unwrap();
+    assert!(done.report.failure.is_none(), "{:?}", done.report.failure);
+    assert_eq!(done.report.deliveries, 1);
+    // The copy is settled (answered from the journal once it is delivered again) and never ran.
+    let mut tasks = js.get_stream(names.tasks_stream()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let info = tasks.info().await.unwrap();
+        if info.state.messages == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the copy was never settled: {info:?}"
+        );
+        sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(world.events("start").len(), 1, "{:?}", world.log);
+    b.shutdown().await;
+    c.shutdown().await;
     a.shutdown().await;
     world.cleanup().await;
 }

@@ -19,6 +19,7 @@
 //!    (polled every second). If it stops waiting (cancelled), it announces the run on
 //!    `<p>.taskcancel` and whoever runs it stops.
 
+pub mod claims;
 pub mod wire;
 mod worker;
 

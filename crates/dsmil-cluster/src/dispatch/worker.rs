@@ -16,6 +16,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{Instant, interval, sleep};
 
+use super::claims::{Claim, Claims, Renewal};
 use super::wire::{CancelMessage, DoneMessage, TaskMessage};
 use crate::error::ClusterError;
 use crate::journal::JetStreamJournal;
@@ -43,6 +44,7 @@ struct Shared {
     journal: JetStreamJournal,
     executor: Arc<dyn TaskExecutor>,
     membership: Arc<Membership>,
+    claims: Claims,
     ack_wait: Duration,
     cancels: Mutex<Cancels>,
 }
@@ -77,12 +79,15 @@ impl std::fmt::Debug for TaskWorker {
 
 impl TaskWorker {
     /// Starts pulling for every agent `executor` hosts, as node `node`; a task not
-    /// acknowledged within `lease` (its node died) is delivered again.
+    /// acknowledged within `lease` (its node died) is delivered again. Run claims are kept
+    /// with `replicas` copies.
+    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         client: Client,
         tasks: async_nats::jetstream::stream::Stream,
         names: Names,
         node: &str,
+        replicas: usize,
         journal: JetStreamJournal,
         executor: Arc<dyn TaskExecutor>,
         membership: Arc<Membership>,
@@ -93,6 +98,13 @@ impl TaskWorker {
             .subscribe(cancel_subject.clone())
             .await
             .map_err(ClusterError::js(format!("subscribe to {cancel_subject}")))?;
+        let claims = Claims::open(
+            &async_nats::jetstream::new(client.clone()),
+            &names,
+            &membership,
+            replicas,
+        )
+        .await?;
         let shared = Arc::new(Shared {
             client,
             names: names.clone(),
@@ -100,6 +112,7 @@ impl TaskWorker {
             journal,
             executor: Arc::clone(&executor),
             membership,
+            claims,
             ack_wait: lease,
             cancels: Mutex::default(),
         });
@@ -275,10 +288,6 @@ async fn pull_loop(
 /// or was cancelled; otherwise run it with progress acknowledgements, journal the result, tell
 /// the owner, acknowledge.
 async fn handle(shared: Arc<Shared>, message: Message, _slot: OwnedSemaphorePermit) {
-    let deliveries = message
-        .info()
-        .map(|i| u32::try_from(i.delivered).unwrap_or(1))
-        .unwrap_or(1);
     let task = match serde_json::from_slice::<TaskMessage>(&message.payload) {
         Ok(task) => task,
         Err(err) => {
@@ -324,25 +333,6 @@ async fn handle(shared: Arc<Shared>, message: Message, _slot: OwnedSemaphorePerm
             Err(err) => tracing::debug!(error = %err, "cannot hand a task over; running it here"),
         }
     }
-    // Each earlier delivery that ended without a result (its node died, or could not reach
-    // the journal) spent an attempt of the task's retry budget.
-    let mut request = task.request.clone();
-    let Some(left) = retries_left(request.retries, deliveries) else {
-        let spent = deliveries.saturating_sub(1);
-        let mut report = TaskReport::refused(
-            FailureKind::Failed,
-            format!(
-                "task {} was delivered {deliveries} times: {spent} runs ended without a result (their nodes stopped), more than its {} retries",
-                request.task_id, request.retries
-            ),
-        );
-        report.attempts = spent;
-        report.node = Some(shared.node.clone());
-        report.deliveries = deliveries;
-        finish(&shared, &task, &message, &report).await;
-        return;
-    };
-    request.retries = left;
     let stop = match shared.start_run(&task.key) {
         Start::Started(stop) => stop,
         Start::Running => {
@@ -354,30 +344,136 @@ async fn handle(shared: Arc<Shared>, message: Message, _slot: OwnedSemaphorePerm
             return;
         }
     };
+    // One run at a time over the whole cluster: a delivery whose run a live node holds is
+    // left to it (its acknowledgements settle the message).
+    let live = |node: &str, instance: &str| shared.is_live(node, instance);
+    let mut held = match shared.claims.take(&task.key, live).await {
+        Ok(Claim::Mine { revision, attempt }) => Held { revision, attempt },
+        Ok(Claim::Held(holder)) => {
+            shared.end_run(&task.key);
+            tracing::debug!(task = %task.request.task_id, holder, "a delivery of a run another node runs; left to it");
+            return;
+        }
+        Ok(Claim::Done(by)) => {
+            // Journaled an instant ago: the journal answers the next delivery.
+            shared.end_run(&task.key);
+            tracing::debug!(task = %task.request.task_id, by, "a delivery of a run just journaled; answered next time");
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_millis(200))))
+                .await;
+            return;
+        }
+        Err(err) => {
+            shared.end_run(&task.key);
+            tracing::warn!(error = %err, "cannot claim a task's run; the task waits");
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
+            return;
+        }
+    };
+    // Each earlier run that ended without a result (its node died, or could not reach the
+    // journal) spent an attempt of the task's retry budget.
+    let mut request = task.request.clone();
+    let Some(left) = retries_left(request.retries, held.attempt) else {
+        let spent = held.attempt.saturating_sub(1);
+        let times = if spent == 1 {
+            "once".to_owned()
+        } else {
+            format!("{spent} times")
+        };
+        let mut report = TaskReport::refused(
+            FailureKind::Failed,
+            format!(
+                "task {} already ran {times} without a result (the nodes running it stopped): its {} retries are spent",
+                request.task_id, request.retries
+            ),
+        );
+        report.attempts = spent;
+        report.node = Some(shared.node.clone());
+        report.deliveries = held.attempt;
+        finish(&shared, &task, &message, &report, &mut held).await;
+        shared.end_run(&task.key);
+        return;
+    };
+    request.retries = left;
     let run = shared.executor.execute(&request);
     tokio::pin!(run);
     let mut progress = interval(shared.ack_wait / 3);
     progress.tick().await;
     let outcome = loop {
         tokio::select! {
-            report = &mut run => break Some(report),
+            report = &mut run => break Outcome::Ran(report),
             _ = progress.tick() => {
                 let _ = message.ack_with(AckKind::Progress).await;
+                if !held.renew(&shared, &task.key).await {
+                    break Outcome::Lost;
+                }
             }
-            _ = stop.notified() => break None,
+            _ = stop.notified() => break Outcome::Stopped,
         }
     };
+    match outcome {
+        Outcome::Ran(mut report) => {
+            report.node = Some(shared.node.clone());
+            report.deliveries = held.attempt;
+            finish(&shared, &task, &message, &report, &mut held).await;
+        }
+        Outcome::Stopped => {
+            let _ = message.ack_with(AckKind::Term).await;
+            shared
+                .claims
+                .give_up(&task.key, held.revision, held.attempt)
+                .await;
+        }
+        Outcome::Lost => {
+            tracing::warn!(task = %task.request.task_id, "another node took this run over (this node was cut off); stopped here");
+        }
+    }
     shared.end_run(&task.key);
-    let Some(mut report) = outcome else {
-        let _ = message.ack_with(AckKind::Term).await;
-        return;
-    };
-    report.node = Some(shared.node.clone());
-    report.deliveries = deliveries;
-    finish(&shared, &task, &message, &report).await;
+}
+
+/// How a run here ended.
+enum Outcome {
+    /// It ran to a report.
+    Ran(TaskReport),
+    /// Its owner cancelled it.
+    Stopped,
+    /// Its claim was taken over by another node: the run goes on there.
+    Lost,
+}
+
+/// This node's claim on a run it runs.
+struct Held {
+    revision: u64,
+    attempt: u32,
+}
+
+impl Held {
+    /// Renews the claim; `false` when another node took it over.
+    async fn renew(&mut self, shared: &Shared, key: &str) -> bool {
+        match shared.claims.renew(key, self.revision, self.attempt).await {
+            Renewal::Kept(revision) => {
+                self.revision = revision;
+                true
+            }
+            Renewal::Unconfirmed => true,
+            Renewal::Lost => false,
+        }
+    }
 }
 
 impl Shared {
+    /// Whether node `node` runs as `instance` and is live, as its heartbeats say: `None` when
+    /// this node has not heard of `node` (yet); `Some(false)` when it is lost or restarted.
+    fn is_live(&self, node: &str, instance: &str) -> Option<bool> {
+        self.membership
+            .members()
+            .iter()
+            .find(|(m, _)| m.info.node_id == node)
+            .map(|(m, live)| *live && m.info.instance == instance)
+    }
+
     /// Whether `agent`'s tasks should go to another host: its breaker is open here and not on
     /// some other live host (as their heartbeats last said). With every host's breaker open
     /// the task stays here and is refused as it would be on one host.
@@ -403,18 +499,25 @@ impl Shared {
     }
 }
 
-/// The retries a run may still make when this is delivery `deliveries` of a task allowed
-/// `retries` retries: every earlier delivery spent one attempt. `None` when none is left.
-pub(crate) fn retries_left(retries: u32, deliveries: u32) -> Option<u32> {
-    retries.checked_sub(deliveries.saturating_sub(1))
+/// The retries a run may still make when it is run `attempt` of a task allowed `retries`
+/// retries: every earlier run spent one attempt. `None` when none is left.
+pub(crate) fn retries_left(retries: u32, attempt: u32) -> Option<u32> {
+    retries.checked_sub(attempt.saturating_sub(1))
 }
 
-/// Journals the run's `report`, tells the owner and acknowledges the task; a report that
-/// cannot be journaled has the task delivered again. Progress acknowledgements go on while
-/// the result is being journaled: a journal write retried through a server failure (a stream
-/// leader being elected) can take longer than the acknowledgement wait, and the task must not
-/// be delivered to another host — and run again there — before its result is journaled.
-async fn finish(shared: &Shared, task: &TaskMessage, message: &Message, report: &TaskReport) {
+/// Journals the run's `report`, tells the owner, acknowledges the task and marks the run's
+/// claim done; a report that cannot be journaled has the task delivered again (the claim given up,
+/// so the next delivery runs it at once). Progress acknowledgements and claim renewals go on
+/// while the result is being journaled: a journal write retried through a server failure (a
+/// stream leader being elected) can take longer than the acknowledgement wait, and the task
+/// must not be run again elsewhere before its result is journaled.
+async fn finish(
+    shared: &Shared,
+    task: &TaskMessage,
+    message: &Message,
+    report: &TaskReport,
+    held: &mut Held,
+) {
     let record = shared
         .journal
         .record_run(&task.request, report, &shared.node);
@@ -426,11 +529,16 @@ async fn finish(shared: &Shared, task: &TaskMessage, message: &Message, report: 
             r = &mut record => break r,
             _ = progress.tick() => {
                 let _ = message.ack_with(AckKind::Progress).await;
+                held.renew(shared, &task.key).await;
             }
         }
     };
     if let Err(err) = recorded {
         tracing::warn!(error = %err, "cannot journal a task result; the task is delivered again");
+        shared
+            .claims
+            .give_up(&task.key, held.revision, held.attempt)
+            .await;
         let _ = message
             .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
             .await;
@@ -441,6 +549,10 @@ async fn finish(shared: &Shared, task: &TaskMessage, message: &Message, report: 
         // Journaled: a redelivery finds the run and only reports it again.
         tracing::debug!(error = %err, "task acknowledgement not confirmed");
     }
+    shared
+        .claims
+        .done(&task.key, held.revision, held.attempt)
+        .await;
 }
 
 #[cfg(test)]
@@ -448,7 +560,7 @@ mod tests {
     use super::retries_left;
 
     #[test]
-    fn each_earlier_delivery_spends_a_retry() {
+    fn each_earlier_run_spends_a_retry() {
         assert_eq!(retries_left(3, 1), Some(3));
         assert_eq!(retries_left(3, 2), Some(2));
         assert_eq!(retries_left(3, 4), Some(0));

@@ -83,7 +83,8 @@ pub struct TaskReport {
     /// The node that ran it (`None` on a single host).
     #[serde(default)]
     pub node: Option<String>,
-    /// How many times the task was delivered to a node (1 unless a node died running it).
+    /// How many times a node started running the task, this run included (1 unless a node
+    /// died running it; a duplicate delivery left to the node running it does not count).
     #[serde(default = "one")]
     pub deliveries: u32,
 }
