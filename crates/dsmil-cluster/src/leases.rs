@@ -202,6 +202,21 @@ impl Leases {
         Ok(())
     }
 
+    /// Every workflow with a lease now, read from the bucket (not this node's view): the
+    /// unfinished workflows, and finished ones whose lease is not deleted yet.
+    pub async fn workflows(&self) -> Result<Vec<WorkflowId>, ClusterError> {
+        use futures_util::TryStreamExt as _;
+        let keys: Vec<String> = self
+            .bucket
+            .keys()
+            .await
+            .map_err(ClusterError::js("list the workflow leases"))?
+            .try_collect()
+            .await
+            .map_err(ClusterError::js("list the workflow leases"))?;
+        Ok(keys.iter().filter_map(|k| k.parse().ok()).collect())
+    }
+
     /// The owner of workflow `id` as last seen, if it has a lease.
     pub fn owner(&self, id: WorkflowId) -> Option<String> {
         lock(&self.observed)

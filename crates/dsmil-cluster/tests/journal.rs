@@ -1,7 +1,8 @@
 //! The JetStream journal against real servers: core's journal suite (the one the SQLite journal
-//! passes) on the shared three-server cluster; a journal written through one server read back
-//! through another; and, on a cluster of the test's own, workflows journaled while a server is
-//! killed and after every server restarted keep every entry exactly once.
+//! passes) on the shared three-server cluster, indexed by its own bucket and by workflow
+//! leases; a journal written through one server read back through another; and, on a cluster
+//! of the test's own, workflows journaled while a server is killed and after every server
+//! restarted keep every entry exactly once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +27,39 @@ async fn the_jetstream_journal_passes_the_journal_suite() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     run_all(&journal).await;
+    cleanup(&js, &names).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_jetstream_journal_indexed_by_leases_passes_the_journal_suite() {
+    let Some((urls, token)) = shared() else {
+        return;
+    };
+    let names = Names::new(&prefix());
+    let config = config(&urls, &token, names.prefix());
+    let js = jetstream(&config).await;
+    let leases = dsmil_cluster::leases::Leases::open(
+        &js,
+        &names,
+        "suite",
+        "suite-instance",
+        3,
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let journal = JetStreamJournal::open(js.clone(), names.clone(), 3)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_leases(leases);
+    run_all(&journal).await;
+    // The lease is the index: the unfinished-workflow bucket was never written.
+    let index = js
+        .get_key_value(names.workflows_bucket())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let status = index.status().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.values(), 0);
     cleanup(&js, &names).await;
 }
 

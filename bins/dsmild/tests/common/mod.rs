@@ -65,6 +65,7 @@ impl Daemon {
             child,
             base: format!("http://127.0.0.1:{port}"),
         };
+        let mut daemon = daemon;
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Ok(mut r) = agent().get(format!("{}/api/health", daemon.base)).call() {
@@ -73,7 +74,16 @@ impl Daemon {
                 assert_eq!(body, serde_json::json!({"status": "ok"}));
                 return daemon;
             }
-            assert!(Instant::now() < deadline, "dsmild did not come up");
+            let exited = daemon.child.try_wait().unwrap();
+            if exited.is_some() || Instant::now() >= deadline {
+                let _ = daemon.child.kill();
+                let status = daemon.child.wait().unwrap();
+                let mut stderr = String::new();
+                if let Some(mut pipe) = daemon.child.stderr.take() {
+                    let _ = pipe.read_to_string(&mut stderr);
+                }
+                panic!("dsmild did not come up ({status}):\n{stderr}");
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -57,6 +57,9 @@ pub enum Claim {
         revision: u64,
         /// Runs started for this task, this one included.
         attempt: u32,
+        /// Nobody had claimed the run within the claims' lifetime, so it cannot have been
+        /// journaled (a result is journaled under a claim): no need to look in the journal.
+        fresh: bool,
     },
     /// A live holder runs it (node `0`): this delivery is left to it.
     Held(String),
@@ -139,6 +142,7 @@ impl Claims {
                 return Ok(Claim::Mine {
                     revision,
                     attempt: 1,
+                    fresh: true,
                 });
             }
             Err(err) if err.kind() == CreateErrorKind::AlreadyExists => {}
@@ -179,6 +183,7 @@ impl Claims {
             Ok(revision) => Ok(Claim::Mine {
                 revision,
                 attempt: next,
+                fresh: false,
             }),
             // Another delivery took it over first.
             Err(err) if err.kind() == UpdateErrorKind::WrongLastRevision => {

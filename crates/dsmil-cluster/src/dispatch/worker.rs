@@ -284,8 +284,9 @@ async fn pull_loop(
     }
 }
 
-/// Runs one delivered task: skip it when its run is already journaled (tell the owner again)
-/// or was cancelled; otherwise run it with progress acknowledgements, journal the result, tell
+/// Runs one delivered task: hand it over when this node's breaker is open, skip it when it was
+/// cancelled, claim its run (leave it to a live node running it; answer from the journal when
+/// it already ran); otherwise run it with progress acknowledgements, journal the result, tell
 /// the owner, acknowledge.
 async fn handle(shared: Arc<Shared>, message: Message, _slot: OwnedSemaphorePermit) {
     let task = match serde_json::from_slice::<TaskMessage>(&message.payload) {
@@ -296,21 +297,6 @@ async fn handle(shared: Arc<Shared>, message: Message, _slot: OwnedSemaphorePerm
             return;
         }
     };
-    match shared.journal.find_run(&task.request).await {
-        Ok(Some(report)) => {
-            shared.tell_owner(&task.owner, &task.key, &report).await;
-            let _ = message.double_ack().await;
-            return;
-        }
-        Ok(None) => {}
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot check the journal; the task waits");
-            let _ = message
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                .await;
-            return;
-        }
-    }
     // Pulled just before this node's breaker opened: another host with a closed breaker
     // takes it, as a new message (so the hand-over spends none of its retries).
     if shared.defer(&task.request.agent_id) {
@@ -348,19 +334,55 @@ async fn handle(shared: Arc<Shared>, message: Message, _slot: OwnedSemaphorePerm
     // left to it (its acknowledgements settle the message).
     let live = |node: &str, instance: &str| shared.is_live(node, instance);
     let mut held = match shared.claims.take(&task.key, live).await {
-        Ok(Claim::Mine { revision, attempt }) => Held { revision, attempt },
+        Ok(Claim::Mine {
+            revision,
+            attempt,
+            fresh,
+        }) => {
+            let held = Held { revision, attempt };
+            let journaled = if fresh {
+                Journaled::No
+            } else {
+                answered(&shared, &task, &message).await
+            };
+            match journaled {
+                Journaled::No => held,
+                Journaled::Answered => {
+                    shared.claims.done(&task.key, revision, attempt).await;
+                    shared.end_run(&task.key);
+                    return;
+                }
+                Journaled::Unknown => {
+                    // Not run without knowing: the claim goes back as it was taken.
+                    shared
+                        .claims
+                        .give_up(&task.key, revision, attempt.saturating_sub(1))
+                        .await;
+                    shared.end_run(&task.key);
+                    let _ = message
+                        .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                        .await;
+                    return;
+                }
+            }
+        }
         Ok(Claim::Held(holder)) => {
             shared.end_run(&task.key);
             tracing::debug!(task = %task.request.task_id, holder, "a delivery of a run another node runs; left to it");
             return;
         }
         Ok(Claim::Done(by)) => {
-            // Journaled an instant ago: the journal answers the next delivery.
             shared.end_run(&task.key);
-            tracing::debug!(task = %task.request.task_id, by, "a delivery of a run just journaled; answered next time");
-            let _ = message
-                .ack_with(AckKind::Nak(Some(Duration::from_millis(200))))
-                .await;
+            if !matches!(
+                answered(&shared, &task, &message).await,
+                Journaled::Answered
+            ) {
+                // Journaled an instant ago, or the journal could not be read: look again.
+                tracing::debug!(task = %task.request.task_id, by, "a delivery of a finished run whose result is not readable yet");
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(Duration::from_millis(200))))
+                    .await;
+            }
             return;
         }
         Err(err) => {
@@ -431,6 +453,32 @@ async fn handle(shared: Arc<Shared>, message: Message, _slot: OwnedSemaphorePerm
         }
     }
     shared.end_run(&task.key);
+}
+
+/// What the journal says of a delivered run.
+enum Journaled {
+    /// Its result is there: the owner was told again and the message acknowledged.
+    Answered,
+    /// Not there.
+    No,
+    /// The journal could not be read.
+    Unknown,
+}
+
+/// Answers a delivery from the journal when its run's result is there.
+async fn answered(shared: &Shared, task: &TaskMessage, message: &Message) -> Journaled {
+    match shared.journal.find_run(&task.request).await {
+        Ok(Some(report)) => {
+            shared.tell_owner(&task.owner, &task.key, &report).await;
+            let _ = message.double_ack().await;
+            Journaled::Answered
+        }
+        Ok(None) => Journaled::No,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot check the journal for a task's result");
+            Journaled::Unknown
+        }
+    }
 }
 
 /// How a run here ended.

@@ -10,7 +10,10 @@
 //! - bucket `<p>-workflows`: one key per unfinished workflow (its creation time), put before its
 //!   creation entry and deleted after its end, so [`JournalStore::unfinished`] reads a few
 //!   keys instead of the whole stream. A workflow whose key exists but whose creation entry does
-//!   not (the writer died between the two) is skipped and its key removed.
+//!   not (the writer died between the two) is skipped and its key removed. A journal
+//!   [`with_leases`](JetStreamJournal::with_leases) (a cluster node's) uses the workflow leases
+//!   instead — taken before the creation entry, deleted by their owner after the end — and
+//!   leaves the bucket alone: two writes fewer per workflow.
 //!
 //! Reads go to the stream's leader (`STREAM.MSG.GET`, not direct gets that a lagging follower
 //! may answer), so a node resuming a workflow sees every acknowledged entry.
@@ -234,8 +237,12 @@ impl JetStreamJournal {
             .is_some_and(|at| at < cutoff)
     }
 
-    /// Removes workflow `id` from the index of unfinished workflows.
+    /// Removes workflow `id` from the index of unfinished workflows (with leases there is
+    /// nothing to remove: the lease is deleted by its owner once the workflow is finished).
     async fn unindex(&self, id: WorkflowId) -> Result<(), ClusterError> {
+        if self.leases.is_some() {
+            return Ok(());
+        }
         let key = id.to_string();
         idempotent(self.deadline, "unindex a workflow", || {
             self.index.delete(&key)
@@ -258,16 +265,18 @@ impl JournalStore for JetStreamJournal {
         spec: &WorkflowSpec,
         state: WorkflowState,
     ) -> Result<(), JournalError> {
-        if let Some(leases) = &self.leases {
-            leases.take_new(id).await.map_err(journal)?;
-        }
         let at = Utc::now();
-        let (key, value) = (id.to_string(), at.to_rfc3339());
-        idempotent(self.deadline, "index a workflow", || {
-            self.index.put(&key, value.clone().into())
-        })
-        .await
-        .map_err(|e| journal(ClusterError::js(format!("index workflow {id}"))(e)))?;
+        if let Some(leases) = &self.leases {
+            // The lease is the workflow's index entry.
+            leases.take_new(id).await.map_err(journal)?;
+        } else {
+            let (key, value) = (id.to_string(), at.to_rfc3339());
+            idempotent(self.deadline, "index a workflow", || {
+                self.index.put(&key, value.clone().into())
+            })
+            .await
+            .map_err(|e| journal(ClusterError::js(format!("index workflow {id}"))(e)))?;
+        }
         let entry = Entry::Created {
             spec: spec.clone(),
             state,
@@ -328,6 +337,18 @@ impl JournalStore for JetStreamJournal {
 
     async fn unfinished(&self) -> Result<Vec<WorkflowRecord>, JournalError> {
         use futures_util::TryStreamExt as _;
+        if let Some(leases) = &self.leases {
+            let mut out = Vec::new();
+            for id in leases.workflows().await.map_err(journal)? {
+                if let Some(record) = self.get(id).await?
+                    && !record.state.is_terminal()
+                {
+                    out.push(record);
+                }
+            }
+            out.sort_by_key(|r| r.created_at);
+            return Ok(out);
+        }
         let keys: Vec<String> = self
             .index
             .keys()
