@@ -92,7 +92,7 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
     } else {
         Default::default()
     };
-    // The cluster bench runs Ray beside dsmild when it installs (else no Ray row).
+    // The cluster bench runs Ray and Temporal beside dsmild when they install (else no row).
     let mut services = services;
     if targets.iter().any(|(_, b)| b == "cluster") {
         match crate::services::ray_python(root) {
@@ -103,6 +103,19 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
                 );
             }
             Err(err) => eprintln!("bench: no Ray reference row: {err:#}"),
+        }
+        match crate::services::temporal_python(root) {
+            Ok((python, cli)) => {
+                services.insert(
+                    "DSMIL_BENCH_TEMPORAL_PYTHON".to_owned(),
+                    python.display().to_string(),
+                );
+                services.insert(
+                    "DSMIL_BENCH_TEMPORAL_CLI".to_owned(),
+                    cli.display().to_string(),
+                );
+            }
+            Err(err) => eprintln!("bench: no Temporal reference row: {err:#}"),
         }
     }
     for (package, bench) in &targets {

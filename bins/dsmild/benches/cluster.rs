@@ -381,6 +381,30 @@ fn through_ray(in_flight: usize, total: usize) -> Option<(f64, f64, f64)> {
     ))
 }
 
+/// Temporal's one-activity workflows at `in_flight` (a reference row), through the Python and
+/// the `temporal` CLI that `DSMIL_BENCH_TEMPORAL_PYTHON` and `DSMIL_BENCH_TEMPORAL_CLI` name
+/// (`cargo xtask bench` installs both); `None` without.
+fn through_temporal(in_flight: usize, total: usize) -> Option<(f64, f64, f64)> {
+    let python = std::env::var_os("DSMIL_BENCH_TEMPORAL_PYTHON")?;
+    let cli = std::env::var_os("DSMIL_BENCH_TEMPORAL_CLI")?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/temporal_noop.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(cli)
+        .arg(in_flight.to_string())
+        .arg(total.to_string())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let line = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(line.lines().last()?).ok()?;
+    Some((
+        v["per_second"].as_f64()?,
+        v["p50_ms"].as_f64()?,
+        v["p99_ms"].as_f64()?,
+    ))
+}
+
 fn row(group: &str, case: &str, implementation: &str, unit: &str, value: f64) -> Value {
     json!({"group": group, "case": case, "impl": implementation, "unit": unit, "value": value})
 }
@@ -412,6 +436,29 @@ fn main() {
                 rows.push(row("cluster latency p99", &case, "ray", "ms", p99));
             }
             None => eprintln!("no Ray row: DSMIL_BENCH_RAY_PYTHON is unset or Ray failed"),
+        }
+    }
+    // Temporal's dev server on this machine (the other reference), when installed:
+    // fewer workflows, it runs tens per second.
+    for in_flight in [1, 16, 64] {
+        let workflows = if quick { 100 } else { 300 }.max(in_flight * 4);
+        match through_temporal(in_flight, workflows) {
+            Some((rate, p50, p99)) => {
+                let case = format!("{in_flight} in flight");
+                eprintln!(
+                    "{case}: temporal {rate:.0} workflows/s, p50 {p50:.2} ms, p99 {p99:.2} ms"
+                );
+                rows.push(row(
+                    "cluster round trip",
+                    &case,
+                    "temporal",
+                    "tasks/s",
+                    rate,
+                ));
+                rows.push(row("cluster latency p50", &case, "temporal", "ms", p50));
+                rows.push(row("cluster latency p99", &case, "temporal", "ms", p99));
+            }
+            None => eprintln!("no Temporal row: DSMIL_BENCH_TEMPORAL_* unset or Temporal failed"),
         }
     }
 

