@@ -365,20 +365,11 @@ fn failover(dir: &Path, cluster: &NatsCluster, kills: usize) -> Vec<f64> {
 fn through_ray(in_flight: usize, total: usize) -> Option<(f64, f64, f64)> {
     let python = std::env::var_os("DSMIL_BENCH_RAY_PYTHON")?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/ray_noop.py");
-    let out = Command::new(python)
-        .arg(script)
+    let mut cmd = Command::new(python);
+    cmd.arg(script)
         .arg(in_flight.to_string())
-        .arg(total.to_string())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    let line = String::from_utf8_lossy(&out.stdout);
-    let v: Value = serde_json::from_str(line.lines().last()?).ok()?;
-    Some((
-        v["per_second"].as_f64()?,
-        v["p50_ms"].as_f64()?,
-        v["p99_ms"].as_f64()?,
-    ))
+        .arg(total.to_string());
+    reference_script(cmd)
 }
 
 /// Temporal's one-activity workflows at `in_flight` (a reference row), through the Python and
@@ -388,14 +379,17 @@ fn through_temporal(in_flight: usize, total: usize) -> Option<(f64, f64, f64)> {
     let python = std::env::var_os("DSMIL_BENCH_TEMPORAL_PYTHON")?;
     let cli = std::env::var_os("DSMIL_BENCH_TEMPORAL_CLI")?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/temporal_noop.py");
-    let out = Command::new(python)
-        .arg(script)
+    let mut cmd = Command::new(python);
+    cmd.arg(script)
         .arg(cli)
         .arg(in_flight.to_string())
-        .arg(total.to_string())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
+        .arg(total.to_string());
+    reference_script(cmd)
+}
+
+/// Runs a reference script and reads the JSON line it ends with: (per second, p50 ms, p99 ms).
+fn reference_script(mut cmd: Command) -> Option<(f64, f64, f64)> {
+    let out = cmd.stderr(Stdio::null()).output().ok()?;
     let line = String::from_utf8_lossy(&out.stdout);
     let v: Value = serde_json::from_str(line.lines().last()?).ok()?;
     Some((
