@@ -163,19 +163,19 @@ impl Membership {
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner);
                     match sent {
-                        // A gap of more than a lease between beats that went through is an
-                        // outage too, even if no beat failed outright.
-                        Ok(()) if last_sent.elapsed() > lease => *since = Some(Instant::now()),
                         Ok(()) => {
+                            // A gap of more than a lease between beats that went through is an
+                            // outage too, even if no beat failed outright.
+                            if last_sent.elapsed() > lease {
+                                *since = None;
+                            }
                             since.get_or_insert_with(Instant::now);
+                            last_sent = Instant::now();
                         }
                         Err(err) => {
                             *since = None;
                             tracing::warn!(error = %err, "cannot send this node's heartbeat");
                         }
-                    }
-                    if since.is_some() {
-                        last_sent = Instant::now();
                     }
                 }
             })

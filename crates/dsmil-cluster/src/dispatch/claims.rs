@@ -113,16 +113,14 @@ impl Claims {
         })
     }
 
-    fn encode(&self, attempt: u32) -> Result<bytes::Bytes, ClusterError> {
-        let holder = Holder {
+    /// This node as the holder of attempt `attempt`.
+    fn me(&self, attempt: u32, done: bool) -> Holder {
+        Holder {
             node: self.node.clone(),
             instance: self.instance.clone(),
             attempt,
-            done: false,
-        };
-        serde_json::to_vec(&holder)
-            .map(Into::into)
-            .map_err(ClusterError::codec("encode a run claim"))
+            done,
+        }
     }
 
     /// Claims run `key`: at once when nobody holds it; taken over when its holder is gone
@@ -137,7 +135,7 @@ impl Claims {
         let key = &claim_key(run);
         // One try: "already exists" is an answer, not a failure to retry; any other error has
         // the delivery wait and come again.
-        match self.bucket.create(key, self.encode(1)?).await {
+        match self.bucket.create(key, encode(&self.me(1, false))?).await {
             Ok(revision) => {
                 return Ok(Claim::Mine {
                     revision,
@@ -154,8 +152,8 @@ impl Claims {
         .await
         .map_err(ClusterError::js(format!("read the claim of {key}")))?;
         let Some(entry) = entry else {
-            // Deleted between the create and the read: its run was journaled (the caller
-            // checked the journal first) or its holder gave it up; the next delivery decides.
+            // Expired between the create and the read (an hour unrenewed): the next delivery
+            // claims it afresh.
             return Ok(Claim::Held(String::new()));
         };
         let holder = serde_json::from_slice::<Holder>(&entry.value).ok();
@@ -165,8 +163,8 @@ impl Claims {
             .unwrap_or_default();
         let next = match &holder {
             Some(h) if h.done => return Ok(Claim::Done(h.node.clone())),
-            // Its own (a create retried after it landed, the caller runs nothing of it): the
-            // same attempt.
+            // Its own (a create whose answer was lost: the delivery was sent back and came
+            // again, nothing ran): the same attempt.
             Some(h) if h.node == self.node && h.instance == self.instance => attempt.max(1),
             // Unknown to this node's view (it may have just started): its age decides.
             Some(h)
@@ -178,8 +176,11 @@ impl Claims {
             }
             _ => attempt.saturating_add(1),
         };
-        let value = self.encode(next)?;
-        match self.bucket.update(key, value, entry.revision).await {
+        match self
+            .bucket
+            .update(key, encode(&self.me(next, false))?, entry.revision)
+            .await
+        {
             Ok(revision) => Ok(Claim::Mine {
                 revision,
                 attempt: next,
@@ -195,10 +196,10 @@ impl Claims {
         }
     }
 
-    /// Renews claim `key` held at `revision` for attempt `attempt`.
+    /// Renews claim `run` held at `revision` for attempt `attempt`.
     pub async fn renew(&self, run: &str, revision: u64, attempt: u32) -> Renewal {
         let key = &claim_key(run);
-        let Ok(value) = self.encode(attempt) else {
+        let Ok(value) = encode(&self.me(attempt, false)) else {
             return Renewal::Unconfirmed;
         };
         match self.bucket.update(key, value, revision).await {
@@ -211,8 +212,8 @@ impl Claims {
         }
     }
 
-    /// Gives claim `key` up without a result (the run could not be journaled): the next
-    /// delivery takes it at once, one attempt more.
+    /// Gives claim `run` up without a result (the run could not be journaled): the next
+    /// delivery takes it at once as attempt `attempt + 1`.
     pub async fn give_up(&self, run: &str, revision: u64, attempt: u32) {
         let free = Holder {
             node: String::new(),
@@ -220,31 +221,38 @@ impl Claims {
             attempt,
             done: false,
         };
-        self.put(run, revision, &free, "give a run claim up").await;
-    }
-
-    /// Marks claim `key` done (its result is journaled): a later delivery that does not find
-    /// the result yet waits for it instead of running the task again.
-    pub async fn done(&self, run: &str, revision: u64, attempt: u32) {
-        let done = Holder {
-            node: self.node.clone(),
-            instance: self.instance.clone(),
-            attempt,
-            done: true,
-        };
-        self.put(run, revision, &done, "mark a run claim done")
+        self.settle(run, revision, &free, "give a run claim up")
             .await;
     }
 
-    async fn put(&self, run: &str, revision: u64, holder: &Holder, what: &str) {
+    /// Marks claim `run` done (its result is journaled): a later delivery that does not find
+    /// the result yet waits for it instead of running the task again.
+    pub async fn done(&self, run: &str, revision: u64, attempt: u32) {
+        self.settle(
+            run,
+            revision,
+            &self.me(attempt, true),
+            "mark a run claim done",
+        )
+        .await;
+    }
+
+    /// Writes the claim's last state (best effort: a claim left behind goes stale).
+    async fn settle(&self, run: &str, revision: u64, holder: &Holder, what: &str) {
         let key = &claim_key(run);
-        let Ok(value) = serde_json::to_vec(holder) else {
+        let Ok(value) = encode(holder) else {
             return;
         };
-        if let Err(err) = self.bucket.update(key, value.into(), revision).await {
+        if let Err(err) = self.bucket.update(key, value, revision).await {
             tracing::debug!(key, error = %err, "cannot {what}");
         }
     }
+}
+
+fn encode(holder: &Holder) -> Result<bytes::Bytes, ClusterError> {
+    serde_json::to_vec(holder)
+        .map(Into::into)
+        .map_err(ClusterError::codec("encode a run claim"))
 }
 
 /// Run key `run` as a key-value key: characters a key may not hold are written `=XX` (hex),

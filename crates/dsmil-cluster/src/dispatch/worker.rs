@@ -50,14 +50,34 @@ struct Shared {
 }
 
 /// Whether a delivered run may start here.
-enum Start {
+enum Start<'a> {
     /// Its owner gave up on it.
     Cancelled,
     /// The same run runs here already: a second delivery of its message (a consumer's leader
     /// changed before the first delivery was recorded). The first run journals and acks it.
     Running,
-    /// Started; notified to stop it.
-    Started(Arc<Notify>),
+    /// Registered as running here.
+    Started(RunningHere<'a>),
+}
+
+/// A run registered as running on this node (so a second delivery here is left to it);
+/// dropping it unregisters the run.
+struct RunningHere<'a> {
+    shared: &'a Shared,
+    key: &'a str,
+    /// Notified to stop the run.
+    stop: Arc<Notify>,
+}
+
+impl Drop for RunningHere<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .cancels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .running
+            .remove(self.key);
+    }
 }
 
 /// How long a pull loop waits before looking again while its agent's breaker is open here and
@@ -184,8 +204,8 @@ impl Shared {
         cancels.cancelled.insert(key, now);
     }
 
-    /// Registers run `key` as running; `None` when it was cancelled already.
-    fn start_run(&self, key: &str) -> Start {
+    /// Registers run `key` as running here, unless it was cancelled or runs here already.
+    fn start_run<'a>(&'a self, key: &'a str) -> Start<'a> {
         let mut cancels = self.cancels.lock().unwrap_or_else(PoisonError::into_inner);
         if cancels.cancelled.contains_key(key) {
             return Start::Cancelled;
@@ -195,15 +215,11 @@ impl Shared {
         }
         let stop = Arc::new(Notify::new());
         cancels.running.insert(key.to_owned(), Arc::clone(&stop));
-        Start::Started(stop)
-    }
-
-    fn end_run(&self, key: &str) {
-        self.cancels
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .running
-            .remove(key);
+        Start::Started(RunningHere {
+            shared: self,
+            key,
+            stop,
+        })
     }
 
     /// Tells the owner how run `key` went (best effort: the owner also polls the journal).
@@ -319,8 +335,8 @@ async fn handle(shared: Arc<Shared>, message: Message, _slot: OwnedSemaphorePerm
             Err(err) => tracing::debug!(error = %err, "cannot hand a task over; running it here"),
         }
     }
-    let stop = match shared.start_run(&task.key) {
-        Start::Started(stop) => stop,
+    let running = match shared.start_run(&task.key) {
+        Start::Started(running) => running,
         Start::Running => {
             tracing::debug!(task = %task.request.task_id, "a second delivery of a run in progress here; left to it");
             return;
@@ -330,69 +346,8 @@ async fn handle(shared: Arc<Shared>, message: Message, _slot: OwnedSemaphorePerm
             return;
         }
     };
-    // One run at a time over the whole cluster: a delivery whose run a live node holds is
-    // left to it (its acknowledgements settle the message).
-    let live = |node: &str, instance: &str| shared.is_live(node, instance);
-    let mut held = match shared.claims.take(&task.key, live).await {
-        Ok(Claim::Mine {
-            revision,
-            attempt,
-            fresh,
-        }) => {
-            let held = Held { revision, attempt };
-            let journaled = if fresh {
-                Journaled::No
-            } else {
-                answered(&shared, &task, &message).await
-            };
-            match journaled {
-                Journaled::No => held,
-                Journaled::Answered => {
-                    shared.claims.done(&task.key, revision, attempt).await;
-                    shared.end_run(&task.key);
-                    return;
-                }
-                Journaled::Unknown => {
-                    // Not run without knowing: the claim goes back as it was taken.
-                    shared
-                        .claims
-                        .give_up(&task.key, revision, attempt.saturating_sub(1))
-                        .await;
-                    shared.end_run(&task.key);
-                    let _ = message
-                        .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                        .await;
-                    return;
-                }
-            }
-        }
-        Ok(Claim::Held(holder)) => {
-            shared.end_run(&task.key);
-            tracing::debug!(task = %task.request.task_id, holder, "a delivery of a run another node runs; left to it");
-            return;
-        }
-        Ok(Claim::Done(by)) => {
-            shared.end_run(&task.key);
-            if !matches!(
-                answered(&shared, &task, &message).await,
-                Journaled::Answered
-            ) {
-                // Journaled an instant ago, or the journal could not be read: look again.
-                tracing::debug!(task = %task.request.task_id, by, "a delivery of a finished run whose result is not readable yet");
-                let _ = message
-                    .ack_with(AckKind::Nak(Some(Duration::from_millis(200))))
-                    .await;
-            }
-            return;
-        }
-        Err(err) => {
-            shared.end_run(&task.key);
-            tracing::warn!(error = %err, "cannot claim a task's run; the task waits");
-            let _ = message
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                .await;
-            return;
-        }
+    let Some(mut held) = claim(&shared, &task, &message).await else {
+        return;
     };
     // Each earlier run that ended without a result (its node died, or could not reach the
     // journal) spent an attempt of the task's retry budget.
@@ -415,7 +370,6 @@ async fn handle(shared: Arc<Shared>, message: Message, _slot: OwnedSemaphorePerm
         report.node = Some(shared.node.clone());
         report.deliveries = held.attempt;
         finish(&shared, &task, &message, &report, &mut held).await;
-        shared.end_run(&task.key);
         return;
     };
     request.retries = left;
@@ -432,7 +386,7 @@ async fn handle(shared: Arc<Shared>, message: Message, _slot: OwnedSemaphorePerm
                     break Outcome::Lost;
                 }
             }
-            _ = stop.notified() => break Outcome::Stopped,
+            _ = running.stop.notified() => break Outcome::Stopped,
         }
     };
     match outcome {
@@ -452,7 +406,62 @@ async fn handle(shared: Arc<Shared>, message: Message, _slot: OwnedSemaphorePerm
             tracing::warn!(task = %task.request.task_id, "another node took this run over (this node was cut off); stopped here");
         }
     }
-    shared.end_run(&task.key);
+}
+
+/// Claims the run of a delivered task for this node (see [`super::claims`]). `None` when it
+/// is not to run here: a live node runs it (the delivery is left to it), it already ran (the
+/// delivery is answered from the journal), or NATS could not say (the delivery comes back).
+async fn claim(shared: &Shared, task: &TaskMessage, message: &Message) -> Option<Held> {
+    let live = |node: &str, instance: &str| shared.is_live(node, instance);
+    match shared.claims.take(&task.key, live).await {
+        // Fresh: nobody claimed it, so no result is journaled.
+        Ok(Claim::Mine {
+            revision,
+            attempt,
+            fresh: true,
+        }) => Some(Held { revision, attempt }),
+        // Taken over from a holder that is gone: it may have journaled the result first.
+        Ok(Claim::Mine {
+            revision, attempt, ..
+        }) => match answered(shared, task, message).await {
+            Journaled::No => Some(Held { revision, attempt }),
+            Journaled::Answered => {
+                shared.claims.done(&task.key, revision, attempt).await;
+                None
+            }
+            Journaled::Unknown => {
+                // Not run without knowing: the claim goes back as it was taken.
+                shared
+                    .claims
+                    .give_up(&task.key, revision, attempt.saturating_sub(1))
+                    .await;
+                nak(message, Duration::from_secs(1)).await;
+                None
+            }
+        },
+        Ok(Claim::Held(holder)) => {
+            tracing::debug!(task = %task.request.task_id, holder, "a delivery of a run another node runs; left to it");
+            None
+        }
+        Ok(Claim::Done(by)) => {
+            if !matches!(answered(shared, task, message).await, Journaled::Answered) {
+                // Journaled an instant ago, or the journal could not be read: look again.
+                tracing::debug!(task = %task.request.task_id, by, "a delivery of a finished run whose result is not readable yet");
+                nak(message, Duration::from_millis(200)).await;
+            }
+            None
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot claim a task's run; the task waits");
+            nak(message, Duration::from_secs(1)).await;
+            None
+        }
+    }
+}
+
+/// Sends `message` back, to be delivered again after `delay`.
+async fn nak(message: &Message, delay: Duration) {
+    let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
 }
 
 /// What the journal says of a delivered run.
@@ -554,8 +563,8 @@ pub(crate) fn retries_left(retries: u32, attempt: u32) -> Option<u32> {
 }
 
 /// Journals the run's `report`, tells the owner, acknowledges the task and marks the run's
-/// claim done; a report that cannot be journaled has the task delivered again (the claim given up,
-/// so the next delivery runs it at once). Progress acknowledgements and claim renewals go on
+/// claim done; a report that cannot be journaled has the task delivered again (the claim
+/// given up, so the next delivery runs it at once). Progress acknowledgements and claim renewals go on
 /// while the result is being journaled: a journal write retried through a server failure (a
 /// stream leader being elected) can take longer than the acknowledgement wait, and the task
 /// must not be run again elsewhere before its result is journaled.
@@ -587,9 +596,7 @@ async fn finish(
             .claims
             .give_up(&task.key, held.revision, held.attempt)
             .await;
-        let _ = message
-            .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-            .await;
+        nak(message, Duration::from_secs(1)).await;
         return;
     }
     shared.tell_owner(&task.owner, &task.key, report).await;
