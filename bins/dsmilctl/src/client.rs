@@ -23,12 +23,13 @@ impl Target {
 
     /// A client with the token from the token file.
     pub fn connect(&self) -> Result<Client> {
-        let text = std::fs::read_to_string(&self.token_file).with_context(|| {
-            format!(
-                "cannot read the API token from {} (dsmild writes it to DATA_DIR/api-token on \
-                 first start; pass --token-file or set DSMIL_TOKEN_FILE)",
+        let text = std::fs::read_to_string(&self.token_file).map_err(|e| {
+            crate::exit::NoToken(format!(
+                "cannot read the API token from {}: {e} (dsmild writes it to \
+                 DATA_DIR/api-token on first start; pass --token-file, set DSMIL_TOKEN_FILE or \
+                 add a context with `dsmilctl context add`)",
                 self.token_file.display()
-            )
+            ))
         })?;
         Client::new(&self.url, text.trim()).with_context(|| format!("--url {:?}", self.url))
     }

@@ -3,6 +3,8 @@
 mod audit;
 mod client;
 mod cluster;
+mod context;
+mod exit;
 mod learn;
 mod output;
 mod run;
@@ -18,27 +20,33 @@ use serde::Serialize;
 
 use crate::client::Target;
 
-/// Talk to a running dsmild, or check files offline.
-#[derive(Debug, Parser)]
-#[command(name = "dsmilctl", version)]
-struct Cli {
-    /// Base URL of dsmild.
-    #[arg(
-        long,
-        env = "DSMIL_URL",
-        default_value = "http://127.0.0.1:8765",
-        global = true
-    )]
-    url: String,
+/// `--version`: the version and the git revision built from.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("DSMIL_GIT_REV"),
+    ")\nfeatures: none (dsmilctl has no optional features)"
+);
 
-    /// File holding the API token.
-    #[arg(
-        long,
-        env = "DSMIL_TOKEN_FILE",
-        default_value = "./dsmil-data/api-token",
-        global = true
-    )]
-    token_file: PathBuf,
+/// Talk to a running dsmild, or check files offline.
+///
+/// Exit codes: 0 done, 1 a check failed (or another error), 2 usage, 3 daemon unreachable,
+/// 4 token refused or missing.
+#[derive(Debug, Parser)]
+#[command(name = "dsmilctl", version, long_version = LONG_VERSION)]
+struct Cli {
+    /// Base URL of dsmild [default: the context's, else http://127.0.0.1:8765].
+    #[arg(long, env = "DSMIL_URL", global = true)]
+    url: Option<String>,
+
+    /// File holding the API token [default: the context's, else the first that exists of
+    /// ./dsmil-data/api-token and /var/lib/dsmil/api-token].
+    #[arg(long, env = "DSMIL_TOKEN_FILE", global = true)]
+    token_file: Option<PathBuf>,
+
+    /// A named context (`dsmilctl context list`) instead of the current one.
+    #[arg(long, env = "DSMIL_CONTEXT", global = true)]
+    context: Option<String>,
 
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
@@ -95,6 +103,53 @@ enum Command {
     Config {
         #[command(subcommand)]
         action: ConfigAction,
+    },
+    /// Named daemons (URL and token file), one of them current, like kubectl's contexts.
+    Context {
+        #[command(subcommand)]
+        action: ContextAction,
+    },
+    /// Print a shell completion script (e.g. `dsmilctl completion bash >
+    /// /etc/bash_completion.d/dsmilctl`).
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (dsmilctl.1 and one per subcommand) into a folder (packaging).
+    #[command(hide = true)]
+    GenerateMan {
+        /// The folder.
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ContextAction {
+    /// Add (or replace) a context.
+    Add {
+        /// Its name.
+        name: String,
+        /// The daemon's base URL.
+        #[arg(long = "server", value_name = "URL")]
+        server: String,
+        /// Its token file.
+        #[arg(long = "token", value_name = "PATH")]
+        token: Option<PathBuf>,
+        /// Make it current.
+        #[arg(long = "use")]
+        make_current: bool,
+    },
+    /// Make a context current.
+    Use {
+        /// Its name.
+        name: String,
+    },
+    /// List the contexts; `*` marks the current one.
+    List,
+    /// Remove a context.
+    Remove {
+        /// Its name.
+        name: String,
     },
 }
 
@@ -203,7 +258,7 @@ fn main() {
     let cli = Cli::parse();
     if let Err(err) = run(&cli) {
         eprintln!("dsmilctl: {}", dsmil_core::report::chain(err.as_ref()));
-        std::process::exit(1);
+        std::process::exit(exit::code(&err));
     }
 }
 
@@ -218,8 +273,29 @@ struct ConfigChecked {
 }
 
 fn run(cli: &Cli) -> Result<()> {
-    let target = Target::new(&cli.url, &cli.token_file);
     match &cli.command {
+        Command::Context { action } => return contexts(cli, action),
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "dsmilctl",
+                &mut std::io::stdout(),
+            );
+            return Ok(());
+        }
+        Command::GenerateMan { out } => return man_pages(out),
+        _ => {}
+    }
+    let (url, token_file) = context::resolve(
+        cli.url.as_deref(),
+        cli.token_file.as_deref(),
+        cli.context.as_deref(),
+    )?;
+    let target = Target::new(&url, &token_file);
+    match &cli.command {
+        Command::Context { .. } | Command::Completion { .. } | Command::GenerateMan { .. } => {}
         Command::Status => {
             let status = target.connect()?.status()?;
             output::print(cli.json, &status, output::status_text);
@@ -350,4 +426,80 @@ fn run(cli: &Cli) -> Result<()> {
         },
     }
     Ok(())
+}
+
+/// `dsmilctl context …`.
+fn contexts(cli: &Cli, action: &ContextAction) -> Result<()> {
+    let path = context::file()?;
+    let mut all = context::Contexts::load(&path)?;
+    match action {
+        ContextAction::Add {
+            name,
+            server,
+            token,
+            make_current,
+        } => {
+            dsmil_api::client::Client::new(server, "")
+                .map_err(anyhow::Error::from)
+                .map_err(|e| e.context(format!("--server {server:?}")))?;
+            let token_file = match token {
+                Some(t) => Some(
+                    std::path::absolute(t)
+                        .map_err(|e| anyhow::anyhow!("--token {}: {e}", t.display()))?,
+                ),
+                None => None,
+            };
+            all.contexts.insert(
+                name.clone(),
+                context::Context {
+                    url: server.clone(),
+                    token_file,
+                },
+            );
+            if *make_current || all.current.is_none() {
+                all.current = Some(name.clone());
+            }
+            all.save(&path)?;
+            eprintln!("context {name:?} saved in {}", path.display());
+        }
+        ContextAction::Use { name } => {
+            all.use_context(name)?;
+            all.save(&path)?;
+            eprintln!("switched to context {name:?}");
+        }
+        ContextAction::Remove { name } => {
+            all.remove(name)?;
+            all.save(&path)?;
+        }
+        ContextAction::List => {
+            output::print(cli.json, &all, |all| {
+                let mut out = format!("{:<2}{:<16} {:<32} TOKEN FILE\n", "", "NAME", "SERVER");
+                for (name, c) in &all.contexts {
+                    let mark = if all.current.as_deref() == Some(name) {
+                        "*"
+                    } else {
+                        ""
+                    };
+                    let token = c
+                        .token_file
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "(default)".into());
+                    out.push_str(&format!("{mark:<2}{name:<16} {:<32} {token}\n", c.url));
+                }
+                out.trim_end().to_owned()
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Writes dsmilctl.1 and a page per subcommand (`dsmilctl-audit.1`, `dsmilctl-audit-verify.1`)
+/// into `out`.
+fn man_pages(out: &std::path::Path) -> Result<()> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(out)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
+    clap_mangen::generate_to(Cli::command(), out)
+        .map_err(|e| anyhow::anyhow!("cannot write man pages into {}: {e}", out.display()))
 }

@@ -5,11 +5,21 @@ mod cli;
 
 use anyhow::Result;
 use clap::Parser;
-use dsmil_daemon::config::{DaemonConfig, LogFormat};
+use dsmil_daemon::config::{DaemonConfig, LogFormat, paths};
 use tracing_subscriber::EnvFilter;
 
 fn main() {
     let cli = cli::Cli::parse();
+    if let Some(dir) = &cli.generate_man {
+        if let Err(err) = write_man(dir) {
+            eprintln!(
+                "dsmild: cannot write the man page into {}: {err}",
+                dir.display()
+            );
+            std::process::exit(1);
+        }
+        return;
+    }
     let config = match load(&cli) {
         Ok(config) => config,
         Err(err) => {
@@ -37,15 +47,28 @@ fn main() {
     }
 }
 
-/// Defaults, then the file, then flags and environment — validated once, after merging.
+/// Defaults, then the file (`--config`, else the first of `dsmil_daemon::config::paths`'s
+/// candidates that exists), then flags and environment — validated once, after merging.
 fn load(cli: &cli::Cli) -> Result<DaemonConfig> {
-    let mut config = match &cli.config {
+    let env = paths::Environment::current();
+    let file = cli.config.clone().or_else(|| paths::find_config(&env));
+    let mut config = match &file {
         Some(path) => DaemonConfig::read_toml_file(path)?,
         None => DaemonConfig::default(),
     };
     config.apply(cli.overrides());
     config.validate()?;
     Ok(config)
+}
+
+/// Writes `dsmild.8` into `dir`.
+fn write_man(dir: &std::path::Path) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir)?;
+    let man = clap_mangen::Man::new(cli::Cli::command()).section("8");
+    let mut page = Vec::new();
+    man.render(&mut page)?;
+    std::fs::write(dir.join("dsmild.8"), page)
 }
 
 fn init_tracing(config: &DaemonConfig) {

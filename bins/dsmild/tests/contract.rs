@@ -77,8 +77,10 @@ fn every_answer_matches_the_published_contract() {
     let post = |path: &str, body: &str| daemon.post(path, token, body);
 
     conforms(&routes::HEALTH, daemon.get("/api/health", None));
+    conforms(&routes::READY, daemon.get("/api/ready", None));
     let status: dsmil_api::status::Status = decode(conforms(&routes::STATUS, get("/api/status")));
-    assert_eq!(status.agents.len(), 2);
+    // The two declared, and the built-ins they do not declare.
+    assert_eq!(status.agents.len(), 5);
     conforms(&routes::STATUS, daemon.get("/api/status", None)); // 401
     conforms(
         &routes::STATUS,

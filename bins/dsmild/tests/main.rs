@@ -14,6 +14,7 @@ mod emergency;
 mod learn;
 mod monitor;
 mod schema;
+mod service;
 mod tpm;
 mod witness;
 mod workflows;

@@ -119,7 +119,7 @@ async fn websocket_alerts_and_metrics_on_a_real_daemon() {
         "# TYPE dsmil_learn_records gauge",
         "# TYPE dsmil_workflows_active gauge",
         "dsmil_ws_clients 1",
-        "# TYPE dsmil_cpu_usage_percent gauge",
+        "# TYPE dsmil_cpu_usage_ratio gauge",
         "dsmil_events_total{kind=\"system_health\"}",
     ] {
         assert!(text.contains(family), "{family} missing from:\n{text}");

@@ -208,6 +208,11 @@ impl Client {
         self.get(&routes::HEALTH, routes::HEALTH.path)
     }
 
+    /// `GET /api/ready`; a failed check is [`ClientError::Api`] with 503 `not_ready`.
+    pub fn ready(&self) -> Result<status::Readiness, ClientError> {
+        self.get(&routes::READY, routes::READY.path)
+    }
+
     /// `GET /api/status`.
     pub fn status(&self) -> Result<status::Status, ClientError> {
         self.get(&routes::STATUS, routes::STATUS.path)

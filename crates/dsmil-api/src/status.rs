@@ -1,4 +1,5 @@
-//! `GET /api/health` and `GET /api/status`: is the daemon up, and what it runs.
+//! `GET /api/health`, `GET /api/ready` and `GET /api/status`: is the daemon up, can it work,
+//! and what it runs.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,30 @@ use crate::alerts::ResponseStatus;
 pub struct Health {
     /// `ok`.
     pub status: String,
+}
+
+/// `GET /api/ready`: every readiness check passed (no token needed). When one fails the answer
+/// is 503 `not_ready`, its message naming each failed check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Readiness {
+    /// `ready`.
+    pub status: String,
+    /// Each check, in the order run.
+    pub checks: Vec<ReadinessCheck>,
+}
+
+/// One readiness check: the TPM answering, the data dir writable, the learning store and the
+/// workflow journal reachable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReadinessCheck {
+    /// `tpm`, `data_dir`, `learning_store` or `journal`.
+    pub name: String,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What was found (`answered`, or why it failed).
+    pub detail: String,
+    /// How long it took, in milliseconds.
+    pub elapsed_ms: u64,
 }
 
 /// `GET /api/status`: version, uptime and every layer's state.

@@ -30,8 +30,32 @@ pub struct CoordConfig {
     /// the ones still running then are journaled and resume at the next start (0–3600).
     /// Default: 10.
     pub shutdown_grace_seconds: u64,
+    /// The built-in agents registered without being declared.
+    pub builtins: BuiltinsConfig,
     /// Declared agents. Default: none.
     pub agents: Vec<AgentConfig>,
+}
+
+/// The `[builtins]` table: whether the built-in agents (`echo`, `noop`, `sleep`, `fail`,
+/// `score`) are registered under their own names without an `[[agents]]` entry, so a bare
+/// start can run a first workflow.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct BuiltinsConfig {
+    /// Register every built-in that no `[[agents]]` entry declares, with the default
+    /// protections. Tasks may name them; `auto` routes to them only while no agent is declared.
+    /// Default: on, except on a node of a cluster (`[cluster]`), where each node hosts only
+    /// what it declares.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = true)]
+    pub enabled: Option<bool>,
+}
+
+impl BuiltinsConfig {
+    /// Whether the built-ins are registered: as set, else on unless `clustered`.
+    pub fn enabled(&self, clustered: bool) -> bool {
+        self.enabled.unwrap_or(!clustered)
+    }
 }
 
 impl Default for CoordConfig {
@@ -39,6 +63,7 @@ impl Default for CoordConfig {
         Self {
             default_agent: None,
             shutdown_grace_seconds: 10,
+            builtins: BuiltinsConfig::default(),
             agents: Vec::new(),
         }
     }

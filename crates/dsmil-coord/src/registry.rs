@@ -3,7 +3,7 @@
 //! settings types ([`AgentSettings`] is an entry's protection part), with the same defaults and
 //! the same validation ([`AgentConfig::validate`]'s).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use dsmil_core::AgentId;
@@ -98,6 +98,8 @@ pub type TransitionListener = Arc<dyn Fn(&AgentId, Transition) + Send + Sync>;
 #[derive(Debug, Default)]
 pub struct AgentRegistry {
     agents: BTreeMap<AgentId, Arc<AgentRuntime>>,
+    /// Built-ins registered without being declared ([`AgentRegistry::add_builtins`]).
+    implicit: BTreeSet<AgentId>,
     budget: Arc<RetryBudget>,
 }
 
@@ -177,6 +179,38 @@ impl AgentRegistry {
         };
         self.agents.insert(id, Arc::new(runtime));
         Ok(())
+    }
+
+    /// Registers, under its own name and with the default protections, every built-in
+    /// ([`BuiltinAgent::NAMES`]) not registered yet; returns the ones added. They are offered to
+    /// `auto` routing only while no other agent is registered ([`AgentRegistry::implicit_ids`]).
+    pub fn add_builtins(
+        &mut self,
+        listener: Option<TransitionListener>,
+    ) -> Result<Vec<AgentId>, RegistryError> {
+        let mut added = Vec::new();
+        for name in BuiltinAgent::NAMES {
+            // Every built-in name is a valid id with an implementation; skip rather than panic.
+            let Ok(id) = AgentId::new(*name) else {
+                continue;
+            };
+            if self.agents.contains_key(&id) {
+                continue;
+            }
+            let Some(agent) = BuiltinAgent::named(id.clone(), name) else {
+                continue;
+            };
+            self.register(Arc::new(agent), AgentSettings::default(), listener.clone())?;
+            self.implicit.insert(id.clone());
+            added.push(id);
+        }
+        Ok(added)
+    }
+
+    /// The built-ins registered without being declared ([`AgentRegistry::add_builtins`]);
+    /// `auto` passes over them while anything else is registered.
+    pub fn implicit_ids(&self) -> &BTreeSet<AgentId> {
+        &self.implicit
     }
 
     /// The agent `id`.

@@ -25,6 +25,9 @@ pub const NATS_TOKEN_FILE_VAR: &str = "DSMIL_TEST_NATS_TOKEN_FILE";
 /// their own, e.g. to kill and restart servers.
 pub const NATS_SERVER_VAR: &str = "DSMIL_TEST_NATS_SERVER";
 
+/// Prometheus's `promtool` (to check metrics and rules).
+pub const PROMTOOL_VAR: &str = "DSMIL_PROMTOOL";
+
 /// A service a test needs is not configured although services are required.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error(

@@ -12,6 +12,9 @@
 //! - `http` (feature `server`): the HTTP API with the wire types of `dsmil-api`, the bearer
 //!   token, the JSON error format, `/metrics` gathered from every layer's `MetricsSource`.
 //!
+//! - `readiness` and `notify` (feature `server`): the checks `/api/ready` answers from, and
+//!   systemd's `Type=notify` protocol (`READY=1`, watchdog pings while ready, `STOPPING=1`).
+//!
 //! `bins/dsmild` is flags, logging and a call to [`run`].
 //!
 //! ```
@@ -43,6 +46,10 @@ pub mod config;
 pub mod error;
 #[cfg(feature = "server")]
 pub mod http;
+#[cfg(feature = "server")]
+pub mod notify;
+#[cfg(feature = "server")]
+pub mod readiness;
 #[cfg(feature = "server")]
 pub mod token;
 

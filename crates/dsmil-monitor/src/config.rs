@@ -23,6 +23,8 @@ pub struct MonitorConfig {
     pub responses: ResponsePolicy,
     /// Limits of the live WebSocket stream. Default: the limits below.
     pub websocket: WebSocketLimits,
+    /// A second listener for a local Prometheus. Default: off.
+    pub metrics: MetricsEndpoint,
 }
 
 impl Default for MonitorConfig {
@@ -32,8 +34,22 @@ impl Default for MonitorConfig {
             alerts: AlertThresholds::default(),
             responses: ResponsePolicy::default(),
             websocket: WebSocketLimits::default(),
+            metrics: MetricsEndpoint::default(),
         }
     }
+}
+
+/// The `[metrics]` table: an address that serves `/metrics` (only that) without the API token,
+/// for a Prometheus on the same host or network segment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsEndpoint {
+    /// Address (IP:port) serving `GET /metrics` with no token, e.g. `127.0.0.1:9477`. Anyone
+    /// who can reach it reads the metrics, so keep it on loopback or a trusted network.
+    /// Default: none (off; `/metrics` on the API address needs the token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "127.0.0.1:9477")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 impl MonitorConfig {
@@ -51,6 +67,12 @@ impl MonitorConfig {
                     "is {}; expected 100 to 3600000 milliseconds",
                     self.health_interval_ms
                 ),
+            ));
+        }
+        if self.metrics.listen.is_some_and(|a| a.port() == 0) {
+            return Err(FieldError::new(
+                "metrics.listen",
+                "port 0 is not allowed; choose a fixed port",
             ));
         }
         self.alerts.validate().map_err(|e| e.within("alerts."))?;

@@ -37,5 +37,6 @@ pub mod collect;
 pub mod config;
 pub mod dashboard;
 pub mod metrics;
+pub mod process;
 mod sources;
 pub mod ws;

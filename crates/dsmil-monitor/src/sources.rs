@@ -116,19 +116,19 @@ impl MetricsSource for CollectorHandle {
         let Some(h) = s.last_sample else { return };
         for (name, help, v) in [
             (
-                "dsmil_cpu_usage_percent",
-                "CPU busy, %.",
-                h.cpu_usage_percent,
+                "dsmil_cpu_usage_ratio",
+                "CPU busy, 0-1.",
+                h.cpu_usage_percent / 100.0,
             ),
             (
-                "dsmil_memory_usage_percent",
-                "Memory in use, %.",
-                h.memory_usage_percent,
+                "dsmil_memory_usage_ratio",
+                "Memory in use, 0-1.",
+                h.memory_usage_percent / 100.0,
             ),
             (
-                "dsmil_disk_usage_percent",
-                "Disk in use on the data dir's filesystem, %.",
-                h.disk_usage_percent,
+                "dsmil_disk_usage_ratio",
+                "Disk in use on the data dir's filesystem, 0-1.",
+                h.disk_usage_percent / 100.0,
             ),
             (
                 "dsmil_load_average",

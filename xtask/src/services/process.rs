@@ -337,14 +337,8 @@ pub fn is_root() -> bool {
 
 static APT_UPDATED: AtomicBool = AtomicBool::new(false);
 
-/// Installs Debian `packages` with apt-get, non-interactively, running `apt-get update` first
-/// (once per xtask run). Fails with instructions when not root.
-pub fn apt_install(packages: &[&str], why: &str) -> Result<()> {
-    let list = packages.join(" ");
-    if !is_root() {
-        bail!("{why}; install them with `sudo apt-get install -y {list}` (xtask is not root)");
-    }
-    note(format!("{why}; installing with apt-get: {list}"));
+/// Runs `apt-get update` once per xtask run.
+fn apt_update() -> Result<()> {
     if !APT_UPDATED.load(Ordering::SeqCst) {
         run_to_stderr(
             Command::new("apt-get")
@@ -354,6 +348,45 @@ pub fn apt_install(packages: &[&str], why: &str) -> Result<()> {
         )?;
         APT_UPDATED.store(true, Ordering::SeqCst);
     }
+    Ok(())
+}
+
+/// Downloads the `.deb` of `package` into `dir` without installing it (no maintainer scripts
+/// run, no service starts); returns its path.
+pub fn apt_download(package: &str, dir: &Path) -> Result<PathBuf> {
+    apt_update()?;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    run_to_stderr(
+        Command::new("apt-get")
+            .args(["download", "-q", package])
+            .current_dir(dir),
+        &format!("apt-get download {package}"),
+    )?;
+    fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("{package}_")) && n.ends_with(".deb"))
+        })
+        .with_context(|| {
+            format!(
+                "apt-get download {package} left no .deb in {}",
+                dir.display()
+            )
+        })
+}
+
+/// Installs Debian `packages` with apt-get, non-interactively, running `apt-get update` first
+/// (once per xtask run). Fails with instructions when not root.
+pub fn apt_install(packages: &[&str], why: &str) -> Result<()> {
+    let list = packages.join(" ");
+    if !is_root() {
+        bail!("{why}; install them with `sudo apt-get install -y {list}` (xtask is not root)");
+    }
+    note(format!("{why}; installing with apt-get: {list}"));
+    apt_update()?;
     run_to_stderr(
         Command::new("apt-get")
             .args(["install", "-y", "-q"])

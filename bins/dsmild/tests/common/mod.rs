@@ -28,6 +28,18 @@ pub fn dsmild() -> Command {
         }
     }
     cmd.env_remove("RUST_LOG");
+    // Hermetic: no systemd variables, no user configuration file.
+    for key in [
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "WATCHDOG_PID",
+        "STATE_DIRECTORY",
+        "CONFIGURATION_DIRECTORY",
+        "INVOCATION_ID",
+    ] {
+        cmd.env_remove(key);
+    }
+    cmd.env("XDG_CONFIG_HOME", "/nonexistent/dsmil-tests");
     cmd
 }
 
@@ -51,9 +63,14 @@ impl Daemon {
 
     /// Starts dsmild on a given port (e.g. the port of a daemon that was just stopped).
     pub fn start_on(port: u16, data_dir: &Path, extra: &[&str]) -> Daemon {
-        let child = dsmild()
-            .arg("--data-dir")
-            .arg(data_dir)
+        let mut cmd = dsmild();
+        cmd.arg("--data-dir").arg(data_dir);
+        Self::start_command(cmd, port, extra)
+    }
+
+    /// Starts `cmd` (a [`dsmild`] command with any environment and flags set) on `port`.
+    pub fn start_command(mut cmd: Command, port: u16, extra: &[&str]) -> Daemon {
+        let child = cmd
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .args(extra)

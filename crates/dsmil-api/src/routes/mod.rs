@@ -136,6 +136,7 @@ pub use table::*;
 /// Every route, in the order the description lists them.
 pub const ALL: &[Route] = &[
     HEALTH,
+    READY,
     STATUS,
     CLUSTER,
     OPENAPI,

@@ -49,6 +49,24 @@ pub const HEALTH: Route = Route {
     answers: &[ok(200, "`{\"status\":\"ok\"}`", json::<status::Health>())],
 };
 
+/// `GET /api/ready`.
+pub const READY: Route = Route {
+    method: Method::Get,
+    path: "/api/ready",
+    operation_id: "ready",
+    summary: "Whether the daemon can do its work: TPM answering, data dir writable, learning \
+              store and journal reachable (no token needed; for systemd and load balancers).",
+    tag: "daemon",
+    auth: Auth::None,
+    path_params: &[],
+    query: None,
+    request: Body::Empty,
+    answers: &[
+        ok(200, "Every check passed", json::<status::Readiness>()),
+        err(503, "`not_ready`: the message names each failed check"),
+    ],
+};
+
 /// `GET /api/status`.
 pub const STATUS: Route = Route {
     method: Method::Get,

@@ -59,6 +59,8 @@ pub struct Coordinator {
     closing: AtomicBool,
     /// Told whenever a workflow stops running.
     finished: tokio::sync::Notify,
+    /// What ran, for `/metrics`.
+    pub(super) stats: Arc<super::stats::TaskStats>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -85,6 +87,7 @@ impl Coordinator {
             emergency: Mutex::new(None),
             closing: AtomicBool::new(false),
             finished: tokio::sync::Notify::new(),
+            stats: Arc::default(),
         }
     }
 
@@ -136,6 +139,11 @@ impl Coordinator {
     /// The agents.
     pub fn registry(&self) -> &Arc<AgentRegistry> {
         &self.registry
+    }
+
+    /// Task outcomes, durations and workflow ends since start.
+    pub fn stats(&self) -> &super::stats::TaskStats {
+        &self.stats
     }
 
     /// Workflows running now.
@@ -321,6 +329,7 @@ impl Coordinator {
     pub async fn prepare(&self, spec: &WorkflowSpec) -> Result<Vec<AgentId>, WorkflowError> {
         spec.validate()?;
         let candidates = self.agents();
+        let routable = self.routable_agents();
         let known = || {
             candidates
                 .iter()
@@ -338,7 +347,7 @@ impl Coordinator {
                             task_description: task.task_description.clone(),
                             task_type: Some(spec.workflow_type.clone()),
                             context: Metadata::new(),
-                            candidates: candidates.clone(),
+                            candidates: routable.clone(),
                             exclude_agents: Vec::new(),
                         };
                         a.advise(request)
@@ -350,7 +359,7 @@ impl Coordinator {
                             })?
                             .predicted_agent
                     }
-                    None => candidates
+                    None => routable
                         .first()
                         .cloned()
                         .ok_or_else(|| WorkflowError::NoAgent {
@@ -382,6 +391,19 @@ impl Coordinator {
             ids.dedup();
         }
         ids
+    }
+
+    /// The agents `auto` may choose: [`Coordinator::agents`] less this node's undeclared
+    /// built-ins while anything else is there to choose.
+    pub fn routable_agents(&self) -> Vec<AgentId> {
+        let all = self.agents();
+        let implicit = self.registry.implicit_ids();
+        if all.iter().all(|id| implicit.contains(id)) {
+            return all;
+        }
+        all.into_iter()
+            .filter(|id| !implicit.contains(id))
+            .collect()
     }
 
     /// Why new workflows are refused, during an emergency stop.
@@ -469,6 +491,7 @@ impl Coordinator {
             detached,
             paused: self.paused.subscribe(),
             recorder: Recorder::start(id, self.sink.clone()),
+            stats: Arc::clone(&self.stats),
         })
     }
 

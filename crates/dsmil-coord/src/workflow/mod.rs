@@ -33,7 +33,7 @@
 //!
 //! The parts: [`Coordinator`] and its lifecycle (`coordinator`), one run's shared state and its
 //! end (`run`), the per-task pipeline (`task`), the performance recorder and record ids
-//! (`record`), one module per mode (`modes`), cancellation ([`cancel_pair`]) and the
+//! (`record`), one module per mode (`modes`), cancellation ([`cancel_pair`]), the counts `/metrics` reports ([`stats`]) and the
 //! [`Throttle`](dsmil_core::ports::Throttle) implementation with the emergency stop
 //! (`throttle`).
 
@@ -43,6 +43,7 @@ mod host;
 mod modes;
 mod record;
 mod run;
+pub mod stats;
 mod task;
 mod throttle;
 

@@ -58,6 +58,8 @@ pub(super) struct Run {
     pub(super) paused: tokio::sync::watch::Receiver<bool>,
     /// Hands performance records to the sink.
     pub(super) recorder: Recorder,
+    /// The coordinator's counts of what ran.
+    pub(super) stats: Arc<super::stats::TaskStats>,
 }
 
 impl Run {
@@ -229,6 +231,7 @@ impl Run {
         {
             tracing::error!(workflow = %self.id, error = %crate::error_chain(&e), "cannot journal the workflow's end");
         }
+        self.stats.workflow(state);
         self.event(None, state, || {
             format!(
                 "workflow {}",

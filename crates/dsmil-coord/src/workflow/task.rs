@@ -51,6 +51,7 @@ impl Run {
             metadata: Metadata::new(),
         };
         self.settle(&result).await;
+        self.stats.task(&result);
         self.event(Some(task), WorkflowState::Running, || {
             format!("task {} skipped: {reason}", task.id)
         });
@@ -128,6 +129,7 @@ impl Run {
         };
         self.set_time(index, Duration::from_micros(report.agent_time_us));
         let result = report.agent_result(&request);
+        self.stats.task(&result);
         if journaled {
             lock(&self.results).push(result.clone());
         } else {

@@ -47,10 +47,22 @@ pub async fn start(
     audit: Arc<dyn AuditSink>,
 ) -> Result<Coordination> {
     let listener = report_transitions(Some(bus.clone()), Some(Arc::clone(&audit)));
-    let registry = Arc::new(
-        AgentRegistry::from_config(&config.coord.agents, Some(listener))
-            .context("cannot set up the configured agents")?,
-    );
+    let mut registry = AgentRegistry::from_config(&config.coord.agents, Some(listener.clone()))
+        .context("cannot set up the configured agents")?;
+    if config
+        .coord
+        .builtins
+        .enabled(config.cluster.cluster.is_some())
+    {
+        let added = registry
+            .add_builtins(Some(listener))
+            .context("cannot register the built-in agents")?;
+        if !added.is_empty() {
+            let names: Vec<&str> = added.iter().map(|id| id.as_str()).collect();
+            tracing::info!(agents = %names.join(", "), "built-in agents registered ([builtins] enabled)");
+        }
+    }
+    let registry = Arc::new(registry);
     let coordinator = Coordinator::new(Arc::clone(&registry))
         .with_advisor(learning.clone())
         .with_sink(learning.clone())

@@ -96,7 +96,7 @@ fn detect_accel() -> Result<AccelInfo> {
 
 /// Creates the data dir (0700) and returns its canonical path.
 fn prepare_data_dir(config: &DaemonConfig) -> Result<PathBuf> {
-    let dir = &config.daemon.data_dir;
+    let dir = &config.daemon.data_dir();
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -210,18 +210,66 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
     let local = listener
         .local_addr()
         .context("cannot read the bound address")?;
+    let metrics_listener = match layers.config.monitor.metrics.listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} ([metrics] listen)"))?,
+        ),
+        None => None,
+    };
     announce(&layers, local);
     let layers = Arc::new(layers);
+    // Tasks that hold the layers until the API stops serving.
+    let mut background = Vec::new();
+    background.extend(metrics_listener.map(|listener| {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "serving /metrics without the token ([metrics] listen)");
+        }
+        let router = crate::http::metrics_router(Arc::clone(&layers));
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "the [metrics] listener failed");
+            }
+        })
+    }));
+    let notifier = crate::notify::Notifier::from_env()
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "NOTIFY_SOCKET is set but unusable; systemd is not told");
+            None
+        })
+        .map(Arc::new);
+    if let Some(n) = &notifier {
+        n.tell(&format!(
+            "READY=1\nSTATUS=serving on http://{local}/\nMAINPID={}",
+            std::process::id()
+        ));
+        if let Some(period) = crate::notify::watchdog_period() {
+            background.push(crate::notify::spawn_watchdog(
+                Arc::clone(n),
+                Arc::clone(&layers),
+                period,
+            ));
+        }
+    }
     let hub = layers.monitor.hub.clone();
     axum::serve(listener, crate::http::router(Arc::clone(&layers)))
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
+            if let Some(n) = &notifier {
+                n.tell("STOPPING=1\nSTATUS=shutting down");
+            }
             // WebSocket clients are told first ("server shutting down"), so that open
             // connections do not hold the graceful HTTP shutdown.
             hub.shutdown();
         })
         .await
         .context("HTTP server failed")?;
+    for task in background {
+        task.abort();
+        // Cancelled: the task (and the layers it held) is gone once this resolves.
+        let _ = task.await;
+    }
     shutdown(layers).await
 }
 
@@ -243,7 +291,7 @@ fn announce(layers: &Layers, local: std::net::SocketAddr) {
         tpm = %layers.config.tpm.tpm,
         store = store.backend(),
         search = %store.search_engine(),
-        agents = layers.config.coord.agents.len(),
+        agents = layers.coordinator.agents().len(),
         accel = %layers.accel.platform.path(),
         cores = layers.accel.topology.total_cores,
         accel_workers = layers.engine.workers(),

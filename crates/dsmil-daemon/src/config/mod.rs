@@ -18,6 +18,7 @@
 //! `DSMIL_*` variables are applied with [`Overrides`] before [`DaemonConfig::validate`] runs once.
 //! [`template::default_toml`] writes the whole file with every field's default and doc.
 
+pub mod paths;
 mod sections;
 pub mod template;
 
@@ -145,9 +146,11 @@ pub const MAX_EVENT_BUS_CAPACITY: usize = 1 << 20;
 #[serde(deny_unknown_fields, default)]
 pub struct DaemonSettings {
     /// Where state lives (API token, TPM state, SQLite store, journal, audit log).
-    /// Default: `./dsmil-data`.
-    #[schema(value_type = String)]
-    pub data_dir: PathBuf,
+    /// Default: `$STATE_DIRECTORY` when systemd gives one (`StateDirectory=`), else
+    /// `/var/lib/dsmil` for a system service, else `./dsmil-data`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "/var/lib/dsmil")]
+    pub data_dir: Option<PathBuf>,
     /// HTTP/WebSocket listen address (IP:port). Default: `127.0.0.1:8765` (loopback only).
     #[schema(value_type = String)]
     pub listen: SocketAddr,
@@ -163,7 +166,7 @@ pub struct DaemonSettings {
 impl Default for DaemonSettings {
     fn default() -> Self {
         Self {
-            data_dir: PathBuf::from("./dsmil-data"),
+            data_dir: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8765)),
             log_format: LogFormat::Text,
             log_filter: "info".into(),
@@ -173,9 +176,21 @@ impl Default for DaemonSettings {
 }
 
 impl DaemonSettings {
+    /// The data directory: as set, else the default for how the daemon runs
+    /// ([`paths::default_data_dir`]).
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| paths::default_data_dir(&paths::Environment::current()))
+    }
+
     /// Checks the daemon's own keys.
     pub fn validate(&self) -> Result<(), FieldError> {
-        if self.data_dir.as_os_str().is_empty() {
+        if self
+            .data_dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
             return Err(FieldError::new("data_dir", "must not be empty"));
         }
         if self.listen.port() == 0 {
@@ -269,7 +284,7 @@ impl DaemonConfig {
             tpm,
         } = overrides;
         if let Some(dir) = data_dir {
-            self.daemon.data_dir = dir;
+            self.daemon.data_dir = Some(dir);
         }
         if let Some(listen) = listen {
             self.daemon.listen = listen;

@@ -179,6 +179,7 @@ pub const MAX_RECORDS_BODY: usize = 64 * 1024 * 1024;
 pub fn routes(token: Arc<TokenCheck>) -> Routes {
     Routes::new(token)
         .add(&routes::HEALTH, status::health)
+        .add(&routes::READY, status::ready)
         .add(&routes::STATUS, status::status)
         .add(&routes::CLUSTER, status::cluster)
         .add(&routes::OPENAPI, status::openapi)
@@ -217,6 +218,14 @@ pub fn router(layers: Arc<AppState>) -> Router {
         .router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .with_state(layers)
+}
+
+/// The router of `[metrics] listen`: `GET /metrics` alone, without the token.
+pub fn metrics_router(layers: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(monitor::metrics))
+        .fallback(not_found)
         .with_state(layers)
 }
 

@@ -69,7 +69,8 @@ pub async fn collect(state: &AppState) -> MetricSet {
         &[],
         state.bus.subscriber_count() as f64,
     );
-    let sources: [&dyn MetricsSource; 8] = [
+    let sources: [&dyn MetricsSource; 9] = [
+        &dsmil_monitor::process::ProcessMetrics,
         state.engine.as_ref(),
         &state.tpm,
         state.audit.as_ref(),

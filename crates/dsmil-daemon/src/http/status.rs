@@ -11,13 +11,40 @@ use dsmil_api::status as s;
 use dsmil_coord::config::AgentKind;
 use dsmil_coord::resilience::BreakerState;
 
-use super::AppState;
+use axum::http::StatusCode;
+
 use super::wire::name;
+use super::{ApiError, AppState};
 
 pub async fn health() -> Json<s::Health> {
     Json(s::Health {
         status: "ok".into(),
     })
+}
+
+/// Runs the readiness checks: 200 with each one, or 503 `not_ready` naming the failed ones.
+pub async fn ready(State(state): State<Arc<AppState>>) -> Result<Json<s::Readiness>, ApiError> {
+    let report = crate::readiness::assess(&state).await;
+    if !report.ready() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            format!("not ready: {}", report.failures()),
+        ));
+    }
+    Ok(Json(s::Readiness {
+        status: "ready".into(),
+        checks: report
+            .checks
+            .into_iter()
+            .map(|c| s::ReadinessCheck {
+                name: c.name.into(),
+                ok: c.ok,
+                detail: c.detail,
+                elapsed_ms: u64::try_from(c.elapsed.as_millis()).unwrap_or(u64::MAX),
+            })
+            .collect(),
+    }))
 }
 
 pub async fn openapi() -> Response {
