@@ -168,6 +168,12 @@ enum ConfigAction {
     },
     /// Print a configuration file with every default.
     Default,
+    /// Print Prometheus alerting rules for the file's [alerts] thresholds (the defaults without
+    /// a file), for `promtool check rules` and a Prometheus `rule_files:` entry.
+    PrometheusRules {
+        /// The TOML file.
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -415,6 +421,20 @@ fn run(cli: &Cli) -> Result<()> {
                 output::print(cli.json, &summary, |s| {
                     format!("{}: valid ({} agents)", s.file.display(), s.agents)
                 });
+            }
+            ConfigAction::PrometheusRules { file } => {
+                let config = match file {
+                    Some(f) => {
+                        let c = DaemonConfig::read_toml_file(f)?;
+                        c.validate()?;
+                        c
+                    }
+                    None => DaemonConfig::default(),
+                };
+                print!(
+                    "{}",
+                    dsmil_monitor::prometheus_rules::prometheus_rules(&config.monitor.alerts)
+                );
             }
             ConfigAction::Default => {
                 if cli.json {

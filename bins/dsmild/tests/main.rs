@@ -10,6 +10,7 @@ mod common;
 mod contract;
 mod daemon;
 mod dashboard;
+mod deploy;
 mod emergency;
 mod learn;
 mod monitor;

@@ -253,6 +253,9 @@ fn metrics_pass_promtool_and_a_local_prometheus_scrapes_them_without_the_token()
     });
     let (status, r) = daemon.post("/api/workflows", &token, &spec.to_string());
     assert_eq!(status, 200, "{r}");
+    // A prediction runs a similarity scan on the accelerator engine.
+    let (status, r) = daemon.post("/api/learn/predict", &token, r#"{"task_description":"d"}"#);
+    assert_eq!(status, 200, "{r}");
 
     let local = format!("http://127.0.0.1:{port}");
     let mut resp = agent().get(format!("{local}/metrics")).call().unwrap();
@@ -307,57 +310,7 @@ fn metrics_pass_promtool_and_a_local_prometheus_scrapes_them_without_the_token()
         assert!(text.lines().any(|l| l.starts_with(family)), "no {family}");
     }
     assert!(!text.contains("_percent"), "ratios are 0-1 `_ratio`s");
-}
-
-#[test]
-fn the_systemd_unit_passes_systemd_analyze_verify() {
-    let analyze = Path::new("/usr/bin/systemd-analyze");
-    if !analyze.exists() {
-        let required = std::env::var(dsmil_core::testenv::REQUIRE_VAR).is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "systemd-analyze is missing; `cargo xtask services up` installs it"
-        );
-        eprintln!("skipping: no systemd-analyze");
-        return;
-    }
-    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/systemd/dsmild.service");
-    let text = std::fs::read_to_string(&unit).unwrap();
-    for directive in [
-        "Type=notify",
-        "WatchdogSec=",
-        "StateDirectory=dsmil",
-        "ConfigurationDirectory=dsmil",
-        "ProtectSystem=strict",
-        "NoNewPrivileges=yes",
-        "PrivateTmp=yes",
-        "DeviceAllow=/dev/tpmrm0 rw",
-        "ExecStart=/usr/bin/dsmild\n",
-    ] {
-        assert!(text.contains(directive), "{directive}");
-    }
-    // The installed path does not exist here: verify the unit around the binary just built.
-    let dir = tempfile::tempdir().unwrap();
-    let local = dir.path().join("dsmild.service");
-    std::fs::write(
-        &local,
-        text.replace(
-            "ExecStart=/usr/bin/dsmild",
-            &format!("ExecStart={}", env!("CARGO_BIN_EXE_dsmild")),
-        ),
-    )
-    .unwrap();
-    let out = std::process::Command::new(analyze)
-        .args(["verify", "--man=no"])
-        .arg(&local)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "systemd-analyze verify: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::deploy::every_dashboard_query_names_an_exported_metric(&text);
 }
 
 #[test]

@@ -38,5 +38,6 @@ pub mod config;
 pub mod dashboard;
 pub mod metrics;
 pub mod process;
+pub mod prometheus_rules;
 mod sources;
 pub mod ws;
