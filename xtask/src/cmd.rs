@@ -11,10 +11,10 @@ use nix::unistd::Pid;
 
 use crate::services;
 
-/// Cargo features the provisioned services enable in tests and lints: the TPM layer's `tss`
-/// backend (tested against swtpm), in the library and in the daemon. Kept in one place so
-/// `ci` and `test` agree.
-pub const SERVICE_FEATURES: &[&str] = &["dsmil-tpm/tss", "dsmild/tss"];
+/// Optional cargo features CI lints, tests and benches: the TPM layer's `tss` backend (tested
+/// against swtpm, needs the provisioned libtss2), in the library and in the daemon, and the
+/// accelerator's `matmul`. Kept in one place so `ci`, `test` and `bench` agree.
+pub const SERVICE_FEATURES: &[&str] = &["dsmil-tpm/tss", "dsmild/tss", "dsmil-accel/matmul"];
 
 fn cargo(root: &Path) -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));

@@ -168,7 +168,7 @@ enum ConfigAction {
     },
     /// Print a configuration file with every default.
     Default,
-    /// Print Prometheus alerting rules for the file's [alerts] thresholds (the defaults without
+    /// Print Prometheus alerting rules for the alert thresholds of the file (the defaults without
     /// a file), for `promtool check rules` and a Prometheus `rule_files:` entry.
     PrometheusRules {
         /// The TOML file.

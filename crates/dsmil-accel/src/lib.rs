@@ -58,8 +58,8 @@
 //! - [`memory`]: streaming copy, 64-bit pattern fill, compare with first difference,
 //!   gather/scatter;
 //! - [`stats`]: numerically stable single-pass statistics of many datasets;
-//! - [`matmul`]: f32/f64 products of `ndarray` views (dispatched to faer, the fastest library
-//!   measured here);
+//! - `matmul` (feature `matmul`, off by default): f32/f64 products of `ndarray` views
+//!   (dispatched to faer, the fastest library measured here);
 //! - [`AccelVectorKernel`] and [`quantized`]: exact top-k, and an int8 index with exact
 //!   re-ranking;
 //! - [`crypto`]: multi-buffer SHA-256 and SHA-512, multi-key AES-256 (ECB, CTR) and ChaCha20,
@@ -75,6 +75,7 @@ pub mod engine;
 pub mod features;
 pub mod index;
 pub mod kernels;
+#[cfg(feature = "matmul")]
 pub mod matmul;
 pub mod memory;
 mod platform;

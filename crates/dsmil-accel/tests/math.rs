@@ -107,6 +107,7 @@ fn statistics_many_keeps_order() {
 
 /// Matmul against ndarray's own product (matrixmultiply underneath), for random shapes
 /// including empty, 1, odd and kernel-block boundaries, and for transposed inputs.
+#[cfg(feature = "matmul")]
 mod matmul_vs_ndarray {
     use dsmil_accel::matmul::{matmul_f32, matmul_f64};
     use ndarray::Array2;

@@ -15,7 +15,7 @@
 //! let request: PredictRequest =
 //!     serde_json::from_str(r#"{"task_description": "hash the release tarball"}"#)?;
 //! assert!(request.exclude_agents.is_empty());
-//! assert_eq!(routes::PREDICT.path, "/api/learn/predict");
+//! assert_eq!(routes::PREDICT.path, "/api/v1/learn/predict");
 //!
 //! // Unknown fields are refused, naming them.
 //! let err = serde_json::from_str::<PredictRequest>(r#"{"task": "x"}"#).unwrap_err();
@@ -23,7 +23,7 @@
 //!
 //! // The OpenAPI 3.1 description covers every route.
 //! let doc = dsmil_api::openapi::document();
-//! assert!(doc.paths.paths.contains_key("/api/learn/predict"));
+//! assert!(doc.paths.paths.contains_key("/api/v1/learn/predict"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

@@ -5,7 +5,6 @@
 //! (the cluster's JetStream journal is the other implementation; both pass
 //! `dsmil_core::conformance::journal`).
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -13,11 +12,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dsmil_core::WorkflowId;
+use dsmil_core::migrations::Step;
 use dsmil_core::ports::{JournalError, JournalStore};
 pub use dsmil_core::ports::{JournalTransition, WorkflowRecord};
 use dsmil_core::workflow::{AgentResult, WorkflowResult, WorkflowSpec, WorkflowState};
 use sqlx::Row;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -153,17 +152,14 @@ impl Journal {
             .connect_with(options)
             .await
             .map_err(open)?;
-        let migrator = Migrator {
-            migrations: Cow::Owned(vec![Migration::new(
-                1,
-                Cow::Borrowed("journal"),
-                MigrationType::Simple,
-                Cow::Borrowed(include_str!("../migrations/0001_journal.sql")),
-                false,
-            )]),
-            ..Migrator::DEFAULT
-        };
-        migrator
+        const STEPS: &[Step] = &[Step {
+            version: 1,
+            description: "journal",
+            sql: include_str!("../migrations/0001_journal.sql"),
+        }];
+        dsmil_core::migrations::migrator(STEPS)
+            .await
+            .map_err(SqliteJournalError::Migrate)?
             .run(&pool)
             .await
             .map_err(SqliteJournalError::Migrate)?;

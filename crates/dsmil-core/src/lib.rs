@@ -66,6 +66,8 @@ pub mod hex;
 pub mod ids;
 pub mod learning;
 pub mod merkle;
+#[cfg(feature = "migrations")]
+pub mod migrations;
 pub mod monitoring;
 pub mod ports;
 pub mod report;

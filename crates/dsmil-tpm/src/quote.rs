@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::values::{Digest, HashAlgorithm};
-use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 

@@ -7,13 +7,13 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use async_trait::async_trait;
-use dsmil_core::ports::{PortError, Signer, Verifier};
-use dsmil_core::{Signature, SignatureScheme};
-use ring::rand::SystemRandom;
-use ring::signature::{
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair,
     UnparsedPublicKey,
 };
+use dsmil_core::ports::{PortError, Signer, Verifier};
+use dsmil_core::{Signature, SignatureScheme};
 use sha2::{Digest, Sha256};
 
 /// An ECDSA P-256 key pair stored as PKCS#8 in a file of mode 0600.
@@ -62,8 +62,8 @@ impl SoftEcdsaKey {
             f.sync_all().map_err(err)?;
             doc.as_ref().to_vec()
         };
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &pkcs8, &rng)
-            .map_err(|e| {
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &pkcs8).map_err(|e| {
                 PortError::Backend(format!("{} is not a P-256 PKCS#8 key: {e}", path.display()))
             })?;
         let fingerprint = Sha256::digest(pair.public_key().as_ref());

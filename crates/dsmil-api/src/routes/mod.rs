@@ -166,8 +166,20 @@ pub const ALL: &[Route] = &[
     DASHBOARD,
 ];
 
+/// The documented prefix of the API's versioned routes.
+pub const V1_PREFIX: &str = "/api/v1/";
+
 impl Route {
-    /// The path with its parameters filled in (`/api/workflows/{id}` → `/api/workflows/3f…`),
+    /// The unversioned alias of a `/api/v1/…` route (`/api/status` for `/api/v1/status`), which
+    /// the daemon also serves so clients written before versioning keep working; `None` for
+    /// routes outside `/api` (`/metrics`, `/ws`, `/`).
+    pub fn alias(&self) -> Option<String> {
+        self.path
+            .strip_prefix(V1_PREFIX)
+            .map(|rest| format!("/api/{rest}"))
+    }
+
+    /// The path with its parameters filled in (`/api/v1/workflows/{id}` → `/api/v1/workflows/3f…`),
     /// each value percent-encoded.
     pub fn path_with(&self, values: &[&str]) -> String {
         let mut out = String::with_capacity(self.path.len() + 40);
@@ -213,11 +225,11 @@ mod tests {
 
     #[test]
     fn path_parameters_are_filled_and_encoded() {
-        assert_eq!(GET_WORKFLOW.path_with(&["3f2a"]), "/api/workflows/3f2a");
+        assert_eq!(GET_WORKFLOW.path_with(&["3f2a"]), "/api/v1/workflows/3f2a");
         assert_eq!(
             CANCEL_WORKFLOW.path_with(&["a b/c"]),
-            "/api/workflows/a%20b%2Fc/cancel"
+            "/api/v1/workflows/a%20b%2Fc/cancel"
         );
-        assert_eq!(STATUS.path_with(&[]), "/api/status");
+        assert_eq!(STATUS.path_with(&[]), "/api/v1/status");
     }
 }

@@ -35,10 +35,10 @@ const UNAUTHORIZED: Answer = err(
     "`unauthorized`: the bearer token is missing or does not match DATA_DIR/api-token",
 );
 
-/// `GET /api/health`.
+/// `GET /api/v1/health`.
 pub const HEALTH: Route = Route {
     method: Method::Get,
-    path: "/api/health",
+    path: "/api/v1/health",
     operation_id: "health",
     summary: "Whether the daemon serves (no token needed).",
     tag: "daemon",
@@ -49,10 +49,10 @@ pub const HEALTH: Route = Route {
     answers: &[ok(200, "`{\"status\":\"ok\"}`", json::<status::Health>())],
 };
 
-/// `GET /api/ready`.
+/// `GET /api/v1/ready`.
 pub const READY: Route = Route {
     method: Method::Get,
-    path: "/api/ready",
+    path: "/api/v1/ready",
     operation_id: "ready",
     summary: "Whether the daemon can do its work: TPM answering, data dir writable, learning \
               store and journal reachable (no token needed; for systemd and load balancers).",
@@ -67,10 +67,10 @@ pub const READY: Route = Route {
     ],
 };
 
-/// `GET /api/status`.
+/// `GET /api/v1/status`.
 pub const STATUS: Route = Route {
     method: Method::Get,
-    path: "/api/status",
+    path: "/api/v1/status",
     operation_id: "status",
     summary: "Version, uptime and the state of every layer.",
     tag: "daemon",
@@ -84,10 +84,10 @@ pub const STATUS: Route = Route {
     ],
 };
 
-/// `GET /api/cluster`.
+/// `GET /api/v1/cluster`.
 pub const CLUSTER: Route = Route {
     method: Method::Get,
-    path: "/api/cluster",
+    path: "/api/v1/cluster",
     operation_id: "cluster",
     summary: "The cluster as this node sees it: its nodes, whether each is live, what each hosts.",
     tag: "daemon",
@@ -101,10 +101,10 @@ pub const CLUSTER: Route = Route {
     ],
 };
 
-/// `GET /api/openapi.json`.
+/// `GET /api/v1/openapi.json`.
 pub const OPENAPI: Route = Route {
     method: Method::Get,
-    path: "/api/openapi.json",
+    path: "/api/v1/openapi.json",
     operation_id: "openapi",
     summary: "This description of the API (OpenAPI 3.1).",
     tag: "daemon",
@@ -124,10 +124,10 @@ pub const OPENAPI: Route = Route {
     ],
 };
 
-/// `POST /api/workflows`.
+/// `POST /api/v1/workflows`.
 pub const SUBMIT_WORKFLOW: Route = Route {
     method: Method::Post,
-    path: "/api/workflows",
+    path: "/api/v1/workflows",
     operation_id: "submit_workflow",
     summary: "Run a workflow (JSON or TOML spec); answer when it finishes, or at once with `?wait=false`.",
     tag: "workflows",
@@ -158,10 +158,10 @@ pub const SUBMIT_WORKFLOW: Route = Route {
     ],
 };
 
-/// `GET /api/workflows/{id}`.
+/// `GET /api/v1/workflows/{id}`.
 pub const GET_WORKFLOW: Route = Route {
     method: Method::Get,
-    path: "/api/workflows/{id}",
+    path: "/api/v1/workflows/{id}",
     operation_id: "get_workflow",
     summary: "A workflow's state, results so far and history, from the journal.",
     tag: "workflows",
@@ -182,10 +182,10 @@ pub const GET_WORKFLOW: Route = Route {
     ],
 };
 
-/// `POST /api/workflows/{id}/cancel`.
+/// `POST /api/v1/workflows/{id}/cancel`.
 pub const CANCEL_WORKFLOW: Route = Route {
     method: Method::Post,
-    path: "/api/workflows/{id}/cancel",
+    path: "/api/v1/workflows/{id}/cancel",
     operation_id: "cancel_workflow",
     summary: "Stop a running workflow (its processes are killed; it ends `cancelled`); in a cluster, through any node.",
     tag: "workflows",
@@ -209,10 +209,10 @@ pub const CANCEL_WORKFLOW: Route = Route {
     ],
 };
 
-/// `POST /api/learn/records`.
+/// `POST /api/v1/learn/records`.
 pub const RECORD_PERFORMANCE: Route = Route {
     method: Method::Post,
-    path: "/api/learn/records",
+    path: "/api/v1/learn/records",
     operation_id: "record_performance",
     summary: "Store performance records (a JSON array or NDJSON); a batch is stored all or none.",
     tag: "learn",
@@ -238,10 +238,10 @@ pub const RECORD_PERFORMANCE: Route = Route {
     ],
 };
 
-/// `POST /api/learn/predict`.
+/// `POST /api/v1/learn/predict`.
 pub const PREDICT: Route = Route {
     method: Method::Post,
-    path: "/api/learn/predict",
+    path: "/api/v1/learn/predict",
     operation_id: "predict_optimal_agent",
     summary: "Which agent should run a task (seed `predict_optimal_agent`).",
     tag: "learn",
@@ -257,10 +257,10 @@ pub const PREDICT: Route = Route {
     ],
 };
 
-/// `GET /api/learn/anomalies`.
+/// `GET /api/v1/learn/anomalies`.
 pub const ANOMALIES: Route = Route {
     method: Method::Get,
-    path: "/api/learn/anomalies",
+    path: "/api/v1/learn/anomalies",
     operation_id: "detect_performance_anomalies",
     summary: "Runs that deviate from their agent's recent behaviour.",
     tag: "learn",
@@ -279,10 +279,10 @@ pub const ANOMALIES: Route = Route {
     ],
 };
 
-/// `GET /api/learn/insights`.
+/// `GET /api/v1/learn/insights`.
 pub const INSIGHTS: Route = Route {
     method: Method::Get,
-    path: "/api/learn/insights",
+    path: "/api/v1/learn/insights",
     operation_id: "get_learning_insights",
     summary: "What the learning layer knows: store, agents, the last hour, best agents.",
     tag: "learn",
@@ -296,10 +296,10 @@ pub const INSIGHTS: Route = Route {
     ],
 };
 
-/// `GET /api/learn/trends`.
+/// `GET /api/v1/learn/trends`.
 pub const TRENDS: Route = Route {
     method: Method::Get,
-    path: "/api/learn/trends",
+    path: "/api/v1/learn/trends",
     operation_id: "analyze_performance_trends",
     summary: "An agent's performance trend over a window.",
     tag: "learn",
@@ -317,10 +317,10 @@ pub const TRENDS: Route = Route {
     ],
 };
 
-/// `POST /api/learn/allocate`.
+/// `POST /api/v1/learn/allocate`.
 pub const ALLOCATE: Route = Route {
     method: Method::Post,
-    path: "/api/learn/allocate",
+    path: "/api/v1/learn/allocate",
     operation_id: "optimize_agent_allocation",
     summary: "Share pending tasks over agents with free slots, maximising expected success.",
     tag: "learn",
@@ -336,10 +336,10 @@ pub const ALLOCATE: Route = Route {
     ],
 };
 
-/// `GET /api/tpm/info`.
+/// `GET /api/v1/tpm/info`.
 pub const TPM_INFO: Route = Route {
     method: Method::Get,
-    path: "/api/tpm/info",
+    path: "/api/v1/tpm/info",
     operation_id: "tpm_info",
     summary: "The TPM: backend, hardware rooting, vendor, algorithms, keys, latency, audit anchor.",
     tag: "tpm",
@@ -354,10 +354,10 @@ pub const TPM_INFO: Route = Route {
     ],
 };
 
-/// `POST /api/tpm/quote`.
+/// `POST /api/v1/tpm/quote`.
 pub const TPM_QUOTE: Route = Route {
     method: Method::Post,
-    path: "/api/tpm/quote",
+    path: "/api/v1/tpm/quote",
     operation_id: "tpm_quote",
     summary: "Quote PCRs with a nonce, verified before it is returned (tpm2_checkquote accepts it).",
     tag: "tpm",
@@ -376,10 +376,10 @@ pub const TPM_QUOTE: Route = Route {
     ],
 };
 
-/// `GET /api/devices`.
+/// `GET /api/v1/devices`.
 pub const DEVICES: Route = Route {
     method: Method::Get,
-    path: "/api/devices",
+    path: "/api/v1/devices",
     operation_id: "list_devices",
     summary: "Every DSMIL device and what the bridge records about it.",
     tag: "devices",
@@ -393,10 +393,10 @@ pub const DEVICES: Route = Route {
     ],
 };
 
-/// `POST /api/devices/{id}/write`.
+/// `POST /api/v1/devices/{id}/write`.
 pub const DEVICE_WRITE: Route = Route {
     method: Method::Post,
-    path: "/api/devices/{id}/write",
+    path: "/api/v1/devices/{id}/write",
     operation_id: "write_device",
     summary: "Write to a DSMIL device; quarantined devices are refused and the refusal audited.",
     tag: "devices",
@@ -418,10 +418,10 @@ pub const DEVICE_WRITE: Route = Route {
     ],
 };
 
-/// `POST /api/devices/{id}/attest`.
+/// `POST /api/v1/devices/{id}/attest`.
 pub const DEVICE_ATTEST: Route = Route {
     method: Method::Post,
-    path: "/api/devices/{id}/attest",
+    path: "/api/v1/devices/{id}/attest",
     operation_id: "attest_device",
     summary: "A quote binding the device, its state and the verifier's nonce.",
     tag: "devices",
@@ -439,10 +439,10 @@ pub const DEVICE_ATTEST: Route = Route {
     ],
 };
 
-/// `GET /api/audit/proof/{seq}`.
+/// `GET /api/v1/audit/proof/{seq}`.
 pub const AUDIT_PROOF: Route = Route {
     method: Method::Get,
-    path: "/api/audit/proof/{seq}",
+    path: "/api/v1/audit/proof/{seq}",
     operation_id: "audit_inclusion_proof",
     summary: "An audit entry's inclusion proof in the latest signed tree head (RFC 9162).",
     tag: "audit",
@@ -461,10 +461,10 @@ pub const AUDIT_PROOF: Route = Route {
     ],
 };
 
-/// `GET /api/audit/consistency`.
+/// `GET /api/v1/audit/consistency`.
 pub const AUDIT_CONSISTENCY: Route = Route {
     method: Method::Get,
-    path: "/api/audit/consistency",
+    path: "/api/v1/audit/consistency",
     operation_id: "audit_consistency_proof",
     summary: "The RFC 9162 consistency proof between the audit log's trees of `from` and `to` entries.",
     tag: "audit",
@@ -482,10 +482,10 @@ pub const AUDIT_CONSISTENCY: Route = Route {
     ],
 };
 
-/// `GET /api/audit/witnesses`.
+/// `GET /api/v1/audit/witnesses`.
 pub const AUDIT_WITNESSES: Route = Route {
     method: Method::Get,
-    path: "/api/audit/witnesses",
+    path: "/api/v1/audit/witnesses",
     operation_id: "audit_witnesses",
     summary: "Every node's latest signed audit head and what each other node witnessed of it.",
     tag: "audit",
@@ -503,10 +503,10 @@ pub const AUDIT_WITNESSES: Route = Route {
     ],
 };
 
-/// `GET /api/emergency`.
+/// `GET /api/v1/emergency`.
 pub const EMERGENCY: Route = Route {
     method: Method::Get,
-    path: "/api/emergency",
+    path: "/api/v1/emergency",
     operation_id: "emergency_state",
     summary: "Whether an emergency stop is in force here, and the cluster-wide one.",
     tag: "emergency",
@@ -520,10 +520,10 @@ pub const EMERGENCY: Route = Route {
     ],
 };
 
-/// `POST /api/emergency/stop`.
+/// `POST /api/v1/emergency/stop`.
 pub const EMERGENCY_STOP: Route = Route {
     method: Method::Post,
-    path: "/api/emergency/stop",
+    path: "/api/v1/emergency/stop",
     operation_id: "emergency_stop",
     summary: "Cancel every running workflow and refuse new ones, here or on every node; audited on each.",
     tag: "emergency",
@@ -545,10 +545,10 @@ pub const EMERGENCY_STOP: Route = Route {
     ],
 };
 
-/// `POST /api/emergency/clear`.
+/// `POST /api/v1/emergency/clear`.
 pub const EMERGENCY_CLEAR: Route = Route {
     method: Method::Post,
-    path: "/api/emergency/clear",
+    path: "/api/v1/emergency/clear",
     operation_id: "emergency_clear",
     summary: "Accept work again; a cluster-wide stop is cleared on every node.",
     tag: "emergency",
@@ -566,10 +566,10 @@ pub const EMERGENCY_CLEAR: Route = Route {
     ],
 };
 
-/// `GET /api/alerts`.
+/// `GET /api/v1/alerts`.
 pub const ALERTS: Route = Route {
     method: Method::Get,
-    path: "/api/alerts",
+    path: "/api/v1/alerts",
     operation_id: "alerts",
     summary: "Active alerts, recent changes, automatic responses, event rates and thresholds.",
     tag: "monitor",

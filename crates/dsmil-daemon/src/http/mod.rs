@@ -108,6 +108,7 @@ impl TokenCheck {
 pub struct Routes {
     router: Router<Arc<AppState>>,
     served: Vec<(Method, &'static str)>,
+    aliases: Vec<(Method, String)>,
     token: Arc<TokenCheck>,
 }
 
@@ -116,6 +117,7 @@ impl Routes {
         Self {
             router: Router::new(),
             served: Vec::new(),
+            aliases: Vec::new(),
             token,
         }
     }
@@ -160,6 +162,10 @@ impl Routes {
                 ));
             }
         }
+        if let Some(alias) = route.alias() {
+            self.router = self.router.route(&alias, method_router.clone());
+            self.aliases.push((route.method, alias));
+        }
         self.router = self.router.route(route.path, method_router);
         self.served.push((route.method, route.path));
         self
@@ -168,6 +174,12 @@ impl Routes {
     /// Method and path of every route registered.
     pub fn served(&self) -> &[(Method, &'static str)] {
         &self.served
+    }
+
+    /// Method and path of every unversioned alias registered (`/api/status` for
+    /// `/api/v1/status`).
+    pub fn aliases(&self) -> &[(Method, String)] {
+        &self.aliases
     }
 }
 
@@ -327,5 +339,12 @@ mod tests {
             routes::ALL.len(),
             "a route registered twice"
         );
+        let aliases: BTreeSet<_> = routes.aliases().iter().cloned().collect();
+        let expected: BTreeSet<_> = routes::ALL
+            .iter()
+            .filter_map(|r| Some((r.method, r.alias()?)))
+            .collect();
+        assert_eq!(aliases, expected);
+        assert!(aliases.contains(&(Method::Get, "/api/status".to_owned())));
     }
 }

@@ -147,7 +147,9 @@ impl PgStore {
         .execute(&pool)
         .await
         .map_err(LearnError::from_sqlx)?;
-        super::migrations::postgres()
+        dsmil_core::migrations::migrator(super::migrations::POSTGRES)
+            .await
+            .map_err(|e| LearnError::storage("migrating PostgreSQL", e))?
             .run(&pool)
             .await
             .map_err(|e| LearnError::storage("migrating PostgreSQL", e))?;

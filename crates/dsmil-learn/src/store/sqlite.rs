@@ -102,7 +102,9 @@ impl SqliteStore {
         // 64 MiB of page cache per connection keeps the record-id index of 100,000 records in
         // memory during bulk inserts.
         let pool = super::open_sqlite(path, 4).await?;
-        super::migrations::sqlite()
+        dsmil_core::migrations::migrator(super::migrations::SQLITE)
+            .await
+            .map_err(|e| LearnError::storage(format!("migrating {}", path.display()), e))?
             .run(&pool)
             .await
             .map_err(|e| LearnError::storage(format!("migrating {}", path.display()), e))?;

@@ -619,9 +619,12 @@ pub fn verify_event_signature(event: &SecurityEvent, event_key: &KeyPublic) -> b
     let Ok(message) = serde_json::to_vec(&unsigned) else {
         return false;
     };
-    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, point)
-        .verify(&message, &sig)
-        .is_ok()
+    aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+        point,
+    )
+    .verify(&message, &sig)
+    .is_ok()
 }
 
 /// AES-256-GCM with the device id as associated data: `nonce || ciphertext || tag`.
