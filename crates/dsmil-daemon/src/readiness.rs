@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dsmil_core::WorkflowId;
@@ -15,8 +16,12 @@ use crate::compose::Layers;
 /// Longest one check may take before it counts as failed.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// File written and removed in the data dir to prove it writable.
+/// Prefix of the file written and removed in the data dir to prove it writable; each probe adds
+/// the process id and its own number, because `/api/ready` and the watchdog probe concurrently.
 const PROBE_FILE: &str = ".ready-probe";
+
+/// Numbers the probes of this process, so two never share a file.
+static PROBE_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// The outcome of one check.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,10 +83,15 @@ where
     }
 }
 
-/// Writes, syncs and removes a probe file in `dir`.
+/// Writes, syncs and removes a probe file of its own in `dir`.
 async fn probe_writable(dir: &Path) -> std::io::Result<String> {
-    let path = dir.join(PROBE_FILE);
-    let file = tokio::fs::File::create(&path).await?;
+    let seq = PROBE_SEQ.fetch_add(1, Ordering::Relaxed);
+    let path = dir.join(format!("{PROBE_FILE}.{}.{seq}", std::process::id()));
+    let file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .await?;
     file.sync_all().await?;
     drop(file);
     tokio::fs::remove_file(&path).await?;
@@ -117,5 +127,34 @@ pub async fn assess(layers: &Layers) -> Report {
     .await;
     Report {
         checks: vec![tpm, data_dir, store, journal],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `/api/ready` and the watchdog probe at the same time; neither may see the other's file
+    /// vanish (a shared probe name made one of them fail with "No such file or directory").
+    #[tokio::test]
+    async fn concurrent_probes_do_not_collide() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut probes = tokio::task::JoinSet::new();
+        for _ in 0..32 {
+            let path = dir.path().to_path_buf();
+            probes.spawn(async move { probe_writable(&path).await });
+        }
+        while let Some(outcome) = probes.join_next().await {
+            assert_eq!(outcome.expect("join").expect("probe"), "writable");
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.path()).expect("read dir").collect();
+        assert!(left.is_empty(), "probe files left behind: {left:?}");
+    }
+
+    #[tokio::test]
+    async fn probe_of_a_missing_dir_fails() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let missing = dir.path().join("gone");
+        assert!(probe_writable(&missing).await.is_err());
     }
 }
