@@ -64,7 +64,7 @@ fn test_timeout() -> Result<Duration> {
 
 /// Runs `cmd`; past `limit` it and every process it started (test binaries, the daemons and
 /// swtpm instances they spawned) get SIGTERM, then SIGKILL, and the step fails saying so.
-/// libtest has already printed "has been running for over 60 seconds" for the test that hung.
+/// The test runner has already named the test that hung as slow.
 fn run_with_deadline(cmd: &mut Command, limit: Duration) -> Result<()> {
     let mut child = cmd
         .spawn()
@@ -81,7 +81,7 @@ fn run_with_deadline(cmd: &mut Command, limit: Duration) -> Result<()> {
         if started.elapsed() >= limit {
             eprintln!(
                 "xtask: {cmd:?} still running after {limit:?}: stopping it and what it started \
-                 (a hung test is named above as running for over 60 seconds)"
+                 (a hung test is named above as slow)"
             );
             for signal in [Signal::SIGTERM, Signal::SIGKILL] {
                 // Children first, so none is re-parented away from the tree before it is seen.
@@ -157,7 +157,7 @@ fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// Format, lint, layering, docs, licenses, then every test.
+/// Format, lint, layering, docs, licenses, every test, then the Debian package.
 pub fn ci(root: &Path) -> Result<()> {
     let started = Instant::now();
     step("cargo fmt --check", || {
@@ -189,6 +189,18 @@ pub fn ci(root: &Path) -> Result<()> {
         run(cargo(root).args(["deny", "--locked", "check", "licenses", "bans", "sources"]))
     })?;
     test(root, &[])?;
+    step(
+        "Debian package: lintian, install, run, remove, purge",
+        || {
+            let args = crate::package::PackageArgs {
+                // The binaries the test step built: a release build would add ten minutes.
+                profile: "dev".into(),
+                out: None,
+                install_check: true,
+            };
+            crate::package::run(root, &args).map(|_| ())
+        },
+    )?;
     eprintln!("ci: all steps passed in {:.1?}", started.elapsed());
     Ok(())
 }
@@ -207,7 +219,16 @@ fn ensure_cargo_deny(root: &Path) -> Result<()> {
     run(cargo(root).args(["install", "--locked", "cargo-deny"]))
 }
 
-/// Provisions the services, runs every test against them, and always tears them down.
+/// True when `cargo nextest` runs here.
+fn nextest_available(root: &Path) -> bool {
+    cargo(root)
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Provisions the services, runs every test against them (with cargo-nextest when it is
+/// installed, else `cargo test`), and always tears them down.
 pub fn test(root: &Path, extra: &[String]) -> Result<()> {
     let env = step("services up", || services::up(root))?;
     let result = (|| {
@@ -221,9 +242,11 @@ pub fn test(root: &Path, extra: &[String]) -> Result<()> {
             ])))
         })?;
         let limit = test_timeout()?;
-        step("cargo test", || {
+        // One test command against the services, with `extra` passed to the test filter.
+        let tests = |args: &[&str], extra: &[String]| {
             let mut cmd = cargo(root);
-            cmd.args(["test", "--workspace", "--locked", "--no-fail-fast"])
+            cmd.args(args)
+                .args(["--workspace", "--locked", "--no-fail-fast"])
                 .envs(&env)
                 .env(dsmil_core::testenv::REQUIRE_VAR, "1");
             with_features(&mut cmd);
@@ -231,7 +254,19 @@ pub fn test(root: &Path, extra: &[String]) -> Result<()> {
                 cmd.arg("--").args(extra);
             }
             run_with_deadline(&mut cmd, limit)
-        })
+        };
+        if nextest_available(root) {
+            // One process per test (a hang or abort is named alone; .config/nextest.toml
+            // kills a test at five minutes); doctests, which nextest does not run, after.
+            step("cargo nextest run", || tests(&["nextest", "run"], extra))?;
+            step("cargo test --doc", || tests(&["test", "--doc"], &[]))
+        } else {
+            eprintln!(
+                "xtask: cargo-nextest is not installed: running the tests with cargo test \
+                 (`cargo install --locked cargo-nextest` for one process per test)"
+            );
+            step("cargo test", || tests(&["test"], extra))
+        }
     })();
     let down = step("services down", || services::down(root));
     result?;

@@ -3,13 +3,14 @@
 //! Everything a contributor or CI runs more than once lives here as a subcommand:
 //! `ci` (format, lint, layering, docs, licenses, then `test`), `test` (provision real
 //! services, run every test, tear the services down), `services up|down|status`, `layering`,
-//! `openapi` and `bench`.
+//! `openapi`, `bench` and `package` (the Debian package).
 
 mod bench;
 mod cluster_demo;
 mod cmd;
 mod layering;
 mod openapi;
+mod package;
 mod services;
 mod sizes;
 
@@ -28,7 +29,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Everything CI checks: fmt, clippy, layering, docs, cargo-deny, then `test`.
+    /// Everything CI checks: fmt, clippy, layering, docs, cargo-deny, `test`, then the package.
     Ci,
     /// Provision swtpm and PostgreSQL+pgvector, run every test, tear the services down.
     Test {
@@ -52,6 +53,9 @@ enum Command {
     /// Three dsmild nodes on a three-server JetStream cluster on loopback, in the foreground
     /// (Ctrl-C stops them).
     ClusterDemo,
+    /// Build the Debian package (target/debian/dsmil_<version>_<arch>.deb) and check it with
+    /// lintian; `--install-check` also installs, runs and purges it.
+    Package(package::PackageArgs),
     /// Write docs/openapi.json from the API contract (`--check`: fail if it is not current,
     /// and validate it as OpenAPI 3.1).
     Openapi {
@@ -99,6 +103,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench::run(&root, &args),
         Command::ClusterDemo => cluster_demo::run(&root),
         Command::Openapi { check } => openapi::run(&root, check),
+        Command::Package(args) => package::run(&root, &args).map(|_| ()),
     }
 }
 

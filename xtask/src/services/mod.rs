@@ -17,7 +17,7 @@
 mod chromium;
 mod nats;
 mod postgres;
-mod process;
+pub mod process;
 pub mod pytools;
 mod swtpm;
 mod tools;
@@ -38,6 +38,12 @@ pub type Env = BTreeMap<String, String>;
 /// with swtpm and tpm2-tools) — before clippy, which compiles those features.
 pub fn install_build_deps() -> Result<()> {
     swtpm::ensure_installed()
+}
+
+/// Installs what building and checking the Debian package needs: `dpkg-shlibdeps`, `lintian`
+/// and the systemd tools (for `cargo xtask package`, which may run without the services).
+pub fn install_package_tools() -> Result<()> {
+    tools::ensure_installed()
 }
 
 /// Installs what is missing and starts every service that does not run yet (idempotent);

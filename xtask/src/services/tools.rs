@@ -1,5 +1,5 @@
 //! Programs the tests run against the project's output, written by others: `systemd-analyze`
-//! (the unit file), `lintian` (the package), `zsh` and `fish` (the completion scripts) from
+//! (the unit file), `lintian` and `dpkg-shlibdeps` (the package), `zsh` and `fish` (the completion scripts) from
 //! Debian, and Prometheus's `promtool` (metrics, rules), taken out of Debian's `prometheus`
 //! package without installing it — installing would start a Prometheus server. Only installed,
 //! never started.
@@ -14,6 +14,8 @@ use super::process;
 const DEBIAN: &[(&str, &str)] = &[
     ("/usr/bin/systemd-analyze", "systemd"),
     ("/usr/bin/lintian", "lintian"),
+    ("/usr/bin/dpkg-shlibdeps", "dpkg-dev"),
+    ("/usr/bin/deb-systemd-helper", "init-system-helpers"),
     ("/usr/bin/zsh", "zsh"),
     ("/usr/bin/fish", "fish"),
 ];
