@@ -53,7 +53,7 @@ enum Command {
     /// Three dsmild nodes on a three-server JetStream cluster on loopback, in the foreground
     /// (Ctrl-C stops them).
     ClusterDemo,
-    /// Build the Debian package (target/debian/dsmil_<version>_<arch>.deb) and check it with
+    /// Build the Debian package (target/debian/dsmil_VERSION_ARCH.deb) and check it with
     /// lintian; `--install-check` also installs, runs and purges it.
     Package(package::PackageArgs),
     /// Write docs/openapi.json from the API contract (`--check`: fail if it is not current,
