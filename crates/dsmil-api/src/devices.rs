@@ -1,5 +1,6 @@
 //! `/api/devices/*`: the DSMIL devices (0x8000–0x806B) through the TPM bridge. Writes to the
-//! quarantined devices are refused (403 `policy_violation`) and audited.
+//! quarantined devices are refused (403 `policy_violation`) and audited; when the audit entry
+//! cannot be written the refusal says so (403 `policy_violation_unaudited`).
 
 use dsmil_core::DeviceId;
 use serde::{Deserialize, Serialize};

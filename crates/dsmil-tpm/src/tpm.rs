@@ -352,40 +352,53 @@ impl Tpm {
     }
 
     /// The key `label`, creating it from `template` when missing (a stored key of another
-    /// template is an error).
+    /// template is an error). The look-up and the creation are one job on the TPM thread, so
+    /// callers racing on first use all get the one key (counted as a load, or as a creation for
+    /// the caller that made it).
     pub async fn ensure_key(
         &self,
         label: &str,
         template: KeyTemplate,
     ) -> Result<KeyInfo, TpmError> {
-        match self.key(label).await {
-            Ok(k) if k.value.template == template => Ok(k.value),
-            Ok(k) => Err(TpmError::Failed {
-                operation: TpmOperation::LoadKey,
-                operation_id: k.operation_id,
-                source: BackendError::invalid(format!(
-                    "key {label:?} exists as {:?}, not {template:?}",
-                    k.value.template
-                )),
-            }),
-            Err(TpmError::Failed {
-                source: BackendError::UnknownKey(_),
-                ..
-            }) => Ok(self.create_key(label, template).await?.value),
-            Err(e) => Err(e),
-        }
+        let label = label.to_owned();
+        let key = self
+            .run(TpmOperation::LoadKey, move |w, op| {
+                match w.keys.get(&label) {
+                    Ok(key) if key.template == template => return Ok(w.keys.info(&label, &key)),
+                    Ok(key) => {
+                        return Err(BackendError::invalid(format!(
+                            "key {label:?} exists as {:?}, not {template:?}",
+                            key.template
+                        )));
+                    }
+                    Err(BackendError::UnknownKey(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                *op = TpmOperation::CreateKey;
+                let key = w.backend.create_key(template)?;
+                w.keys.insert(&label, key)
+            })
+            .await?;
+        Ok(key.value)
     }
 
-    /// The attestation key `label`, creating it when missing.
+    /// The attestation key `label`, creating it when missing, in one job on the TPM thread as
+    /// [`Tpm::ensure_key`] does.
     pub async fn ensure_attestation_key(&self, label: &str) -> Result<KeyInfo, TpmError> {
-        match self.key(label).await {
-            Ok(k) => Ok(k.value),
-            Err(TpmError::Failed {
-                source: BackendError::UnknownKey(_),
-                ..
-            }) => Ok(self.create_attestation_key(label).await?.value),
-            Err(e) => Err(e),
-        }
+        let label = label.to_owned();
+        let key = self
+            .run(TpmOperation::LoadKey, move |w, op| {
+                match w.keys.get(&label) {
+                    Ok(key) => return Ok(w.keys.info(&label, &key)),
+                    Err(BackendError::UnknownKey(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                *op = TpmOperation::CreateKey;
+                let key = w.backend.create_attestation_key()?;
+                w.keys.insert(&label, key)
+            })
+            .await?;
+        Ok(key.value)
     }
 
     /// The stored key `label`.

@@ -318,3 +318,96 @@ async fn emergencies_stop_work_and_info_only_logs() {
     assert_eq!(f.audit.events().len(), 2);
     assert!(f.audit.verify_chain().is_ok());
 }
+
+/// An audit log that refuses every entry, as a full disk would.
+struct FailingAudit;
+
+#[async_trait::async_trait]
+impl dsmil_core::ports::AuditSink for FailingAudit {
+    async fn append(
+        &self,
+        _event: dsmil_core::monitoring::SecurityEvent,
+    ) -> Result<dsmil_core::ports::AuditReceipt, dsmil_core::ports::PortError> {
+        Err(dsmil_core::ports::PortError::Unavailable(
+            "no space left on device".into(),
+        ))
+    }
+}
+
+/// Many callers on first use of a label get one key: the look-up and the creation are one
+/// job (they raced, and late callers failed with "a key named … already exists").
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_use_creates_one_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let tpm = Tpm::open_soft(&dir.path().join("tpm"), TpmOptions::default()).unwrap();
+    let mut callers = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let tpm = tpm.clone();
+        callers.spawn(async move {
+            let key = tpm
+                .ensure_key("shared", dsmil_tpm::KeyTemplate::EccP256Signing)
+                .await?;
+            let ak = tpm.ensure_attestation_key("shared-ak").await?;
+            Ok::<_, TpmError>((key.public, ak.public))
+        });
+    }
+    let mut publics = Vec::new();
+    while let Some(joined) = callers.join_next().await {
+        publics.push(joined.unwrap().expect("every caller gets the key"));
+    }
+    assert!(
+        publics.windows(2).all(|w| w[0] == w[1]),
+        "one key, not many"
+    );
+    let labels = tpm.keys().await.unwrap().value;
+    assert_eq!(labels.len(), 2, "{labels:?}");
+}
+
+/// Eight quarantined writes on a fresh data dir, together: eight refusals, eight audit entries
+/// (the bridge's event key is created on first use, which raced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_refusals_on_a_fresh_dir_are_all_audited() {
+    for _ in 0..5 {
+        let f = fixture();
+        let shared = Arc::new(f.bridge);
+        let device = dev(QUARANTINED_DEVICES[0]);
+        let mut writes = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let bridge = shared.clone();
+            writes.spawn(async move { bridge.write(device, b"wipe").await });
+        }
+        while let Some(joined) = writes.join_next().await {
+            let err = joined.unwrap().unwrap_err();
+            assert!(matches!(err, BridgeError::PolicyViolation(_)), "{err}");
+        }
+        assert_eq!(f.audit.events().len(), 8);
+        assert_eq!(f.io.written_devices(), 0);
+    }
+}
+
+/// A refusal whose audit entry could not be written is still a refusal, and says it is not
+/// recorded.
+#[tokio::test]
+async fn a_refusal_the_audit_log_refuses_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let tpm = Tpm::open_soft(&dir.path().join("tpm"), TpmOptions::default()).unwrap();
+    let io = Arc::new(MemoryDevices::new());
+    let bridge = DsmilBridge::open(
+        tpm,
+        BridgeConfig::new(&dir.path().join("bridge")),
+        io.clone(),
+    )
+    .unwrap()
+    .with_audit(Arc::new(FailingAudit));
+    let device = dev(QUARANTINED_DEVICES[1]);
+    let err = bridge.write(device, b"wipe").await.unwrap_err();
+    assert!(
+        matches!(err, BridgeError::PolicyViolationUnrecorded { .. }),
+        "{err}"
+    );
+    let chain = dsmil_core::report::chain(&err);
+    assert!(chain.contains("quarantined"), "{chain}");
+    assert!(chain.contains("could not be recorded"), "{chain}");
+    assert!(chain.contains("no space left on device"), "{chain}");
+    assert_eq!(io.last_write(device), None);
+}

@@ -413,7 +413,9 @@ pub const DEVICE_WRITE: Route = Route {
         UNAUTHORIZED,
         err(
             403,
-            "`policy_violation`: the device is quarantined (0x8009, 0x800A, 0x800B, 0x8019, 0x8029)",
+            "`policy_violation`: the device is quarantined (0x8009, 0x800A, 0x800B, 0x8019, \
+             0x8029) and the refusal is audited; `policy_violation_unaudited`: refused, but \
+             the audit entry could not be written",
         ),
     ],
 };

@@ -45,6 +45,12 @@ impl From<BridgeError> for ApiError {
             BridgeError::PolicyViolation(m) => {
                 ApiError::new(StatusCode::FORBIDDEN, "policy_violation", m)
             }
+            // Still a refusal (nothing was written), but one the audit log does not hold.
+            unrecorded @ BridgeError::PolicyViolationUnrecorded { .. } => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "policy_violation_unaudited",
+                dsmil_core::report::chain(&unrecorded),
+            ),
             BridgeError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
             other => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

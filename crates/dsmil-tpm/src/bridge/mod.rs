@@ -119,6 +119,16 @@ pub enum BridgeError {
     /// DSMIL policy refused it (quarantined device, locked configuration).
     #[error("policy violation: {0}")]
     PolicyViolation(String),
+    /// DSMIL policy refused it, and recording the refusal as a security event failed: the
+    /// operation did not happen, but no audit entry says so.
+    #[error("policy violation: {refusal}; the refusal could not be recorded in the audit log")]
+    PolicyViolationUnrecorded {
+        /// Why the operation was refused.
+        refusal: String,
+        /// Why recording the refusal failed.
+        #[source]
+        source: Box<BridgeError>,
+    },
     /// The TPM failed.
     #[error(transparent)]
     Tpm(#[from] TpmError),
@@ -328,9 +338,13 @@ impl DsmilBridge {
             );
             event.affected_resources = vec![device.to_string()];
             event.response_actions = vec!["refused".into()];
-            // The refusal stands even if recording it fails; the failure is logged.
+            // The refusal stands even if recording it fails, and then says so.
             if let Err(record_err) = self.record_security_event(event).await {
                 tracing::error!(%device, error = %record_err, "could not record a quarantine violation");
+                return Err(BridgeError::PolicyViolationUnrecorded {
+                    refusal: e.to_string(),
+                    source: Box::new(record_err),
+                });
             }
             return Err(BridgeError::PolicyViolation(e.to_string()));
         }
