@@ -7,6 +7,7 @@
 mod cluster;
 mod cluster_faults;
 mod common;
+mod connections;
 mod contract;
 mod daemon;
 mod dashboard;

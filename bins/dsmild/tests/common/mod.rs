@@ -21,7 +21,18 @@ pub fn free_port() -> u16 {
 }
 
 pub fn dsmild() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dsmild"));
+    hermetic(Command::new(env!("CARGO_BIN_EXE_dsmild")))
+}
+
+/// dsmild run through `wrapper` (e.g. `prlimit --nofile=…`), with [`dsmild`]'s environment.
+pub fn dsmild_under(wrapper: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(wrapper);
+    cmd.args(args).arg(env!("CARGO_BIN_EXE_dsmild"));
+    hermetic(cmd)
+}
+
+/// No `DSMIL_*`, `RUST_LOG` or systemd variables, no user configuration file.
+fn hermetic(mut cmd: Command) -> Command {
     for (key, _) in std::env::vars() {
         if key.starts_with("DSMIL_") {
             cmd.env_remove(key);

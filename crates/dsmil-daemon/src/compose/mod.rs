@@ -18,7 +18,7 @@ use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use dsmil_accel::{Engine, EngineConfig, Platform};
 use dsmil_coord::workflow::Coordinator;
@@ -197,12 +197,29 @@ pub async fn start(config: DaemonConfig) -> Result<Layers> {
     })
 }
 
+/// The listener's limits from the daemon's settings; raises the open-file limit first, since
+/// the default connection cap is derived from it.
+fn connection_limits(settings: &crate::config::DaemonSettings) -> crate::http::serve::Limits {
+    use crate::http::serve;
+    let fd_limit = serve::raise_fd_limit().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read or raise the open-file limit; assuming 1024");
+        1024
+    });
+    serve::Limits {
+        header_timeout: Duration::from_secs(settings.http_header_timeout_secs),
+        max_connections: settings
+            .max_connections
+            .unwrap_or_else(|| serve::default_max_connections(fd_limit)),
+    }
+}
+
 /// Runs dsmild: starts the layers, serves the API on the configured address until SIGINT or
 /// SIGTERM, then shuts down gracefully. The configuration is validated first; nothing is
 /// started (no data dir created) when it is invalid.
 pub async fn run(config: DaemonConfig) -> Result<()> {
     config.validate()?;
     let listen = config.daemon.listen;
+    let limits = connection_limits(&config.daemon);
     let layers = start(config).await?;
     let listener = TcpListener::bind(listen)
         .await
@@ -227,11 +244,12 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
             tracing::info!(%addr, "serving /metrics without the token ([metrics] listen)");
         }
         let router = crate::http::metrics_router(Arc::clone(&layers));
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                tracing::error!(error = %e, "the [metrics] listener failed");
-            }
-        })
+        tokio::spawn(crate::http::serve::serve(
+            listener,
+            router,
+            limits,
+            std::future::pending(),
+        ))
     }));
     let notifier = crate::notify::Notifier::from_env()
         .unwrap_or_else(|e| {
@@ -253,18 +271,17 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
         }
     }
     let hub = layers.monitor.hub.clone();
-    axum::serve(listener, crate::http::router(Arc::clone(&layers)))
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            if let Some(n) = &notifier {
-                n.tell("STOPPING=1\nSTATUS=shutting down");
-            }
-            // WebSocket clients are told first ("server shutting down"), so that open
-            // connections do not hold the graceful HTTP shutdown.
-            hub.shutdown();
-        })
-        .await
-        .context("HTTP server failed")?;
+    let router = crate::http::router(Arc::clone(&layers));
+    crate::http::serve::serve(listener, router, limits, async move {
+        shutdown_signal().await;
+        if let Some(n) = &notifier {
+            n.tell("STOPPING=1\nSTATUS=shutting down");
+        }
+        // WebSocket clients are told first ("server shutting down"), so that open
+        // connections do not hold the graceful HTTP shutdown.
+        hub.shutdown();
+    })
+    .await;
     for task in background {
         task.abort();
         // Cancelled: the task (and the layers it held) is gone once this resolves.

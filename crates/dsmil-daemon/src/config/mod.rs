@@ -4,7 +4,7 @@
 //!
 //! | owner | keys |
 //! |---|---|
-//! | the daemon ([`DaemonSettings`]) | `data_dir`, `listen`, `log_format`, `log_filter`, `event_bus_capacity` |
+//! | the daemon ([`DaemonSettings`]) | `data_dir`, `listen`, `log_format`, `log_filter`, `event_bus_capacity`, `http_header_timeout_secs`, `max_connections` |
 //! | [`dsmil_tpm::config::TpmConfig`] | `tpm` |
 //! | [`dsmil_learn::config::LearnConfig`] | `database_url` |
 //! | [`dsmil_coord::config::CoordConfig`] | `default_agent`, `shutdown_grace_seconds`, `[[agents]]` |
@@ -161,7 +161,19 @@ pub struct DaemonSettings {
     /// Events a bus subscriber may fall behind before it loses some (1–1048576).
     /// Default: 4096.
     pub event_bus_capacity: usize,
+    /// Seconds a client may take to send a request's headers, and that a kept-alive HTTP
+    /// connection may sit idle, before it is closed (1–3600). Default: 30 (hyper's).
+    pub http_header_timeout_secs: u64,
+    /// Most HTTP connections open at once (at least 8); beyond it the longest-idle connection
+    /// is closed, or the newcomer answered 503 when all are busy. Default: the open-file
+    /// limit (raised to the hard limit at start) less 256.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = 10000)]
+    pub max_connections: Option<usize>,
 }
+
+/// Most seconds `http_header_timeout_secs` may be.
+pub const MAX_HTTP_HEADER_TIMEOUT_SECS: u64 = 3600;
 
 impl Default for DaemonSettings {
     fn default() -> Self {
@@ -171,6 +183,8 @@ impl Default for DaemonSettings {
             log_format: LogFormat::Text,
             log_filter: "info".into(),
             event_bus_capacity: dsmil_core::events::DEFAULT_BUS_CAPACITY,
+            http_header_timeout_secs: 30,
+            max_connections: None,
         }
     }
 }
@@ -212,6 +226,23 @@ impl DaemonSettings {
                     "is {}; expected 1..={MAX_EVENT_BUS_CAPACITY}",
                     self.event_bus_capacity
                 ),
+            ));
+        }
+        if !(1..=MAX_HTTP_HEADER_TIMEOUT_SECS).contains(&self.http_header_timeout_secs) {
+            return Err(FieldError::new(
+                "http_header_timeout_secs",
+                format!(
+                    "is {}; expected 1..={MAX_HTTP_HEADER_TIMEOUT_SECS}",
+                    self.http_header_timeout_secs
+                ),
+            ));
+        }
+        if let Some(max) = self.max_connections
+            && max < 8
+        {
+            return Err(FieldError::new(
+                "max_connections",
+                format!("is {max}; expected at least 8"),
             ));
         }
         Ok(())

@@ -80,6 +80,15 @@ fn bad_inputs_name_the_field() {
     check_invalid("log_format = \"xml\"", "log_format");
     check_invalid("database_url = \"mysql://x\"", "database_url");
     check_invalid("event_bus_capacity = 0", "event_bus_capacity");
+    check_invalid(
+        "http_header_timeout_secs = 0",
+        "http_header_timeout_secs: is 0",
+    );
+    check_invalid(
+        "http_header_timeout_secs = 3601",
+        "http_header_timeout_secs",
+    );
+    check_invalid("max_connections = 7", "max_connections: is 7");
     check_invalid("default_agent = \"ghost\"", "default_agent");
     check_invalid(
         "[alerts]\ncpu_percent = { warning = 99.0, critical = 95.0 }",

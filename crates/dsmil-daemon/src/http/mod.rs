@@ -2,11 +2,13 @@
 //! daemon serves exactly the documented routes, each with the authorisation the table names),
 //! the bearer token, and the JSON error format. Each layer's handlers live in their own module;
 //! [`wire`] converts the layers' types to the contract's.
+//! [`serve`] is the listener: timeouts, the connection cap and the open-file limit.
 
 mod audit;
 mod emergency;
 mod learn;
 mod monitor;
+pub mod serve;
 mod status;
 mod tpm;
 pub mod wire;
