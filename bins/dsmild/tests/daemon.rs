@@ -171,3 +171,60 @@ fn an_unknown_forced_kernel_path_stops_it() {
     assert!(stderr.contains("DSMIL_ACCEL_FORCE=\"sse9\""), "{stderr}");
     assert!(!dir.path().join("data").exists());
 }
+
+/// A command agent running when dsmild is killed with -9 dies with it (PR_SET_PDEATHSIG):
+/// it used to keep running beside the copy the recovered workflow starts.
+#[test]
+fn command_agents_die_with_a_killed_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("agent.pid");
+    // The shell writes its pid and then waits for a minute; `exec` keeps that pid for sleep.
+    let config = dir.path().join("dsmil.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[agents]]\nid = \"lingering\"\nkind = \"command\"\ncommand = \"/bin/sh\"\n\
+             args = [\"-c\", \"echo $$ > {}; exec sleep 60\"]\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let daemon = Daemon::start(&data, &["--config", config.to_str().unwrap()]);
+    let token = std::fs::read_to_string(data.join("api-token")).unwrap();
+    let spec = serde_json::json!({"workflow_type": "linger", "execution_mode": "sequential",
+        "tasks": [{"id": "a", "agent_id": "lingering", "task_description": "wait"}]});
+    let (status, body) = daemon.post("/api/workflows?wait=false", token.trim(), &spec.to_string());
+    assert_eq!(status, 202, "{body}");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let agent_pid = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            break nix::unistd::Pid::from_raw(pid);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let (status, _) = daemon.stop(Signal::SIGKILL);
+    assert!(!status.success());
+    // Orphaned, the agent is reaped by whoever adopts it (maybe late): a zombie counts as gone.
+    let running = |pid: nix::unistd::Pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            // The state follows the parenthesised command name.
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'))
+        })
+    };
+    while running(agent_pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "agent {agent_pid} still runs after its daemon was killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -3,7 +3,8 @@
 //!
 //! The program runs in its own process group; when the attempt ends — the program exited, or
 //! the attempt timed out or was cancelled (its future dropped) — the whole group is killed, so no
-//! grandchild outlives its task or holds its output open. stdout is capped at [`MAX_STDOUT_BYTES`]; stderr is drained completely but only its
+//! grandchild outlives its task or holds its output open. The program also gets SIGKILL when
+//! the daemon dies (`PR_SET_PDEATHSIG`), so a crashed daemon leaves no agent running. stdout is capped at [`MAX_STDOUT_BYTES`]; stderr is drained completely but only its
 //! first [`ERROR_QUOTE_BYTES`](crate::agent::ERROR_QUOTE_BYTES) are kept for errors.
 
 use std::path::PathBuf;
@@ -38,15 +39,23 @@ impl CommandAgent {
     /// fails with "text file busy" for a moment: that is retried briefly.
     async fn spawn(&self) -> std::io::Result<tokio::process::Child> {
         let mut tries = 0;
+        let parent = nix::unistd::getpid();
         loop {
-            let result = Command::new(&self.program)
+            let mut command = Command::new(&self.program);
+            command
                 .args(&self.args)
                 .process_group(0)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
-                .kill_on_drop(true)
-                .spawn();
+                .kill_on_drop(true);
+            // SAFETY: the closure runs in the forked child before exec, where only
+            // async-signal-safe calls are allowed: prctl(2) and getppid(2) are plain system
+            // calls, and nothing here allocates or takes a lock.
+            unsafe {
+                command.pre_exec(move || die_with_parent(parent));
+            }
+            let result = command.spawn();
             match result {
                 Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) && tries < 20 => {
                     tries += 1;
@@ -65,6 +74,18 @@ impl CommandAgent {
             args,
         }
     }
+}
+
+/// In the child before exec: asks the kernel for SIGKILL when the thread that forked it ends
+/// (a daemon killed with -9 no longer leaves its agents running beside the copies its recovery
+/// starts), and fails the spawn if the daemon is already gone. The runtime's worker threads
+/// that spawn agents live as long as the daemon does.
+fn die_with_parent(parent: Pid) -> std::io::Result<()> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+    if nix::unistd::getppid() != parent {
+        return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
+    }
+    Ok(())
 }
 
 /// Kills the process group when dropped: the attempt's end, whatever ended it.
