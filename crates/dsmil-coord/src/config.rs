@@ -157,7 +157,8 @@ pub struct CircuitBreakerConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = 10)]
     pub minimum_calls: Option<u32>,
-    /// A successful call slower than this (ms) is slow. Default: 10000.
+    /// A successful call slower than this (ms) is slow, and slow calls then count against the
+    /// agent (`slow_call_rate_threshold`). Default: none — no call is slow, as in the seed.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = 10000)]
     pub slow_call_ms: Option<u64>,
@@ -269,8 +270,6 @@ pub const MAX_AGENTS: usize = 1024;
 /// Highest per-agent concurrency.
 pub const MAX_AGENT_CONCURRENCY: u32 = 1024;
 
-/// A successful call slower than this (ms) is slow, unless `slow_call_ms` says otherwise.
-pub const DEFAULT_SLOW_CALL_MS: u64 = 10_000;
 /// Seconds after which an unreported probe counts as failed, unless `probe_timeout_seconds`
 /// says otherwise.
 pub const DEFAULT_PROBE_TIMEOUT_SECONDS: f64 = 60.0;
@@ -422,8 +421,9 @@ impl CircuitBreakerConfig {
                 ),
             });
         }
-        let slow_call_ms = self.slow_call_ms.unwrap_or(DEFAULT_SLOW_CALL_MS);
-        if slow_call_ms as f64 > MAX_BREAKER_SECONDS * 1000.0 {
+        if let Some(slow_call_ms) = self.slow_call_ms
+            && slow_call_ms as f64 > MAX_BREAKER_SECONDS * 1000.0
+        {
             return Err(FieldError::new(
                 "slow_call_ms",
                 format!("is {slow_call_ms}; expected at most a year"),
@@ -433,7 +433,7 @@ impl CircuitBreakerConfig {
             window,
             minimum_calls,
             failure_rate_threshold,
-            slow_call_duration: Duration::from_millis(slow_call_ms),
+            slow_call_duration: self.slow_call_ms.map(Duration::from_millis),
             slow_call_rate_threshold,
             open_duration,
             half_open_permits: self.success_threshold,

@@ -13,7 +13,7 @@ fn settings() -> BreakerSettings {
         window: Window::Count(4),
         minimum_calls: 4,
         failure_rate_threshold: 0.5,
-        slow_call_duration: Duration::from_millis(100),
+        slow_call_duration: Some(Duration::from_millis(100)),
         slow_call_rate_threshold: 1.0,
         open_duration: Duration::from_secs(10),
         half_open_permits: 2,

@@ -45,7 +45,7 @@ fn code_and_toml_agents_get_the_same_defaults() {
     assert_eq!((s.minimum_calls, s.failure_rate_threshold), (5, 1.0));
     assert_eq!(s.open_duration, Duration::from_secs(60));
     assert_eq!(s.half_open_permits, 3);
-    assert_eq!(s.slow_call_duration, Duration::from_secs(10));
+    assert_eq!(s.slow_call_duration, None, "the seed has no slow-call rule");
     assert_eq!(s.probe_timeout, Duration::from_secs(60));
     let policy = a.retry.policy(3);
     assert_eq!(policy.max_attempts, 3);

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
 
 mod breaker;
+mod breaker_seed;
 mod command;
 mod config;
 mod http;

@@ -214,7 +214,7 @@ fn registries_come_from_the_daemon_configuration() {
     let s = reg.get(&id("w")).unwrap().breaker.settings().clone();
     assert_eq!(s.window, Window::Time(Duration::from_secs(30)));
     assert_eq!((s.failure_rate_threshold, s.minimum_calls), (0.5, 20));
-    assert_eq!(s.slow_call_duration, Duration::from_secs(2));
+    assert_eq!(s.slow_call_duration, Some(Duration::from_secs(2)));
     assert_eq!(s.probe_timeout, Duration::from_secs(15));
     assert_eq!(reg.get(&id("w")).unwrap().retry.jitter, 0.5);
 

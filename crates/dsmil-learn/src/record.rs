@@ -187,11 +187,19 @@ pub fn parse_records(text: &str) -> Result<Vec<AgentPerformance>, LearnError> {
 }
 
 fn parse_value(value: serde_json::Value, index: usize) -> Result<AgentPerformance, LearnError> {
-    serde_json::from_value(value).map_err(|e| {
-        let message = e.to_string();
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        // The path names the field of a bad value (`execution_time_ms` for -5); an unknown or
+        // missing field is an error of the record itself, named in serde's message.
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        let field = if path == "." || path.is_empty() {
+            field_of(&message)
+        } else {
+            path
+        };
         LearnError::InvalidRecord {
             index,
-            field: field_of(&message),
+            field,
             reason: message,
         }
     })
@@ -238,6 +246,24 @@ mod tests {
         assert!(matches!(err, LearnError::InvalidRecord { index: 2, .. }));
         let err = parse_records(&line(r#","embedding":[1.0,2.0]"#)).unwrap_err();
         assert!(err.to_string().contains("256"), "{err}");
+        // A bad value is named by its field, not by the value.
+        let negative = line("").replace(r#""execution_time_ms":5"#, r#""execution_time_ms":-5"#);
+        let err = parse_records(&negative).unwrap_err();
+        assert!(
+            matches!(&err, LearnError::InvalidRecord { index: 1, field, .. } if field == "execution_time_ms"),
+            "{err}"
+        );
+        let nested = line(r#","context_factors":{"k":[1,2,{"x":null}]}"#);
+        assert!(
+            parse_records(&nested).is_ok(),
+            "any JSON is a context factor"
+        );
+        let bad_rate = line("").replace(r#""success_rate":1.0"#, r#""success_rate":"high""#);
+        let err = parse_records(&bad_rate).unwrap_err();
+        assert!(
+            matches!(&err, LearnError::InvalidRecord { field, .. } if field == "success_rate"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -43,8 +43,9 @@ pub struct BreakerSettings {
     pub minimum_calls: u32,
     /// Failure share (0–1] that opens the circuit.
     pub failure_rate_threshold: f64,
-    /// A successful call slower than this is slow.
-    pub slow_call_duration: Duration,
+    /// A successful call slower than this is slow; `None`: no call is slow (the seed's
+    /// breaker has no slow-call rule).
+    pub slow_call_duration: Option<Duration>,
     /// Slow-call share (0–1] that opens the circuit.
     pub slow_call_rate_threshold: f64,
     /// How long the circuit stays open.
@@ -91,7 +92,10 @@ impl BreakerSettings {
         for (name, d) in [
             ("open_duration", self.open_duration),
             ("probe_timeout", self.probe_timeout),
-            ("slow_call_duration", self.slow_call_duration),
+            (
+                "slow_call_duration",
+                self.slow_call_duration.unwrap_or_default(),
+            ),
         ] {
             if d > LONGEST {
                 return Err(format!("{name} is longer than a year"));
@@ -396,7 +400,10 @@ impl CircuitBreaker {
         success: bool,
         duration: Duration,
     ) {
-        let slow = duration > self.settings.slow_call_duration;
+        let slow = self
+            .settings
+            .slow_call_duration
+            .is_some_and(|limit| duration > limit);
         let mut transitions = Vec::new();
         {
             let mut inner = self.lock();
