@@ -117,10 +117,40 @@ pub(super) fn flush_leftovers(ctx: &mut Context) {
     }
 }
 
+/// Tries to connect to a software TPM this many times: swtpm and the simulator serve one
+/// client at a time over TCP, and a connection made while the previous client's is still being
+/// closed fails with a TCTI I/O error.
+const SOFTWARE_CONNECT_TRIES: u32 = 5;
+
+/// A TSS context on `conf`; for a software TPM, I/O errors are retried with a short backoff
+/// (a hardware TPM's device either opens or does not).
+fn context(conf: &TctiNameConf, software: bool) -> BackendResult<Context> {
+    let mut delay = std::time::Duration::from_millis(20);
+    let mut tries = 1;
+    loop {
+        match Context::new(conf.clone()) {
+            Ok(ctx) => return Ok(ctx),
+            Err(e) if software && tries < SOFTWARE_CONNECT_TRIES && is_tcti_io_error(&e) => {
+                tracing::debug!(error = %e, tries, "software TPM busy; connecting again");
+                std::thread::sleep(delay);
+                delay *= 2;
+                tries += 1;
+            }
+            Err(e) => return Err(BackendError::transport("connecting to the TPM", e)),
+        }
+    }
+}
+
+/// Whether `e` is the TCTI layer's I/O error (`TSS2_TCTI_RC_IO_ERROR`, 0x000A000A).
+fn is_tcti_io_error(e: &tss_esapi::Error) -> bool {
+    const TCTI_IO_ERROR: u32 = 0x000A_000A;
+    matches!(e, tss_esapi::Error::Tss2Error(rc)
+        if *rc == tss_esapi::constants::response_code::Tss2ResponseCode::from(TCTI_IO_ERROR))
+}
+
 impl Conn {
     pub(super) fn open(conf: &TctiNameConf, software: bool) -> BackendResult<Conn> {
-        let mut ctx = Context::new(conf.clone())
-            .map_err(|e| BackendError::transport("connecting to the TPM", e))?;
+        let mut ctx = context(conf, software)?;
         if software {
             flush_leftovers(&mut ctx);
         }
@@ -311,5 +341,22 @@ impl Conn {
             nv_space_bytes: None,
             location: tcti.to_owned(),
         })
+    }
+}
+
+#[cfg(test)]
+mod connect_tests {
+    use super::is_tcti_io_error;
+    use tss_esapi::constants::response_code::Tss2ResponseCode;
+
+    #[test]
+    fn only_the_tcti_io_error_is_retried() {
+        let io = tss_esapi::Error::Tss2Error(Tss2ResponseCode::from(0x000A_000A));
+        assert!(is_tcti_io_error(&io));
+        // The same error number from another layer, and a TPM error, are not.
+        let other_layer = tss_esapi::Error::Tss2Error(Tss2ResponseCode::from(0x0007_000A));
+        assert!(!is_tcti_io_error(&other_layer));
+        let tpm = tss_esapi::Error::Tss2Error(Tss2ResponseCode::from(0x0000_0101));
+        assert!(!is_tcti_io_error(&tpm));
     }
 }
