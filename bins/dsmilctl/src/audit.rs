@@ -125,8 +125,12 @@ pub fn verify(path: &Path, head: Option<&str>) -> Result<Verified> {
     let key_file = dir.join("signer.pub");
     let key_text = std::fs::read_to_string(&key_file)
         .with_context(|| format!("cannot read the signer's public key {}", key_file.display()))?;
-    let key = dsmil_core::hex::decode(key_text.trim())
-        .map_err(|e| anyhow::anyhow!("{}: not a hex public key: {e}", key_file.display()))?;
+    let key = dsmil_tpm::der::ecc_p256_point_from_text(&key_text).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: not a P-256 public key (PEM `PUBLIC KEY`, or the hex point older daemons wrote)",
+            key_file.display()
+        )
+    })?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .context("cannot start a runtime")?;

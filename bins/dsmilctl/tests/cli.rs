@@ -312,6 +312,19 @@ fn audit_verify_checks_the_daemons_log_offline_and_names_tampering() {
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(summary["entries"].as_u64().unwrap() >= 1, "{summary}");
     assert_eq!(summary["entries"], summary["signed_entries"]);
+    // The signer's key is a PEM public key that openssl reads as a P-256 key.
+    let key = audit_dir.join("signer.pub");
+    let shown = Command::new("openssl")
+        .args(["pkey", "-pubin", "-noout", "-text", "-in"])
+        .arg(&key)
+        .output()
+        .expect("openssl (Debian's openssl package) runs");
+    assert!(shown.status.success(), "{}", text(&shown.stderr));
+    assert!(
+        text(&shown.stdout).contains("prime256v1"),
+        "{}",
+        text(&shown.stdout)
+    );
     let log = audit_dir.join("audit.log");
     let original = std::fs::read_to_string(&log).unwrap();
     assert!(original.contains("circuit_breaker_open"), "{original}");

@@ -45,6 +45,26 @@ pub fn ecc_p256_spki(point: &[u8]) -> Vec<u8> {
     tlv(0x30, &[tlv(0x30, &alg), tlv(0x03, &bits)].concat())
 }
 
+/// A P-256 public key as PEM `PUBLIC KEY` (SPKI), the form openssl and tpm2-tools read.
+pub fn ecc_p256_pem(point: &[u8]) -> String {
+    pem("PUBLIC KEY", &ecc_p256_spki(point))
+}
+
+/// The SEC1 point of a P-256 public key written as PEM `PUBLIC KEY` (SPKI) or, as files of
+/// earlier versions were, as the point in hex; `None` for anything else (another algorithm or
+/// curve included).
+pub fn ecc_p256_point_from_text(text: &str) -> Option<Vec<u8>> {
+    if let Some(der) = pem_decode("PUBLIC KEY", text) {
+        return match spki_key(&der)? {
+            SpkiKey::EccP256(point) => Some(point),
+            SpkiKey::Rsa(_) => None,
+        };
+    }
+    dsmil_core::hex::decode(text.trim())
+        .ok()
+        .filter(|point| point.len() == 65 && point[0] == 0x04)
+}
+
 /// The PKCS#1 `RSAPublicKey`.
 pub fn rsa_public_key(modulus: &[u8], exponent: u32) -> Vec<u8> {
     tlv(
@@ -61,38 +81,18 @@ pub fn rsa_spki(modulus: &[u8], exponent: u32) -> Vec<u8> {
     tlv(0x30, &[tlv(0x30, &alg), tlv(0x03, &bits)].concat())
 }
 
-/// Modulus (without leading zeros) and exponent of a PKCS#1 `RSAPublicKey`.
+/// Modulus (without leading zeros) and exponent of a PKCS#1 `RSAPublicKey`; `None` unless it
+/// is one whole DER `SEQUENCE` of two INTEGERs.
 pub fn rsa_public_key_parts(der: &[u8]) -> Option<(Vec<u8>, u32)> {
-    fn read(d: &[u8], at: &mut usize, tag: u8) -> Option<Vec<u8>> {
-        if *d.get(*at)? != tag {
-            return None;
-        }
-        *at += 1;
-        let first = *d.get(*at)?;
-        *at += 1;
-        let n = match first {
-            n if n < 0x80 => usize::from(n),
-            0x81 => {
-                let n = usize::from(*d.get(*at)?);
-                *at += 1;
-                n
-            }
-            0x82 => {
-                let n = (usize::from(*d.get(*at)?) << 8) | usize::from(*d.get(*at + 1)?);
-                *at += 2;
-                n
-            }
-            _ => return None,
-        };
-        let body = d.get(*at..*at + n)?.to_vec();
-        *at += n;
-        Some(body)
-    }
-    let mut at = 0;
-    let seq = read(der, &mut at, 0x30)?;
-    let mut inner = 0;
-    let n = read(&seq, &mut inner, 0x02)?;
-    let e = read(&seq, &mut inner, 0x02)?;
+    let (0x30, seq, []) = element(der)? else {
+        return None;
+    };
+    let (0x02, n, rest) = element(seq)? else {
+        return None;
+    };
+    let (0x02, e, []) = element(rest)? else {
+        return None;
+    };
     let first = n.iter().position(|&b| b != 0).unwrap_or(n.len());
     if e.len() > 4 {
         return None;
@@ -101,20 +101,32 @@ pub fn rsa_public_key_parts(der: &[u8]) -> Option<(Vec<u8>, u32)> {
     Some((n[first..].to_vec(), exponent))
 }
 
-/// One DER element at the start of `d`: its tag, its contents, and what follows it. Lengths
-/// of up to two bytes (what keys and signatures here need); `None` for anything else.
-fn element(d: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = d.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (n, rest) = match first {
-        n if n < 0x80 => (usize::from(n), rest),
-        0x81 => (usize::from(*rest.first()?), rest.get(1..)?),
+/// A DER length at the start of `d` and what follows it: the short form below 128, else the
+/// long form in the fewest bytes (one or two here: what keys and signatures need). Anything
+/// else — a long form for a short length, a leading zero byte, the indefinite form — is not
+/// DER and gives `None`, so each value has exactly one accepted encoding.
+fn length(d: &[u8]) -> Option<(usize, &[u8])> {
+    let (&first, rest) = d.split_first()?;
+    match first {
+        n if n < 0x80 => Some((usize::from(n), rest)),
+        0x81 => {
+            let (&n, rest) = rest.split_first()?;
+            (n >= 0x80).then_some((usize::from(n), rest))
+        }
         0x82 => {
             let b = rest.get(..2)?;
-            ((usize::from(b[0]) << 8) | usize::from(b[1]), rest.get(2..)?)
+            let n = (usize::from(b[0]) << 8) | usize::from(b[1]);
+            (n > 0xff).then_some((n, rest.get(2..)?))
         }
-        _ => return None,
-    };
+        _ => None,
+    }
+}
+
+/// One DER element at the start of `d`: its tag, its contents, and what follows it; `None`
+/// unless its length is in DER's one encoding ([`length`]).
+fn element(d: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = d.split_first()?;
+    let (n, rest) = length(rest)?;
     Some((tag, rest.get(..n)?, rest.get(n..)?))
 }
 
@@ -235,50 +247,41 @@ pub fn ecdsa_der(r: &[u8], s: &[u8]) -> Vec<u8> {
 }
 
 /// `r` and `s`, each left-padded to 32 bytes, from a DER ECDSA signature; `None` when the
-/// input is not one.
+/// input is not one in DER's single encoding: lengths in their shortest form, each INTEGER
+/// positive, non-zero and without a redundant leading zero byte, nothing after the SEQUENCE.
+/// A signature therefore has one accepted byte string (no malleated copies of it verify).
 pub fn ecdsa_fixed(der: &[u8]) -> Option<([u8; 32], [u8; 32])> {
-    fn read_len(d: &[u8], at: &mut usize) -> Option<usize> {
-        let first = *d.get(*at)?;
-        *at += 1;
-        if first < 0x80 {
-            return Some(usize::from(first));
-        }
-        if first == 0x81 {
-            let n = *d.get(*at)?;
-            *at += 1;
-            return Some(usize::from(n));
-        }
-        None
-    }
-    fn read_int(d: &[u8], at: &mut usize) -> Option<[u8; 32]> {
-        if *d.get(*at)? != 0x02 {
+    /// A positive, minimally encoded INTEGER of at most 32 significant bytes.
+    fn scalar(d: &[u8]) -> Option<([u8; 32], &[u8])> {
+        let (0x02, body, rest) = element(d)? else {
             return None;
+        };
+        let (&first, tail) = body.split_first()?;
+        if first & 0x80 != 0 {
+            return None; // negative
         }
-        *at += 1;
-        let n = read_len(d, at)?;
-        let body = d.get(*at..*at + n)?;
-        *at += n;
-        let first = body.iter().position(|&b| b != 0).unwrap_or(body.len());
-        let body = &body[first..];
-        if body.len() > 32 {
+        let digits = if first == 0 {
+            // A leading zero is allowed only to keep a high bit from reading as a sign.
+            if tail.first().is_none_or(|b| b & 0x80 == 0) {
+                return None;
+            }
+            tail
+        } else {
+            body
+        };
+        if digits.len() > 32 || digits.iter().all(|&b| b == 0) {
             return None;
         }
         let mut out = [0u8; 32];
-        out[32 - body.len()..].copy_from_slice(body);
-        Some(out)
+        out[32 - digits.len()..].copy_from_slice(digits);
+        Some((out, rest))
     }
-    let mut at = 0;
-    if *der.first()? != 0x30 {
+    let (0x30, body, []) = element(der)? else {
         return None;
-    }
-    at += 1;
-    let n = read_len(der, &mut at)?;
-    if at + n != der.len() {
-        return None;
-    }
-    let r = read_int(der, &mut at)?;
-    let s = read_int(der, &mut at)?;
-    (at == der.len()).then_some((r, s))
+    };
+    let (r, rest) = scalar(body)?;
+    let (s, rest) = scalar(rest)?;
+    rest.is_empty().then_some((r, s))
 }
 
 #[cfg(test)]
@@ -378,5 +381,95 @@ mod tests {
         }
         assert_eq!(ecdsa_fixed(&[0x30, 0x00, 0x00]), None);
         assert_eq!(ecdsa_fixed(&[]), None);
+    }
+
+    /// Every malleated form of one signature is refused; only the DER encoding is accepted.
+    #[test]
+    fn ecdsa_signatures_have_exactly_one_accepted_encoding() {
+        let r = [0x11u8; 32];
+        let mut s = [0x22u8; 32];
+        s[0] = 0x92; // high bit: DER needs a leading zero here
+        let good = ecdsa_der(&r, &s);
+        assert_eq!(ecdsa_fixed(&good), Some((r, s)));
+        let int = |body: &[u8]| [&[0x02, body.len() as u8][..], body].concat();
+        let seq = |body: &[u8]| [&[0x30, body.len() as u8][..], body].concat();
+        let s_der = [&[0u8][..], &s].concat();
+        let malleated: Vec<(&str, Vec<u8>)> = vec![
+            // The SEQUENCE length in the long form although under 128.
+            ("long-form sequence length", {
+                let body = [int(&r), int(&s_der)].concat();
+                [&[0x30, 0x81, body.len() as u8][..], &body].concat()
+            }),
+            // An INTEGER length in the long form.
+            ("long-form integer length", {
+                let long_r = [&[0x02, 0x81, 32][..], &r].concat();
+                seq(&[long_r, int(&s_der)].concat())
+            }),
+            (
+                "redundant leading zero",
+                seq(&[int(&[&[0u8][..], &r].concat()), int(&s_der)].concat()),
+            ),
+            (
+                "two leading zeros",
+                seq(&[int(&r), int(&[&[0u8, 0][..], &s].concat())].concat()),
+            ),
+            ("negative s", seq(&[int(&r), int(&s)].concat())),
+            ("zero r", seq(&[int(&[0]), int(&s_der)].concat())),
+            ("empty integer", seq(&[int(&[]), int(&s_der)].concat())),
+            ("trailing byte", [good.clone(), vec![0]].concat()),
+            (
+                "trailing element inside",
+                seq(&[int(&r), int(&s_der), int(&[1])].concat()),
+            ),
+            (
+                "indefinite length",
+                [&[0x30, 0x80][..], &good[2..], &[0, 0]].concat(),
+            ),
+            (
+                "over 32 bytes",
+                seq(&[int(&[&[1u8][..], &r].concat()), int(&s_der)].concat()),
+            ),
+            ("wrong outer tag", [&[0x31][..], &good[1..]].concat()),
+        ];
+        for (what, der) in malleated {
+            assert_eq!(ecdsa_fixed(&der), None, "{what}: {der:02x?}");
+        }
+    }
+
+    #[test]
+    fn p256_keys_read_back_from_pem_and_from_legacy_hex() {
+        let mut point = vec![0x04u8];
+        point.extend((1..=64).map(|i| i as u8));
+        let pem_text = ecc_p256_pem(&point);
+        assert!(
+            pem_text.starts_with("-----BEGIN PUBLIC KEY-----\n"),
+            "{pem_text}"
+        );
+        assert_eq!(ecc_p256_point_from_text(&pem_text), Some(point.clone()));
+        let hex_text = dsmil_core::hex::encode(&point) + "\n";
+        assert_eq!(ecc_p256_point_from_text(&hex_text), Some(point.clone()));
+        assert_eq!(ecc_p256_point_from_text("04abcd"), None, "too short");
+        assert_eq!(ecc_p256_point_from_text("not a key"), None);
+        let rsa = pem("PUBLIC KEY", &rsa_spki(&[0xc5; 256], 65537));
+        assert_eq!(
+            ecc_p256_point_from_text(&rsa),
+            None,
+            "an RSA key is not a P-256 key"
+        );
+    }
+
+    #[test]
+    fn lengths_have_one_encoding() {
+        assert_eq!(length(&[0x05]), Some((5, &[][..])));
+        assert_eq!(length(&[0x81, 0x80]), Some((128, &[][..])));
+        assert_eq!(length(&[0x81, 0x7f]), None, "long form for a short length");
+        assert_eq!(length(&[0x82, 0x01, 0x00]), Some((256, &[][..])));
+        assert_eq!(
+            length(&[0x82, 0x00, 0xff]),
+            None,
+            "a leading zero length byte"
+        );
+        assert_eq!(length(&[0x80]), None, "indefinite");
+        assert_eq!(length(&[0x83, 1, 0, 0]), None, "longer than keys here need");
     }
 }

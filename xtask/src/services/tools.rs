@@ -18,6 +18,7 @@ const DEBIAN: &[(&str, &str)] = &[
     ("/usr/bin/deb-systemd-helper", "init-system-helpers"),
     ("/usr/bin/zsh", "zsh"),
     ("/usr/bin/fish", "fish"),
+    ("/usr/bin/openssl", "openssl"),
 ];
 
 /// Installs whichever of [`DEBIAN`] is missing.

@@ -1,5 +1,5 @@
 //! The audit log in the data dir: `DATA_DIR/audit/audit.log`, checkpoints signed with the TPM
-//! key `dsmil-audit` (ECC P-256) whose public half is `DATA_DIR/audit/signer.pub`, so
+//! key `dsmil-audit` (ECC P-256) whose public half is `DATA_DIR/audit/signer.pub` (PEM), so
 //! `dsmilctl audit verify DATA_DIR/audit` works offline.
 
 use std::fs;
@@ -15,7 +15,7 @@ use dsmil_tpm::audit::{AuditConfig, AuditLog, WitnessedLog};
 pub const AUDIT_DIR: &str = "audit";
 /// The log file.
 pub const LOG_FILE: &str = "audit.log";
-/// The signer's public key, hex.
+/// The signer's public key, PEM `PUBLIC KEY` (SPKI): `openssl pkey -pubin` reads it.
 pub const PUBLIC_KEY_FILE: &str = "signer.pub";
 /// The audit log as composed: the log, and the log as its witnesses see it (heads naming the
 /// signer's public key; consistency proofs).
@@ -39,7 +39,7 @@ pub async fn start(data_dir: &Path, signer: Arc<TpmSigner>) -> Result<Audit> {
     })?;
     fs::write(
         dir.join(PUBLIC_KEY_FILE),
-        dsmil_core::hex::encode(&point) + "\n",
+        dsmil_tpm::der::ecc_p256_pem(&point),
     )
     .with_context(|| format!("cannot write {}", dir.join(PUBLIC_KEY_FILE).display()))?;
     let (log, report) = AuditLog::open(&dir.join(LOG_FILE), signer.clone(), AuditConfig::default())
