@@ -154,16 +154,48 @@ async fn run(client: &Client, options: &WatchOptions, types: &[MetricType]) -> R
 
 /// One line for a person.
 pub fn render(message: &ServerMessage) -> String {
+    if let Some((header, metric)) = message.metric() {
+        let latest = if header.snapshot { " (latest)" } else { "" };
+        let kind = name(&metric.metric_type());
+        let detail = match &metric {
+            Metric::SystemHealth(h) => format!(
+                "{} cpu {:.1}%  mem {:.1}%  disk {:.1}%  load {:.1}  temp {}",
+                h.timestamp.format("%H:%M:%S"),
+                h.cpu_usage_percent,
+                h.memory_usage_percent,
+                h.disk_usage_percent,
+                h.load_average[0],
+                if h.thermal_state.sensor_count > 0 {
+                    format!("{:.1}°C", h.thermal_state.max_temp)
+                } else {
+                    "n/a".into()
+                }
+            ),
+            // The data as sent.
+            _ => serde_json::to_value(message)
+                .ok()
+                .and_then(|v| v.get("data").map(ToString::to_string))
+                .unwrap_or_default(),
+        };
+        return format!("{kind}{latest} {detail}");
+    }
     match message {
         ServerMessage::ConnectionEstablished {
-            client_id,
-            server_time,
-            ..
-        } => format!("connected (client {client_id}, server time {server_time:?})"),
-        ServerMessage::SubscriptionUpdated { subscribed, .. } => format!(
-            "subscribed to {:?}",
-            subscribed.iter().map(name).collect::<Vec<_>>()
+            client_id, data, ..
+        } => format!(
+            "connected (client {client_id}, server time {:?})",
+            data.server_time
         ),
+        ServerMessage::SubscriptionUpdated { data, warnings, .. } => {
+            let mut line = format!(
+                "subscribed to {:?}",
+                data.subscribed_types.iter().map(name).collect::<Vec<_>>()
+            );
+            for w in warnings {
+                line.push_str(&format!(" (warning: {w})"));
+            }
+            line
+        }
         ServerMessage::Alert { data, .. } => format!(
             "{} ALERT {} {} {} = {:.1} (threshold {:.1}){}: {}",
             data.timestamp.format("%H:%M:%S"),
@@ -175,35 +207,18 @@ pub fn render(message: &ServerMessage) -> String {
             if data.auto_resolved { " RESOLVED" } else { "" },
             data.description
         ),
-        ServerMessage::Emergency { data, .. } => format!(
-            "{} EMERGENCY {}",
-            data.timestamp.format("%H:%M:%S"),
-            data.description
+        ServerMessage::Emergency {
+            data, timestamp, ..
+        } => format!(
+            "{} EMERGENCY {} ({} critical alerts; {})",
+            timestamp.format("%H:%M:%S"),
+            data.message,
+            data.active_critical_alerts,
+            data.recommended_action
         ),
-        ServerMessage::Metric {
-            metric, snapshot, ..
-        } => {
-            let latest = if *snapshot { " (latest)" } else { "" };
-            let kind = name(&metric.metric_type());
-            let detail = match metric {
-                Metric::SystemHealth(h) => format!(
-                    "{} cpu {:.1}%  mem {:.1}%  disk {:.1}%  load {:.1}  temp {}",
-                    h.timestamp.format("%H:%M:%S"),
-                    h.cpu_usage_percent,
-                    h.memory_usage_percent,
-                    h.disk_usage_percent,
-                    h.load_average[0],
-                    if h.thermal_state.sensor_count > 0 {
-                        format!("{:.1}°C", h.thermal_state.max_temp)
-                    } else {
-                        "n/a".into()
-                    }
-                ),
-                other => serde_json::to_string(other).unwrap_or_default(),
-            };
-            format!("{kind}{latest} {detail}")
-        }
-        ServerMessage::Pong { server_time, .. } => format!("pong (server time {server_time:?})"),
+        ServerMessage::Pong { timestamp, .. } => format!("pong (server time {timestamp:?})"),
         ServerMessage::Error { code, message, .. } => format!("error {code}: {message}"),
+        // Metric messages were rendered above.
+        _ => String::new(),
     }
 }

@@ -276,14 +276,12 @@ fn every_answer_matches_the_published_contract() {
         let errors = schema::errors(&validator, m);
         assert!(errors.is_empty(), "{m}: {errors:#?}");
         let typed: dsmil_api::ws::ServerMessage = decode(m.clone());
-        kinds.insert(match typed {
-            dsmil_api::ws::ServerMessage::Metric { metric, .. } => {
-                format!(
-                    "metric/{}",
-                    serde_json::to_value(metric.metric_type()).unwrap()
-                )
-            }
-            other => serde_json::to_value(&other).unwrap()["type"].to_string(),
+        kinds.insert(match typed.metric() {
+            Some((_, metric)) => format!(
+                "metric/{}",
+                serde_json::to_value(metric.metric_type()).unwrap()
+            ),
+            None => serde_json::to_value(&typed).unwrap()["type"].to_string(),
         });
     }
     for kind in [

@@ -58,7 +58,7 @@ async fn websocket_alerts_and_metrics_on_a_real_daemon() {
             crate::common::PATIENCE
         );
         let m = recv(&mut ws).await;
-        if m["metric_type"] == "system_health" {
+        if m["type"] == "system_health" {
             health = Some(m);
         } else if m["type"] == "alert" {
             alert = Some(m);
@@ -280,4 +280,41 @@ fn automatic_responses_follow_the_configuration() {
             "responses enabled = {enabled}:\n{log}"
         );
     }
+}
+
+/// A client written to the seed's WebSocket shapes, on the third-party Python `websockets`
+/// library (`bins/dsmild/tests/seed_ws_client.py`), talks to dsmild unchanged.
+#[test]
+fn a_client_written_to_the_seeds_shapes_works_unchanged() {
+    let Some(python) = dsmil_core::testenv::service_from_env(dsmil_core::testenv::PYTHON_VAR)
+        .unwrap_or_else(|e| panic!("{e}"))
+    else {
+        eprintln!("skipped: {} is not set", dsmil_core::testenv::PYTHON_VAR);
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (daemon, token) = start(dir.path());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/seed_ws_client.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(ws_url(&daemon))
+        .arg(&token)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for check in [
+        "connection_established: the seed's data",
+        "subscription_updated: unknown type ignored",
+        "pong: timestamp",
+        "system_health and alert: the seed's shapes",
+        "error: message",
+    ] {
+        assert!(stdout.contains(check), "{check} missing from:\n{stdout}");
+    }
+    daemon.stop(Signal::SIGTERM);
 }

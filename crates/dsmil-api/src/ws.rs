@@ -1,11 +1,15 @@
-//! `GET /ws`: the live stream, as JSON text frames.
+//! `GET /ws`: the live stream, as JSON text frames in the seed's message shapes — a client
+//! written to the seed's `WebSocketManager` works unchanged — with the project's additions as
+//! extra top-level fields (`seq`, `event_seq`, `snapshot`, `code`, `node`, `warnings`,
+//! `client_id`, `subscribed_types`, `security_event`).
 //!
 //! Every server message carries `seq` (per connection, from 1, without gaps, so a client sees
 //! what it missed). Right after `connection_established` come the active alerts and the latest
-//! value of each subscribed metric type, marked `"snapshot": true`. Alerts and emergencies go
-//! to every client whatever its subscription; metrics to the clients subscribed to their type.
-//! In a cluster every node relays its events to every node, and each message names the `node`
-//! it came from.
+//! value of each subscribed metric type, marked `"snapshot": true`. A metric's message is
+//! typed by its metric type (`{"type":"system_health","data":…,"timestamp":…}`). Alerts and
+//! emergencies go to every client whatever its subscription; metrics to the clients subscribed
+//! to their type. In a cluster every node relays its events to every node, and each message
+//! names the `node` it came from.
 
 use chrono::{DateTime, Utc};
 use dsmil_core::events::{AccelEvent, DeviceEvent, TpmEvent, WorkflowEvent};
@@ -15,6 +19,35 @@ use dsmil_core::monitoring::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// `connection_established.data`, as the seed sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Established {
+    /// The server's clock.
+    pub server_time: DateTime<Utc>,
+    /// Every metric type a client may subscribe to.
+    pub available_metric_types: Vec<MetricType>,
+    /// `all_metrics` (the default subscription), or `custom`.
+    pub subscription_status: String,
+}
+
+/// `subscription_updated.data`, as the seed sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Subscribed {
+    /// The types this connection receives now.
+    pub subscribed_types: Vec<MetricType>,
+}
+
+/// `emergency.data`, as the seed sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EmergencyNotice {
+    /// What happened.
+    pub message: String,
+    /// Critical alerts active when the response ran.
+    pub active_critical_alerts: u64,
+    /// What an operator should do.
+    pub recommended_action: String,
+}
+
 /// A message from the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -23,14 +56,12 @@ pub enum ServerMessage {
     ConnectionEstablished {
         /// Position in this connection's stream, from 1.
         seq: u64,
+        /// The seed's greeting.
+        data: Established,
         /// This connection's id.
         client_id: u64,
-        /// The server's clock.
-        server_time: DateTime<Utc>,
-        /// Every metric type a client may subscribe to.
-        metric_types: Vec<MetricType>,
         /// The types this connection receives (all, until it subscribes).
-        subscribed: Vec<MetricType>,
+        subscribed_types: Vec<MetricType>,
         /// In a cluster, the node answering (absent on one host).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         node: Option<String>,
@@ -40,14 +71,17 @@ pub enum ServerMessage {
         /// Position in the stream.
         seq: u64,
         /// The types this connection receives now.
-        subscribed: Vec<MetricType>,
+        data: Subscribed,
+        /// The names asked for that are not metric types (ignored).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
     },
     /// The answer to `ping`, echoing the ping's other fields.
     Pong {
         /// Position in the stream.
         seq: u64,
         /// The server's clock.
-        server_time: DateTime<Utc>,
+        timestamp: DateTime<Utc>,
         /// The ping's fields besides `type`, echoed.
         #[serde(flatten)]
         #[schema(value_type = Object)]
@@ -57,14 +91,13 @@ pub enum ServerMessage {
     Error {
         /// Position in the stream.
         seq: u64,
-        /// `invalid_json`, `unknown_type`, `invalid_message`, `unknown_metric_type`,
-        /// `binary_not_supported`.
-        code: String,
         /// What was wrong.
         message: String,
+        /// `invalid_json`, `unknown_type`, `invalid_message`, `binary_not_supported`.
+        code: String,
     },
-    /// A sample or event of one metric type.
-    Metric {
+    /// A system health sample (`system_health`).
+    SystemHealth {
         /// Position in the stream.
         seq: u64,
         /// The event bus's sequence number of the event.
@@ -72,9 +105,112 @@ pub enum ServerMessage {
         /// Whether this is the latest value replayed at connect or subscribe.
         #[serde(default)]
         snapshot: bool,
-        /// The metric type and its data.
-        #[serde(flatten)]
-        metric: Metric,
+        /// The sample or event.
+        data: SystemHealth,
+        /// When it happened.
+        timestamp: DateTime<Utc>,
+        /// In a cluster, the node the event happened on (absent on one host).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+    },
+    /// An agent's task started, completed or failed (`agent_activity`).
+    AgentActivity {
+        /// Position in the stream.
+        seq: u64,
+        /// The event bus's sequence number of the event.
+        event_seq: u64,
+        /// Whether this is the latest value replayed at connect or subscribe.
+        #[serde(default)]
+        snapshot: bool,
+        /// The sample or event.
+        data: AgentActivity,
+        /// When it happened.
+        timestamp: DateTime<Utc>,
+        /// In a cluster, the node the event happened on (absent on one host).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+    },
+    /// A security or audit event (`security_event`).
+    SecurityEvent {
+        /// Position in the stream.
+        seq: u64,
+        /// The event bus's sequence number of the event.
+        event_seq: u64,
+        /// Whether this is the latest value replayed at connect or subscribe.
+        #[serde(default)]
+        snapshot: bool,
+        /// The sample or event.
+        data: SecurityEvent,
+        /// When it happened.
+        timestamp: DateTime<Utc>,
+        /// In a cluster, the node the event happened on (absent on one host).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+    },
+    /// Something was done (or refused) on a DSMIL device (`dsmil_device`).
+    DsmilDevice {
+        /// Position in the stream.
+        seq: u64,
+        /// The event bus's sequence number of the event.
+        event_seq: u64,
+        /// Whether this is the latest value replayed at connect or subscribe.
+        #[serde(default)]
+        snapshot: bool,
+        /// The sample or event.
+        data: DeviceEvent,
+        /// When it happened.
+        timestamp: DateTime<Utc>,
+        /// In a cluster, the node the event happened on (absent on one host).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+    },
+    /// A TPM operation finished (`tpm_event`).
+    TpmEvent {
+        /// Position in the stream.
+        seq: u64,
+        /// The event bus's sequence number of the event.
+        event_seq: u64,
+        /// Whether this is the latest value replayed at connect or subscribe.
+        #[serde(default)]
+        snapshot: bool,
+        /// The sample or event.
+        data: TpmEvent,
+        /// When it happened.
+        timestamp: DateTime<Utc>,
+        /// In a cluster, the node the event happened on (absent on one host).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+    },
+    /// Accelerator throughput (`avx512_performance`).
+    Avx512Performance {
+        /// Position in the stream.
+        seq: u64,
+        /// The event bus's sequence number of the event.
+        event_seq: u64,
+        /// Whether this is the latest value replayed at connect or subscribe.
+        #[serde(default)]
+        snapshot: bool,
+        /// The sample or event.
+        data: AccelEvent,
+        /// When it happened.
+        timestamp: DateTime<Utc>,
+        /// In a cluster, the node the event happened on (absent on one host).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+    },
+    /// A workflow or task changed state (`workflow_coordination`).
+    WorkflowCoordination {
+        /// Position in the stream.
+        seq: u64,
+        /// The event bus's sequence number of the event.
+        event_seq: u64,
+        /// Whether this is the latest value replayed at connect or subscribe.
+        #[serde(default)]
+        snapshot: bool,
+        /// The sample or event.
+        data: WorkflowEvent,
+        /// When it happened.
+        timestamp: DateTime<Utc>,
         /// In a cluster, the node the event happened on (absent on one host).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         node: Option<String>,
@@ -91,6 +227,8 @@ pub enum ServerMessage {
         snapshot: bool,
         /// The alert.
         data: PerformanceAlert,
+        /// When it was raised.
+        timestamp: DateTime<Utc>,
         /// In a cluster, the node that raised it (absent on one host).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         node: Option<String>,
@@ -101,17 +239,20 @@ pub enum ServerMessage {
         seq: u64,
         /// The event bus's sequence number.
         event_seq: u64,
-        /// The security event recording it.
-        data: SecurityEvent,
+        /// The seed's notice.
+        data: EmergencyNotice,
+        /// When the response ran.
+        timestamp: DateTime<Utc>,
+        /// The audited security event recording it.
+        security_event: SecurityEvent,
         /// In a cluster, the node it ran on (absent on one host).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         node: Option<String>,
     },
 }
 
-/// The data of a metric message, tagged by its type.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "metric_type", content = "data", rename_all = "snake_case")]
+/// A metric's data, by its type: what [`ServerMessage::metric`] gives for a metric message.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Metric {
     /// A system health sample.
     SystemHealth(SystemHealth),
@@ -144,6 +285,21 @@ impl Metric {
     }
 }
 
+/// The fields every metric message has besides its data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricHeader {
+    /// Position in the stream.
+    pub seq: u64,
+    /// The event bus's sequence number.
+    pub event_seq: u64,
+    /// Whether it is a snapshot replayed at connect or subscribe.
+    pub snapshot: bool,
+    /// When it happened.
+    pub timestamp: DateTime<Utc>,
+    /// In a cluster, the node it happened on.
+    pub node: Option<String>,
+}
+
 impl ServerMessage {
     /// The message's position in its connection's stream.
     pub fn seq(&self) -> u64 {
@@ -152,9 +308,117 @@ impl ServerMessage {
             | ServerMessage::SubscriptionUpdated { seq, .. }
             | ServerMessage::Pong { seq, .. }
             | ServerMessage::Error { seq, .. }
-            | ServerMessage::Metric { seq, .. }
+            | ServerMessage::SystemHealth { seq, .. }
+            | ServerMessage::AgentActivity { seq, .. }
+            | ServerMessage::SecurityEvent { seq, .. }
+            | ServerMessage::DsmilDevice { seq, .. }
+            | ServerMessage::TpmEvent { seq, .. }
+            | ServerMessage::Avx512Performance { seq, .. }
+            | ServerMessage::WorkflowCoordination { seq, .. }
             | ServerMessage::Alert { seq, .. }
             | ServerMessage::Emergency { seq, .. } => *seq,
+        }
+    }
+
+    /// For a metric message, its header and its data by type; `None` for the others.
+    pub fn metric(&self) -> Option<(MetricHeader, Metric)> {
+        Some(match self {
+            ServerMessage::SystemHealth {
+                seq,
+                event_seq,
+                snapshot,
+                data,
+                timestamp,
+                node,
+            } => (
+                MetricHeader::new(*seq, *event_seq, *snapshot, *timestamp, node),
+                Metric::SystemHealth(data.clone()),
+            ),
+            ServerMessage::AgentActivity {
+                seq,
+                event_seq,
+                snapshot,
+                data,
+                timestamp,
+                node,
+            } => (
+                MetricHeader::new(*seq, *event_seq, *snapshot, *timestamp, node),
+                Metric::AgentActivity(data.clone()),
+            ),
+            ServerMessage::SecurityEvent {
+                seq,
+                event_seq,
+                snapshot,
+                data,
+                timestamp,
+                node,
+            } => (
+                MetricHeader::new(*seq, *event_seq, *snapshot, *timestamp, node),
+                Metric::SecurityEvent(data.clone()),
+            ),
+            ServerMessage::DsmilDevice {
+                seq,
+                event_seq,
+                snapshot,
+                data,
+                timestamp,
+                node,
+            } => (
+                MetricHeader::new(*seq, *event_seq, *snapshot, *timestamp, node),
+                Metric::DsmilDevice(data.clone()),
+            ),
+            ServerMessage::TpmEvent {
+                seq,
+                event_seq,
+                snapshot,
+                data,
+                timestamp,
+                node,
+            } => (
+                MetricHeader::new(*seq, *event_seq, *snapshot, *timestamp, node),
+                Metric::TpmEvent(data.clone()),
+            ),
+            ServerMessage::Avx512Performance {
+                seq,
+                event_seq,
+                snapshot,
+                data,
+                timestamp,
+                node,
+            } => (
+                MetricHeader::new(*seq, *event_seq, *snapshot, *timestamp, node),
+                Metric::Avx512Performance(data.clone()),
+            ),
+            ServerMessage::WorkflowCoordination {
+                seq,
+                event_seq,
+                snapshot,
+                data,
+                timestamp,
+                node,
+            } => (
+                MetricHeader::new(*seq, *event_seq, *snapshot, *timestamp, node),
+                Metric::WorkflowCoordination(data.clone()),
+            ),
+            _ => return None,
+        })
+    }
+}
+
+impl MetricHeader {
+    fn new(
+        seq: u64,
+        event_seq: u64,
+        snapshot: bool,
+        timestamp: DateTime<Utc>,
+        node: &Option<String>,
+    ) -> Self {
+        Self {
+            seq,
+            event_seq,
+            snapshot,
+            timestamp,
+            node: node.clone(),
         }
     }
 }
@@ -164,6 +428,8 @@ impl ServerMessage {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     /// Replace the subscription with these metric types (empty: alerts and emergencies only).
+    /// The server, as the seed's, also takes unknown names: it ignores them and says so in
+    /// `subscription_updated.warnings`.
     Subscribe {
         /// The types to receive.
         metric_types: Vec<MetricType>,
@@ -182,26 +448,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn metric_messages_carry_their_type_beside_the_data() {
-        let text = r#"{"seq":7,"type":"metric","metric_type":"workflow_coordination","event_seq":20,"snapshot":true,
+    fn metric_messages_are_typed_by_their_metric_type() {
+        let text = r#"{"seq":7,"type":"workflow_coordination","event_seq":20,"snapshot":true,
+            "timestamp":"2026-12-02T14:23:57.416512829Z",
             "data":{"detail":"workflow failed","state":"failed","task_id":null,
                     "timestamp":"2026-12-02T14:23:57.416512829Z","workflow_id":"cab3c2c4-e23f-4c63-b8d7-6a1ad7eb4682"}}"#;
         let m: ServerMessage = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}"));
-        let ServerMessage::Metric {
-            seq,
-            metric,
-            snapshot,
-            ..
-        } = &m
-        else {
+        let Some((header, metric)) = m.metric() else {
             panic!("{m:?}")
         };
-        assert_eq!((*seq, *snapshot), (7, true));
+        assert_eq!((header.seq, header.snapshot, m.seq()), (7, true, 7));
         assert_eq!(metric.metric_type(), MetricType::WorkflowCoordination);
         let back: ServerMessage =
             serde_json::from_value(serde_json::to_value(&m).unwrap_or_default())
                 .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back, m);
+    }
+
+    #[test]
+    fn the_seeds_greeting_decodes() {
+        let text = r#"{"seq":1,"type":"connection_established","client_id":1,
+            "data":{"server_time":"2026-12-02T14:23:57Z","available_metric_types":["system_health"],
+                    "subscription_status":"all_metrics"},"subscribed_types":["system_health"]}"#;
+        let m: ServerMessage = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            matches!(&m, ServerMessage::ConnectionEstablished { data, .. } if data.subscription_status == "all_metrics")
+        );
+        assert_eq!(m.seq(), 1);
+        assert!(m.metric().is_none());
     }
 
     #[test]

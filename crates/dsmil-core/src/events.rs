@@ -116,6 +116,21 @@ pub enum Event {
 }
 
 impl Event {
+    /// When it happened (the payload's own `timestamp`).
+    pub fn timestamp(&self) -> DateTime<Utc> {
+        match self {
+            Event::SystemHealth(e) => e.timestamp,
+            Event::AgentActivity(e) => e.timestamp,
+            Event::Workflow(e) => e.timestamp,
+            Event::Security(e) => e.timestamp,
+            Event::Tpm(e) => e.timestamp,
+            Event::Device(e) => e.timestamp,
+            Event::Accel(e) => e.timestamp,
+            Event::Alert(e) => e.timestamp,
+            Event::Cluster(e) => e.timestamp,
+        }
+    }
+
     /// The metric family clients subscribe to for this event.
     pub fn metric_type(&self) -> MetricType {
         match self {

@@ -28,6 +28,10 @@ pub const NATS_SERVER_VAR: &str = "DSMIL_TEST_NATS_SERVER";
 /// Prometheus's `promtool` (to check metrics and rules).
 pub const PROMTOOL_VAR: &str = "DSMIL_PROMTOOL";
 
+/// A Python with the check tools installed (the `websockets` library: a client written to the
+/// seed's WebSocket shapes talks to dsmild through it).
+pub const PYTHON_VAR: &str = "DSMIL_TEST_PYTHON";
+
 /// A service a test needs is not configured although services are required.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error(

@@ -83,7 +83,7 @@ fn serve(kind: &str) {
                 }
             });
             Box::new(move |ts| {
-                let body = json!({"type": "metric", "metric_type": "security_event",
+                let body = json!({"type": "security_event", "timestamp": chrono::Utc::now(),
                     "data": SecurityEvent::new("bench", AlertLevel::Info, "bench", ts.to_string())});
                 let _ = tx.send(Arc::from(body.to_string()));
             })

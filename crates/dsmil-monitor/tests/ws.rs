@@ -123,17 +123,22 @@ async fn greeting_snapshot_and_sequence_numbers() {
     let hello = next(&mut ws).await;
     assert_eq!(hello["seq"], 1);
     assert_eq!(hello["type"], "connection_established");
+    // The seed's greeting.
     assert_eq!(
-        hello["metric_types"].as_array().unwrap().len(),
+        hello["data"]["available_metric_types"]
+            .as_array()
+            .unwrap()
+            .len(),
         MetricType::ALL.len()
     );
-    assert!(hello["server_time"].is_string());
+    assert!(hello["data"]["server_time"].is_string());
+    assert_eq!(hello["data"]["subscription_status"], "all_metrics");
     let snap = next(&mut ws).await;
     assert_eq!(
         (snap["seq"].as_u64(), snap["type"].as_str()),
-        (Some(2), Some("metric"))
+        (Some(2), Some("system_health"))
     );
-    assert_eq!(snap["metric_type"], "system_health");
+    assert!(snap["timestamp"].is_string());
     assert_eq!(snap["snapshot"], true);
     assert_eq!(snap["data"]["cpu_usage_percent"], 12.5);
     s.bus.publish(health(13.0));
@@ -161,7 +166,10 @@ async fn subscriptions_filter_but_alerts_and_emergencies_reach_everyone() {
     .unwrap();
     let updated = next(&mut ws).await;
     assert_eq!(updated["type"], "subscription_updated");
-    assert_eq!(updated["subscribed"], json!(["security_event"]));
+    assert_eq!(
+        updated["data"]["subscribed_types"],
+        json!(["security_event"])
+    );
     s.bus.publish(health(50.0));
     s.bus.publish(Event::Alert(PerformanceAlert {
         alert_id: "cpu".into(),
@@ -185,18 +193,36 @@ async fn subscriptions_filter_but_alerts_and_emergencies_reach_everyone() {
         "system_health was filtered out: {alert}"
     );
     assert_eq!(alert["data"]["metric_name"], "cpu_usage_percent");
+    assert!(alert["timestamp"].is_string());
     let sec = next(&mut ws).await;
-    assert_eq!(
-        (sec["type"].as_str(), sec["metric_type"].as_str()),
-        (Some("metric"), Some("security_event"))
-    );
+    assert_eq!(sec["type"], "security_event");
     let emergency = next(&mut ws).await;
     assert_eq!(emergency["type"], "emergency");
+    // The seed's notice, and the audited event beside it.
+    assert_eq!(emergency["data"]["message"], "three critical alerts");
+    assert!(emergency["data"]["active_critical_alerts"].is_u64());
+    assert!(emergency["data"]["recommended_action"].is_string());
+    assert_eq!(
+        emergency["security_event"]["event_type"],
+        "emergency_response"
+    );
     // An empty subscription still gets emergencies.
     ws.send(Message::text(r#"{"type":"subscribe","metric_types":[]}"#))
         .await
         .unwrap();
-    assert_eq!(next(&mut ws).await["subscribed"], json!([]));
+    assert_eq!(next(&mut ws).await["data"]["subscribed_types"], json!([]));
+    // Unknown names are ignored, as the seed does, and named in a warning.
+    ws.send(Message::text(
+        r#"{"type":"subscribe","metric_types":["cpu","tpm_event"]}"#,
+    ))
+    .await
+    .unwrap();
+    let updated = next(&mut ws).await;
+    assert_eq!(updated["data"]["subscribed_types"], json!(["tpm_event"]));
+    assert!(
+        updated["warnings"][0].as_str().unwrap().contains("cpu"),
+        "{updated}"
+    );
     s.bus.publish(security("intrusion", "x".into()));
     s.bus
         .publish(security("emergency_response", "again".into()));
@@ -216,12 +242,13 @@ async fn ping_errors_binary_frames_keep_the_connection() {
         (pong["type"].as_str(), pong["nonce"].as_i64()),
         (Some("pong"), Some(42))
     );
+    assert!(pong["timestamp"].is_string());
     for (frame, code) in [
         (Message::text("{not json"), "invalid_json"),
         (Message::text(r#"{"type":"dance"}"#), "unknown_type"),
         (
-            Message::text(r#"{"type":"subscribe","metric_types":["cpu"]}"#),
-            "unknown_metric_type",
+            Message::text(r#"{"type":"subscribe","metric_types":"cpu"}"#),
+            "invalid_message",
         ),
         (Message::binary(vec![1u8, 2, 3]), "binary_not_supported"),
     ] {
@@ -262,7 +289,7 @@ async fn an_oversized_frame_closes_only_that_client() {
     assert_eq!(frame.code, CloseCode::Size);
     assert!(frame.reason.contains("1024"), "{}", frame.reason);
     s.bus.publish(health(1.0));
-    assert_eq!(next(&mut other).await["metric_type"], "system_health");
+    assert_eq!(next(&mut other).await["type"], "system_health");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

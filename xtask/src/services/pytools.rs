@@ -1,5 +1,6 @@
 //! Python tools the checks run against the project — independent implementations, not ours:
-//! `openapi-spec-validator` (is `docs/openapi.json` valid OpenAPI 3.1?). They live in one venv,
+//! `openapi-spec-validator` (is `docs/openapi.json` valid OpenAPI 3.1?) and `websockets` (a
+//! client written to the seed's WebSocket shapes talks to dsmild). They live in one venv,
 //! `target/dsmil-services/tools-venv/`, pip-installed at pinned versions on first use.
 
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use super::postgres::create_venv;
 use super::process::{self, note};
 
 /// The pinned tools (`pip install` arguments).
-pub const TOOLS: &[&str] = &["openapi-spec-validator==0.7.2"];
+pub const TOOLS: &[&str] = &["openapi-spec-validator==0.7.2", "websockets==15.0.1"];
 
 /// The venv's directory under the services state dir.
 pub fn venv_dir(root: &Path) -> PathBuf {

@@ -241,10 +241,13 @@ impl Hub {
                     };
                     let sent = match reply {
                         Ok(ClientMessage::Ping(echo)) => conn.send_json(&protocol::pong(echo)).await,
-                        Ok(ClientMessage::Subscribe(types)) => {
+                        Ok(ClientMessage::Subscribe { types, ignored }) => {
                             let new = mask_of(&types);
                             let old = mask.swap(new, Ordering::AcqRel);
-                            match conn.send_json(&protocol::subscription_updated(&types)).await {
+                            match conn
+                                .send_json(&protocol::subscription_updated(&types, &ignored))
+                                .await
+                            {
                                 Ok(()) => {
                                     let mut result = Ok(());
                                     for m in self.snapshot_for(new & !old) {

@@ -315,8 +315,7 @@ impl Hub {
         let fresh: Vec<(AlertKey, Arc<str>)> = source()
             .into_iter()
             .map(|alert| {
-                let mut message =
-                    serde_json::json!({"type": "alert", "snapshot": true, "data": alert});
+                let mut message = protocol::alert_message(&alert, None, true);
                 if let Some(node) = &node {
                     message["node"] = serde_json::Value::String(node.to_string());
                 }
