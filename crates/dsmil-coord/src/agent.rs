@@ -87,6 +87,16 @@ pub enum AgentError {
         /// The URL given.
         url: String,
     },
+    /// An HTTP agent's TLS files (its CA bundle, client certificate or key) could not be read
+    /// or hold nothing usable, or the system has no root certificates.
+    #[error("TLS setup: {detail}")]
+    TlsSetup {
+        /// What is wrong, naming the file.
+        detail: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The task could not be encoded as JSON for the agent.
     #[error("cannot encode the task as JSON")]
     Encode(#[source] serde_json::Error),
@@ -154,6 +164,7 @@ impl AgentError {
             Self::InvalidOutput { .. }
             | Self::Spawn { .. }
             | Self::InvalidUrl { .. }
+            | Self::TlsSetup { .. }
             | Self::Encode(_)
             | Self::CircuitOpen { .. }
             | Self::RetryBudgetExhausted(_)

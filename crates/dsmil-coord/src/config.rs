@@ -9,6 +9,7 @@
 //! [`RetryConfig::policy`] — and have no defaults of their own.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use dsmil_core::AgentId;
@@ -254,12 +255,37 @@ pub struct AgentConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(example = json!(["hash"]))]
     pub task_types: Vec<String>,
+    /// `http` agents with an `https://` URL: whom to trust and what to present. Default: the
+    /// system's root certificates, no client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<AgentTls>,
     /// Circuit breaker. Default: the seed's (open after 5 failures in a row for 60 s, close after 3 successful probes).
     #[serde(default)]
     pub circuit_breaker: CircuitBreakerConfig,
     /// Backoff between retries. Default: 100 ms doubling up to 10 s, full jitter.
     #[serde(default)]
     pub retry: RetryConfig,
+}
+
+/// TLS of an `https://` agent: the CA certificates to trust instead of the system's, and a
+/// client certificate for agents that require mutual TLS. Files are read when the agent is
+/// registered (at start), so a missing or unreadable one stops the start naming it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentTls {
+    /// PEM file of the CA certificates that sign the agent's certificate, trusted instead of
+    /// the system roots. Default: the system roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "/etc/dsmil/agents-ca.pem")]
+    pub ca: Option<PathBuf>,
+    /// PEM file of the client certificate (and its chain) presented to the agent; needs `key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "/etc/dsmil/agent-client.pem")]
+    pub cert: Option<PathBuf>,
+    /// PEM file of the client certificate's private key (PKCS#8, PKCS#1 or SEC1); needs `cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "/etc/dsmil/agent-client.key")]
+    pub key: Option<PathBuf>,
 }
 
 /// Longest circuit-breaker duration accepted, in seconds (a year).
@@ -496,6 +522,8 @@ pub(crate) enum Target<'a> {
     Http {
         /// The URL.
         url: &'a str,
+        /// Its TLS settings, when it has any.
+        tls: Option<&'a AgentTls>,
     },
     /// A built-in, by name.
     Builtin {
@@ -529,7 +557,7 @@ impl AgentConfig {
                 format!(
                     "is only used by {} agents, but {:?} is {:?}",
                     match name {
-                        "url" => "http",
+                        "url" | "tls" => "http",
                         "builtin" => "builtin",
                         _ => "command",
                     },
@@ -551,6 +579,9 @@ impl AgentConfig {
                 };
                 if self.url.is_some() {
                     return Err(wrong_kind("url"));
+                }
+                if self.tls.is_some() {
+                    return Err(wrong_kind("tls"));
                 }
                 if self.builtin.is_some() {
                     return Err(wrong_kind("builtin"));
@@ -585,7 +616,27 @@ impl AgentConfig {
                 if self.builtin.is_some() {
                     return Err(wrong_kind("builtin"));
                 }
-                Ok(Target::Http { url })
+                if let Some(tls) = &self.tls {
+                    if !url.starts_with("https://") {
+                        return Err(FieldError::new(
+                            "tls",
+                            format!("is set but {url:?} is not an https:// URL"),
+                        ));
+                    }
+                    match (&tls.cert, &tls.key) {
+                        (Some(_), None) => {
+                            return Err(FieldError::new("tls.key", "is required with tls.cert"));
+                        }
+                        (None, Some(_)) => {
+                            return Err(FieldError::new("tls.cert", "is required with tls.key"));
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(Target::Http {
+                    url,
+                    tls: self.tls.as_ref(),
+                })
             }
             AgentKind::Builtin => {
                 if self.command.is_some() {
@@ -596,6 +647,9 @@ impl AgentConfig {
                 }
                 if self.url.is_some() {
                     return Err(wrong_kind("url"));
+                }
+                if self.tls.is_some() {
+                    return Err(wrong_kind("tls"));
                 }
                 Ok(Target::Builtin {
                     name: self.builtin.as_deref().unwrap_or(self.id.as_str()),

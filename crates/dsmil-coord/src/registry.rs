@@ -125,14 +125,14 @@ impl AgentRegistry {
                 Target::Command { program, args } => {
                     Arc::new(CommandAgent::new(c.id.clone(), program, args.to_vec()))
                 }
-                Target::Http { url } => {
-                    Arc::new(HttpAgent::new(c.id.clone(), url).map_err(|source| {
-                        RegistryError::Agent {
+                Target::Http { url, tls } => Arc::new(
+                    HttpAgent::new(c.id.clone(), url)
+                        .and_then(|agent| agent.with_tls(tls))
+                        .map_err(|source| RegistryError::Agent {
                             agent: c.id.clone(),
                             source,
-                        }
-                    })?)
-                }
+                        })?,
+                ),
                 Target::Builtin { name } => {
                     Arc::new(BuiltinAgent::named(c.id.clone(), name).ok_or_else(|| {
                         RegistryError::UnknownBuiltin {

@@ -8,6 +8,7 @@ mod breaker_seed;
 mod command;
 mod config;
 mod http;
+mod https;
 mod journal;
 mod recording;
 mod retry;

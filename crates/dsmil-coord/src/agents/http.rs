@@ -2,13 +2,21 @@
 //!
 //! Requests run on the blocking pool with `ureq` (connect timeout 5 s, and the attempt's timeout
 //! as the overall bound); a cancelled attempt stops waiting at once and its request ends by that
-//! bound.
+//! bound. Redirects are not followed: an agent answers where it is configured.
+//!
+//! `https://` agents are reached over rustls on the aws-lc-rs provider, trusting the system's
+//! root certificates, or the CA bundle of the entry's `tls.ca`; with `tls.cert` and `tls.key`
+//! the daemon presents a client certificate (mutual TLS). The files are read once, when the
+//! agent is built.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::AgentKind;
+use crate::config::{AgentKind, AgentTls};
 use async_trait::async_trait;
 use dsmil_core::AgentId;
+use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig, TlsProvider};
 
 use crate::agent::{
     Agent, AgentError, AgentOutput, ERROR_QUOTE_BYTES, TaskInput, parse_answer, quote,
@@ -22,22 +30,161 @@ pub const MAX_BODY_BYTES: u64 = 16 << 20;
 pub struct HttpAgent {
     id: AgentId,
     url: String,
+    tls: TlsConfig,
 }
 
 impl HttpAgent {
-    /// An agent `id` at `url` (`http://` or `https://`).
+    /// An agent `id` at `url` (`http://` or `https://`); an `https://` one trusts the system
+    /// roots until [`HttpAgent::with_tls`] says otherwise.
     pub fn new(id: AgentId, url: impl Into<String>) -> Result<Self, AgentError> {
         let url = url.into();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(AgentError::InvalidUrl { url });
         }
-        Ok(Self { id, url })
+        let roots = if url.starts_with("https://") {
+            system_roots()?
+        } else {
+            // Never used: an http:// agent is not redirected to TLS.
+            RootCerts::new_with_certs(&[])
+        };
+        let tls = tls_config(roots, None);
+        Ok(Self { id, url, tls })
+    }
+
+    /// Trusts `tls.ca` instead of the system roots and presents `tls.cert`/`tls.key`, reading
+    /// the files now; `None` keeps what [`HttpAgent::new`] set.
+    pub fn with_tls(mut self, tls: Option<&AgentTls>) -> Result<Self, AgentError> {
+        let Some(tls) = tls else {
+            return Ok(self);
+        };
+        let roots = match &tls.ca {
+            Some(ca) => {
+                let certs = certificates(ca)?;
+                RootCerts::new_with_certs(&certs)
+            }
+            None => system_roots()?,
+        };
+        let client = match (&tls.cert, &tls.key) {
+            (Some(cert), Some(key)) => Some(ClientCert::new_with_certs(
+                &certificates(cert)?,
+                private_key(key)?,
+            )),
+            (None, None) => None,
+            _ => {
+                return Err(AgentError::TlsSetup {
+                    detail: "tls.cert and tls.key go together".into(),
+                    source: None,
+                });
+            }
+        };
+        self.tls = tls_config(roots, client);
+        Ok(self)
     }
 }
 
-fn post(url: &str, body: Vec<u8>, timeout: Duration) -> Result<AgentOutput, AgentError> {
+fn tls_config(roots: RootCerts, client: Option<ClientCert>) -> TlsConfig {
+    TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .root_certs(roots)
+        .client_cert(client)
+        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .build()
+}
+
+fn setup_error(detail: String, source: impl Into<crate::agent::BoxError>) -> AgentError {
+    AgentError::TlsSetup {
+        detail,
+        source: Some(source.into()),
+    }
+}
+
+/// The system's root certificates (`/etc/ssl/certs`, `SSL_CERT_FILE`, …).
+fn system_roots() -> Result<RootCerts, AgentError> {
+    let found = rustls_native_certs::load_native_certs();
+    let certs: Vec<Certificate<'static>> = found
+        .certs
+        .iter()
+        .map(|der| Certificate::from_der(der.as_ref()).to_owned())
+        .collect();
+    if certs.is_empty() {
+        let why = found
+            .errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(AgentError::TlsSetup {
+            detail: format!(
+                "no system root certificates found ({}); install ca-certificates or set tls.ca",
+                if why.is_empty() {
+                    "none installed"
+                } else {
+                    &why
+                }
+            ),
+            source: None,
+        });
+    }
+    Ok(RootCerts::new_with_certs(&certs))
+}
+
+fn read_pem(path: &Path, what: &str) -> Result<Vec<PemItem<'static>>, AgentError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| setup_error(format!("cannot read the {what} {}", path.display()), e))?;
+    ureq::tls::parse_pem(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| setup_error(format!("{} is not PEM", path.display()), e))
+}
+
+/// The certificates of the PEM file `path` (at least one).
+fn certificates(path: &Path) -> Result<Vec<Certificate<'static>>, AgentError> {
+    let certs: Vec<Certificate<'static>> = read_pem(path, "certificate file")?
+        .into_iter()
+        .filter_map(|item| match item {
+            PemItem::Certificate(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        return Err(AgentError::TlsSetup {
+            detail: format!("{} holds no certificate", path.display()),
+            source: None,
+        });
+    }
+    Ok(certs)
+}
+
+/// The one private key of the PEM file `path`.
+fn private_key(path: &Path) -> Result<PrivateKey<'static>, AgentError> {
+    let mut keys = read_pem(path, "private key file")?
+        .into_iter()
+        .filter_map(|item| match item {
+            PemItem::PrivateKey(k) => Some(k),
+            _ => None,
+        });
+    match (keys.next(), keys.next()) {
+        (Some(key), None) => Ok(key),
+        (None, _) => Err(AgentError::TlsSetup {
+            detail: format!("{} holds no private key", path.display()),
+            source: None,
+        }),
+        (Some(_), Some(_)) => Err(AgentError::TlsSetup {
+            detail: format!("{} holds more than one private key", path.display()),
+            source: None,
+        }),
+    }
+}
+
+fn post(
+    url: &str,
+    tls: TlsConfig,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<AgentOutput, AgentError> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .max_redirects(0)
+        .tls_config(tls)
         .timeout_connect(Some(Duration::from_secs(5).min(timeout)))
         .timeout_global(Some(timeout))
         .build()
@@ -91,8 +238,9 @@ impl Agent for HttpAgent {
     async fn run(&self, input: &TaskInput) -> Result<AgentOutput, AgentError> {
         let body = serde_json::to_vec(input).map_err(AgentError::Encode)?;
         let url = self.url.clone();
+        let tls = self.tls.clone();
         let timeout = Duration::from_millis(input.timeout_ms.max(1));
-        tokio::task::spawn_blocking(move || post(&url, body, timeout))
+        tokio::task::spawn_blocking(move || post(&url, tls, body, timeout))
             .await
             .map_err(|e| AgentError::transport("running the request", e))?
     }

@@ -156,18 +156,25 @@ fn example(schema: &RefOr<Schema>, components: &Components) -> String {
         .or_else(|| lookup(schema, components, "example"))
         .or_else(|| lookup(schema, components, "enum").and_then(first))
         .or_else(|| lookup(schema, components, "default"))
-        .or_else(|| {
-            let fields: Map<String, Value> = properties(resolve(schema, components))
-                .into_iter()
-                .filter_map(|(k, s)| lookup(s, components, "default").map(|d| (k.to_owned(), d)))
-                .filter(|(_, d)| !d.is_null())
-                .collect();
-            (!fields.is_empty()).then_some(Value::Object(fields))
-        });
+        // An inline table: its fields' defaults, else (a table of optional fields, like an
+        // agent's `tls`) their examples.
+        .or_else(|| field_values(schema, components, "default"))
+        .or_else(|| field_values(schema, components, "example"));
     found
         .as_ref()
         .and_then(toml_value)
         .unwrap_or_else(|| "\"...\"".to_owned())
+}
+
+/// The `key` (`default` or `example`) of each field of the table `schema`, as one table;
+/// `None` when no field has one.
+fn field_values(schema: &RefOr<Schema>, components: &Components, key: &str) -> Option<Value> {
+    let fields: Map<String, Value> = properties(resolve(schema, components))
+        .into_iter()
+        .filter_map(|(k, s)| lookup(s, components, key).map(|d| (k.to_owned(), d)))
+        .filter(|(_, d)| !d.is_null())
+        .collect();
+    (!fields.is_empty()).then_some(Value::Object(fields))
 }
 
 /// The doc of a field, plus the values it may take and the docs of its sub-fields when it is an

@@ -91,6 +91,18 @@ fn bad_inputs_name_the_field() {
     check_invalid("max_connections = 7", "max_connections: is 7");
     check_invalid("default_agent = \"ghost\"", "default_agent");
     check_invalid(
+        "[[agents]]\nid = \"w\"\nkind = \"http\"\nurl = \"http://x/run\"\ntls = { ca = \"/c.pem\" }",
+        "not an https:// URL",
+    );
+    check_invalid(
+        "[[agents]]\nid = \"w\"\nkind = \"http\"\nurl = \"https://x/run\"\ntls = { cert = \"/c.pem\" }",
+        "tls.key",
+    );
+    check_invalid(
+        "[[agents]]\nid = \"c\"\nkind = \"command\"\ncommand = \"/bin/true\"\ntls = { ca = \"/c.pem\" }",
+        "only used by http agents",
+    );
+    check_invalid(
         "[alerts]\ncpu_percent = { warning = 99.0, critical = 95.0 }",
         "alerts.cpu_percent.warning",
     );
@@ -233,13 +245,34 @@ fn the_commented_agent_entry_is_a_valid_agent_once_uncommented() {
         .lines()
         .filter_map(|l| l.strip_prefix("# "))
         .filter(|l| l.split_once(" = ").is_some_and(|(k, _)| !k.contains(' ')))
-        .filter(|l| !l.starts_with("url =") && !l.starts_with("builtin ="))
+        .filter(|l| {
+            !["url =", "builtin =", "tls ="]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
         .collect();
     assert!(settings.len() >= 8, "{settings:?}");
     let c = DaemonConfig::parse_toml(&format!("[[agents]]\n{}\n", settings.join("\n"))).unwrap();
     c.validate().unwrap();
     assert_eq!(c.coord.agents[0].id.as_str(), "hasher");
     assert_eq!(c.coord.agents[0].circuit_breaker.failure_threshold, 5);
+    // The `tls` example is a valid table for an https:// agent.
+    let tls = entry
+        .lines()
+        .filter_map(|l| l.strip_prefix("# "))
+        .find(|l| l.starts_with("tls = {"))
+        .unwrap();
+    let https = format!(
+        "[[agents]]\nid = \"web\"\nkind = \"http\"\nurl = \"https://agent.example:9000/run\"\n{tls}\n"
+    );
+    let c = DaemonConfig::parse_toml(&https).unwrap();
+    c.validate().unwrap();
+    assert!(
+        c.coord.agents[0]
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.ca.is_some() && t.key.is_some())
+    );
 }
 
 #[test]
