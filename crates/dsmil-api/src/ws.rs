@@ -48,241 +48,181 @@ pub struct EmergencyNotice {
     pub recommended_action: String,
 }
 
-/// A message from the server.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ServerMessage {
-    /// The first message of every connection.
-    ConnectionEstablished {
-        /// Position in this connection's stream, from 1.
-        seq: u64,
-        /// The seed's greeting.
-        data: Established,
-        /// This connection's id.
-        client_id: u64,
-        /// The types this connection receives (all, until it subscribes).
-        subscribed_types: Vec<MetricType>,
-        /// In a cluster, the node answering (absent on one host).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        node: Option<String>,
-    },
-    /// The answer to `subscribe`.
-    SubscriptionUpdated {
-        /// Position in the stream.
-        seq: u64,
-        /// The types this connection receives now.
-        data: Subscribed,
-        /// The names asked for that are not metric types (ignored).
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        warnings: Vec<String>,
-    },
-    /// The answer to `ping`, echoing the ping's other fields.
-    Pong {
-        /// Position in the stream.
-        seq: u64,
-        /// The server's clock.
-        timestamp: DateTime<Utc>,
-        /// The ping's fields besides `type`, echoed.
-        #[serde(flatten)]
-        #[schema(value_type = Object)]
-        echo: serde_json::Map<String, serde_json::Value>,
-    },
-    /// A client message the server could not take; the connection stays open.
-    Error {
-        /// Position in the stream.
-        seq: u64,
-        /// What was wrong.
-        message: String,
-        /// `invalid_json`, `unknown_type`, `invalid_message`, `binary_not_supported`.
-        code: String,
-    },
-    /// A system health sample (`system_health`).
-    SystemHealth {
-        /// Position in the stream.
-        seq: u64,
-        /// The event bus's sequence number of the event.
-        event_seq: u64,
-        /// Whether this is the latest value replayed at connect or subscribe.
-        #[serde(default)]
-        snapshot: bool,
-        /// The sample or event.
-        data: SystemHealth,
-        /// When it happened.
-        timestamp: DateTime<Utc>,
-        /// In a cluster, the node the event happened on (absent on one host).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        node: Option<String>,
-    },
-    /// An agent's task started, completed or failed (`agent_activity`).
-    AgentActivity {
-        /// Position in the stream.
-        seq: u64,
-        /// The event bus's sequence number of the event.
-        event_seq: u64,
-        /// Whether this is the latest value replayed at connect or subscribe.
-        #[serde(default)]
-        snapshot: bool,
-        /// The sample or event.
-        data: AgentActivity,
-        /// When it happened.
-        timestamp: DateTime<Utc>,
-        /// In a cluster, the node the event happened on (absent on one host).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        node: Option<String>,
-    },
-    /// A security or audit event (`security_event`).
-    SecurityEvent {
-        /// Position in the stream.
-        seq: u64,
-        /// The event bus's sequence number of the event.
-        event_seq: u64,
-        /// Whether this is the latest value replayed at connect or subscribe.
-        #[serde(default)]
-        snapshot: bool,
-        /// The sample or event.
-        data: SecurityEvent,
-        /// When it happened.
-        timestamp: DateTime<Utc>,
-        /// In a cluster, the node the event happened on (absent on one host).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        node: Option<String>,
-    },
-    /// Something was done (or refused) on a DSMIL device (`dsmil_device`).
-    DsmilDevice {
-        /// Position in the stream.
-        seq: u64,
-        /// The event bus's sequence number of the event.
-        event_seq: u64,
-        /// Whether this is the latest value replayed at connect or subscribe.
-        #[serde(default)]
-        snapshot: bool,
-        /// The sample or event.
-        data: DeviceEvent,
-        /// When it happened.
-        timestamp: DateTime<Utc>,
-        /// In a cluster, the node the event happened on (absent on one host).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        node: Option<String>,
-    },
-    /// A TPM operation finished (`tpm_event`).
-    TpmEvent {
-        /// Position in the stream.
-        seq: u64,
-        /// The event bus's sequence number of the event.
-        event_seq: u64,
-        /// Whether this is the latest value replayed at connect or subscribe.
-        #[serde(default)]
-        snapshot: bool,
-        /// The sample or event.
-        data: TpmEvent,
-        /// When it happened.
-        timestamp: DateTime<Utc>,
-        /// In a cluster, the node the event happened on (absent on one host).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        node: Option<String>,
-    },
-    /// Accelerator throughput (`avx512_performance`).
-    Avx512Performance {
-        /// Position in the stream.
-        seq: u64,
-        /// The event bus's sequence number of the event.
-        event_seq: u64,
-        /// Whether this is the latest value replayed at connect or subscribe.
-        #[serde(default)]
-        snapshot: bool,
-        /// The sample or event.
-        data: AccelEvent,
-        /// When it happened.
-        timestamp: DateTime<Utc>,
-        /// In a cluster, the node the event happened on (absent on one host).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        node: Option<String>,
-    },
-    /// A workflow or task changed state (`workflow_coordination`).
-    WorkflowCoordination {
-        /// Position in the stream.
-        seq: u64,
-        /// The event bus's sequence number of the event.
-        event_seq: u64,
-        /// Whether this is the latest value replayed at connect or subscribe.
-        #[serde(default)]
-        snapshot: bool,
-        /// The sample or event.
-        data: WorkflowEvent,
-        /// When it happened.
-        timestamp: DateTime<Utc>,
-        /// In a cluster, the node the event happened on (absent on one host).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        node: Option<String>,
-    },
-    /// An alert was raised, changed level or resolved (`data.auto_resolved`).
-    Alert {
-        /// Position in the stream.
-        seq: u64,
-        /// The event bus's sequence number (absent for alerts replayed at connect).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        event_seq: Option<u64>,
-        /// Whether this is an active alert replayed at connect.
-        #[serde(default)]
-        snapshot: bool,
-        /// The alert.
-        data: PerformanceAlert,
-        /// When it was raised.
-        timestamp: DateTime<Utc>,
-        /// In a cluster, the node that raised it (absent on one host).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        node: Option<String>,
-    },
-    /// The emergency response ran (critical alerts piled up).
-    Emergency {
-        /// Position in the stream.
-        seq: u64,
-        /// The event bus's sequence number.
-        event_seq: u64,
-        /// The seed's notice.
-        data: EmergencyNotice,
-        /// When the response ran.
-        timestamp: DateTime<Utc>,
-        /// The audited security event recording it.
-        security_event: SecurityEvent,
-        /// In a cluster, the node it ran on (absent on one host).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        node: Option<String>,
-    },
-}
-
-/// A metric's data, by its type: what [`ServerMessage::metric`] gives for a metric message.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Metric {
-    /// A system health sample.
-    SystemHealth(SystemHealth),
-    /// An agent's task started, completed or failed.
-    AgentActivity(AgentActivity),
-    /// A security or audit event.
-    SecurityEvent(SecurityEvent),
-    /// Something was done (or refused) on a DSMIL device.
-    DsmilDevice(DeviceEvent),
-    /// A TPM operation finished.
-    TpmEvent(TpmEvent),
-    /// Accelerator throughput.
-    Avx512Performance(AccelEvent),
-    /// A workflow or task changed state.
-    WorkflowCoordination(WorkflowEvent),
-}
-
-impl Metric {
-    /// The metric type of this data.
-    pub fn metric_type(&self) -> MetricType {
-        match self {
-            Metric::SystemHealth(_) => MetricType::SystemHealth,
-            Metric::AgentActivity(_) => MetricType::AgentActivity,
-            Metric::SecurityEvent(_) => MetricType::SecurityEvent,
-            Metric::DsmilDevice(_) => MetricType::DsmilDevice,
-            Metric::TpmEvent(_) => MetricType::TpmEvent,
-            Metric::Avx512Performance(_) => MetricType::Avx512Performance,
-            Metric::WorkflowCoordination(_) => MetricType::WorkflowCoordination,
+/// Defines [`ServerMessage`] with one variant per metric type — each `{"type": <metric type>,
+/// "data", "timestamp", "event_seq", "snapshot", "node"}` — beside the protocol's other
+/// messages, and [`Metric`], the data of any of them; the metric types are listed once, below.
+macro_rules! server_messages {
+    ($($(#[$doc:meta])* $variant:ident($data:ty)),* $(,)?) => {
+        /// A message from the server.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        pub enum ServerMessage {
+            /// The first message of every connection.
+            ConnectionEstablished {
+                /// Position in this connection's stream, from 1.
+                seq: u64,
+                /// The seed's greeting.
+                data: Established,
+                /// This connection's id.
+                client_id: u64,
+                /// The types this connection receives (all, until it subscribes).
+                subscribed_types: Vec<MetricType>,
+                /// In a cluster, the node answering (absent on one host).
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                node: Option<String>,
+            },
+            /// The answer to `subscribe`.
+            SubscriptionUpdated {
+                /// Position in the stream.
+                seq: u64,
+                /// The types this connection receives now.
+                data: Subscribed,
+                /// The names asked for that are not metric types (ignored).
+                #[serde(default, skip_serializing_if = "Vec::is_empty")]
+                warnings: Vec<String>,
+            },
+            /// The answer to `ping`, echoing the ping's other fields.
+            Pong {
+                /// Position in the stream.
+                seq: u64,
+                /// The server's clock.
+                timestamp: DateTime<Utc>,
+                /// The ping's fields besides `type`, echoed.
+                #[serde(flatten)]
+                #[schema(value_type = Object)]
+                echo: serde_json::Map<String, serde_json::Value>,
+            },
+            /// A client message the server could not take; the connection stays open.
+            Error {
+                /// Position in the stream.
+                seq: u64,
+                /// What was wrong.
+                message: String,
+                /// `invalid_json`, `unknown_type`, `invalid_message`, `binary_not_supported`.
+                code: String,
+            },
+            $(
+                $(#[$doc])*
+                $variant {
+                    /// Position in the stream.
+                    seq: u64,
+                    /// The event bus's sequence number of the event.
+                    event_seq: u64,
+                    /// Whether this is the latest value replayed at connect or subscribe.
+                    #[serde(default)]
+                    snapshot: bool,
+                    /// The sample or event.
+                    data: $data,
+                    /// When it happened.
+                    timestamp: DateTime<Utc>,
+                    /// In a cluster, the node the event happened on (absent on one host).
+                    #[serde(default, skip_serializing_if = "Option::is_none")]
+                    node: Option<String>,
+                },
+            )*
+            /// An alert was raised, changed level or resolved (`data.auto_resolved`).
+            Alert {
+                /// Position in the stream.
+                seq: u64,
+                /// The event bus's sequence number (absent for alerts replayed at connect).
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                event_seq: Option<u64>,
+                /// Whether this is an active alert replayed at connect.
+                #[serde(default)]
+                snapshot: bool,
+                /// The alert.
+                data: PerformanceAlert,
+                /// When it was raised.
+                timestamp: DateTime<Utc>,
+                /// In a cluster, the node that raised it (absent on one host).
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                node: Option<String>,
+            },
+            /// The emergency response ran (critical alerts piled up).
+            Emergency {
+                /// Position in the stream.
+                seq: u64,
+                /// The event bus's sequence number.
+                event_seq: u64,
+                /// The seed's notice.
+                data: EmergencyNotice,
+                /// When the response ran.
+                timestamp: DateTime<Utc>,
+                /// The audited security event recording it.
+                security_event: SecurityEvent,
+                /// In a cluster, the node it ran on (absent on one host).
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                node: Option<String>,
+            },
         }
-    }
+
+        /// A metric's data, by its type: what [`ServerMessage::metric`] gives for a metric
+        /// message.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Metric {
+            $($(#[$doc])* $variant($data),)*
+        }
+
+        impl Metric {
+            /// The metric type of this data.
+            pub fn metric_type(&self) -> MetricType {
+                match self {
+                    $(Metric::$variant(_) => MetricType::$variant,)*
+                }
+            }
+        }
+
+        impl ServerMessage {
+            /// The message's position in its connection's stream.
+            pub fn seq(&self) -> u64 {
+                match self {
+                    ServerMessage::ConnectionEstablished { seq, .. }
+                    | ServerMessage::SubscriptionUpdated { seq, .. }
+                    | ServerMessage::Pong { seq, .. }
+                    | ServerMessage::Error { seq, .. }
+                    | ServerMessage::Alert { seq, .. }
+                    | ServerMessage::Emergency { seq, .. } => *seq,
+                    $(ServerMessage::$variant { seq, .. } => *seq,)*
+                }
+            }
+
+            /// For a metric message, its header and its data by type; `None` for the others.
+            pub fn metric(&self) -> Option<(MetricHeader, Metric)> {
+                match self {
+                    $(ServerMessage::$variant { seq, event_seq, snapshot, data, timestamp, node } => {
+                        Some((
+                            MetricHeader {
+                                seq: *seq,
+                                event_seq: *event_seq,
+                                snapshot: *snapshot,
+                                timestamp: *timestamp,
+                                node: node.clone(),
+                            },
+                            Metric::$variant(data.clone()),
+                        ))
+                    })*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+server_messages! {
+    /// A system health sample (`system_health`).
+    SystemHealth(SystemHealth),
+    /// An agent's task started, completed or failed (`agent_activity`).
+    AgentActivity(AgentActivity),
+    /// A security or audit event (`security_event`).
+    SecurityEvent(SecurityEvent),
+    /// Something was done (or refused) on a DSMIL device (`dsmil_device`).
+    DsmilDevice(DeviceEvent),
+    /// A TPM operation finished (`tpm_event`).
+    TpmEvent(TpmEvent),
+    /// Accelerator throughput (`avx512_performance`).
+    Avx512Performance(AccelEvent),
+    /// A workflow or task changed state (`workflow_coordination`).
+    WorkflowCoordination(WorkflowEvent),
 }
 
 /// The fields every metric message has besides its data.
@@ -298,129 +238,6 @@ pub struct MetricHeader {
     pub timestamp: DateTime<Utc>,
     /// In a cluster, the node it happened on.
     pub node: Option<String>,
-}
-
-impl ServerMessage {
-    /// The message's position in its connection's stream.
-    pub fn seq(&self) -> u64 {
-        match self {
-            ServerMessage::ConnectionEstablished { seq, .. }
-            | ServerMessage::SubscriptionUpdated { seq, .. }
-            | ServerMessage::Pong { seq, .. }
-            | ServerMessage::Error { seq, .. }
-            | ServerMessage::SystemHealth { seq, .. }
-            | ServerMessage::AgentActivity { seq, .. }
-            | ServerMessage::SecurityEvent { seq, .. }
-            | ServerMessage::DsmilDevice { seq, .. }
-            | ServerMessage::TpmEvent { seq, .. }
-            | ServerMessage::Avx512Performance { seq, .. }
-            | ServerMessage::WorkflowCoordination { seq, .. }
-            | ServerMessage::Alert { seq, .. }
-            | ServerMessage::Emergency { seq, .. } => *seq,
-        }
-    }
-
-    /// For a metric message, its header and its data by type; `None` for the others.
-    pub fn metric(&self) -> Option<(MetricHeader, Metric)> {
-        Some(match self {
-            ServerMessage::SystemHealth {
-                seq,
-                event_seq,
-                snapshot,
-                data,
-                timestamp,
-                node,
-            } => (
-                MetricHeader::new(*seq, *event_seq, *snapshot, *timestamp, node),
-                Metric::SystemHealth(data.clone()),
-            ),
-            ServerMessage::AgentActivity {
-                seq,
-                event_seq,
-                snapshot,
-                data,
-                timestamp,
-                node,
-            } => (
-                MetricHeader::new(*seq, *event_seq, *snapshot, *timestamp, node),
-                Metric::AgentActivity(data.clone()),
-            ),
-            ServerMessage::SecurityEvent {
-                seq,
-                event_seq,
-                snapshot,
-                data,
-                timestamp,
-                node,
-            } => (
-                MetricHeader::new(*seq, *event_seq, *snapshot, *timestamp, node),
-                Metric::SecurityEvent(data.clone()),
-            ),
-            ServerMessage::DsmilDevice {
-                seq,
-                event_seq,
-                snapshot,
-                data,
-                timestamp,
-                node,
-            } => (
-                MetricHeader::new(*seq, *event_seq, *snapshot, *timestamp, node),
-                Metric::DsmilDevice(data.clone()),
-            ),
-            ServerMessage::TpmEvent {
-                seq,
-                event_seq,
-                snapshot,
-                data,
-                timestamp,
-                node,
-            } => (
-                MetricHeader::new(*seq, *event_seq, *snapshot, *timestamp, node),
-                Metric::TpmEvent(data.clone()),
-            ),
-            ServerMessage::Avx512Performance {
-                seq,
-                event_seq,
-                snapshot,
-                data,
-                timestamp,
-                node,
-            } => (
-                MetricHeader::new(*seq, *event_seq, *snapshot, *timestamp, node),
-                Metric::Avx512Performance(data.clone()),
-            ),
-            ServerMessage::WorkflowCoordination {
-                seq,
-                event_seq,
-                snapshot,
-                data,
-                timestamp,
-                node,
-            } => (
-                MetricHeader::new(*seq, *event_seq, *snapshot, *timestamp, node),
-                Metric::WorkflowCoordination(data.clone()),
-            ),
-            _ => return None,
-        })
-    }
-}
-
-impl MetricHeader {
-    fn new(
-        seq: u64,
-        event_seq: u64,
-        snapshot: bool,
-        timestamp: DateTime<Utc>,
-        node: &Option<String>,
-    ) -> Self {
-        Self {
-            seq,
-            event_seq,
-            snapshot,
-            timestamp,
-            node: node.clone(),
-        }
-    }
 }
 
 /// A message from a client.
