@@ -329,11 +329,17 @@ fn audit_verify_checks_the_daemons_log_offline_and_names_tampering() {
     let original = std::fs::read_to_string(&log).unwrap();
     assert!(original.contains("circuit_breaker_open"), "{original}");
     std::fs::write(&log, original.replacen("broken", "healthy", 1)).unwrap();
+    // The entry changed: the first that names the agent (after the daemon's start entry).
+    let changed = original
+        .lines()
+        .filter(|l| l.starts_with(r#"{"type":"entry""#))
+        .position(|l| l.contains("broken"))
+        .unwrap();
     let out = dsmilctl(&["audit", "verify", audit_dir.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(
-        err.contains("NOT intact") && err.contains("entry 0"),
+        err.contains("NOT intact") && err.contains(&format!("entry {changed})")),
         "{err}"
     );
 }

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
 
+mod audited;
 mod cluster;
 mod cluster_faults;
 mod common;

@@ -56,3 +56,32 @@ pub async fn start(data_dir: &Path, signer: Arc<TpmSigner>) -> Result<Audit> {
     let heads = Arc::new(WitnessedLog::new(Arc::clone(&log), &point));
     Ok(Audit { log, heads })
 }
+
+/// SHA-256 (hex) of the effective configuration — the file merged with flags, environment and
+/// defaults — as JSON, so an audit entry pins what the daemon ran with without holding it (a
+/// database URL may carry a password).
+pub fn config_sha256(config: &crate::config::DaemonConfig) -> String {
+    use sha2::Digest as _;
+    let json = serde_json::to_vec(config).unwrap_or_default();
+    dsmil_core::hex::encode(&sha2::Sha256::digest(&json))
+}
+
+/// Appends the daemon's own `event_type` entry (`daemon_started`, `daemon_stopped`); a
+/// failure is logged, since the daemon's start and stop cannot wait on it.
+pub async fn record_lifecycle(
+    log: &AuditLog,
+    event_type: &str,
+    description: String,
+    details: Vec<String>,
+) {
+    let mut event = dsmil_core::monitoring::SecurityEvent::new(
+        event_type,
+        dsmil_core::monitoring::AlertLevel::Info,
+        "dsmild",
+        description,
+    );
+    event.response_actions = details;
+    if let Err(e) = log.append_event(event).await {
+        tracing::error!(event_type, error = %dsmil_core::report::chain(&e), "could not audit the daemon's {event_type}");
+    }
+}

@@ -237,6 +237,24 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
     };
     announce(&layers, local);
     let layers = Arc::new(layers);
+    audit::record_lifecycle(
+        &layers.audit,
+        "daemon_started",
+        format!(
+            "dsmild {} started on {local} with data dir {}",
+            dsmil_core::VERSION,
+            layers.data_dir.display()
+        ),
+        vec![
+            format!(
+                "configuration sha256:{}",
+                audit::config_sha256(&layers.config)
+            ),
+            format!("tpm {}", layers.config.tpm.tpm),
+            format!("store {}", layers.learning.store().backend()),
+        ],
+    )
+    .await;
     // Tasks that hold the layers until the API stops serving.
     let mut background = Vec::new();
     background.extend(metrics_listener.map(|listener| {
@@ -272,8 +290,10 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
     }
     let hub = layers.monitor.hub.clone();
     let router = crate::http::router(Arc::clone(&layers));
+    let stopped_by = Arc::new(std::sync::OnceLock::new());
+    let signal_seen = Arc::clone(&stopped_by);
     crate::http::serve::serve(listener, router, limits, async move {
-        shutdown_signal().await;
+        let _ = signal_seen.set(shutdown_signal().await);
         if let Some(n) = &notifier {
             n.tell("STOPPING=1\nSTATUS=shutting down");
         }
@@ -287,6 +307,15 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
         // Cancelled: the task (and the layers it held) is gone once this resolves.
         let _ = task.await;
     }
+    let reason = stopped_by.get().copied().unwrap_or("the listener ending");
+    // Before `shutdown`, which signs the last audit batch.
+    audit::record_lifecycle(
+        &layers.audit,
+        "daemon_stopped",
+        format!("dsmild stopping on {reason}"),
+        vec![format!("up {} s", layers.started.elapsed().as_secs())],
+    )
+    .await;
     shutdown(layers).await
 }
 
@@ -356,8 +385,8 @@ async fn shutdown(layers: Arc<Layers>) -> Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM, with the signal's name.
+async fn shutdown_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     let wait = |kind: SignalKind, name: &'static str| async move {
         match signal(kind) {
@@ -376,4 +405,5 @@ async fn shutdown_signal() {
         n = wait(SignalKind::terminate(), "SIGTERM") => n,
     };
     tracing::info!(signal = name, "shutting down");
+    name
 }

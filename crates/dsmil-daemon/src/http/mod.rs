@@ -2,9 +2,11 @@
 //! daemon serves exactly the documented routes, each with the authorisation the table names),
 //! the bearer token, and the JSON error format. Each layer's handlers live in their own module;
 //! [`wire`] converts the layers' types to the contract's.
-//! [`serve`] is the listener: timeouts, the connection cap and the open-file limit.
+//! [`serve`] is the listener: timeouts, the connection cap and the open-file limit; [`audited`]
+//! makes every state-changing call an audit entry.
 
 mod audit;
+pub mod audited;
 mod emergency;
 mod learn;
 mod monitor;
@@ -149,6 +151,13 @@ impl Routes {
             Method::Post => MethodFilter::POST,
         };
         let mut method_router = extra(on(filter, handler));
+        if audited::AUDITED.contains(&route.operation_id) {
+            // Inside the token check: only authorised calls become entries.
+            let (operation, limit) = (route.operation_id, body_limit(route));
+            method_router = method_router.route_layer(middleware::from_fn(
+                move |request: Request, next: Next| audited::audit(operation, limit, request, next),
+            ));
+        }
         match route.auth {
             Auth::None => {}
             Auth::Bearer => {
@@ -188,6 +197,18 @@ impl Routes {
 /// Largest request body `POST /api/learn/records` accepts (about 50,000 records with
 /// embeddings); `dsmilctl learn import` sends files in smaller batches.
 pub const MAX_RECORDS_BODY: usize = 64 * 1024 * 1024;
+
+/// axum's default request body limit, which every route but the records import keeps.
+pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// The largest body `route` accepts.
+fn body_limit(route: &Route) -> usize {
+    if route.operation_id == routes::RECORD_PERFORMANCE.operation_id {
+        MAX_RECORDS_BODY
+    } else {
+        DEFAULT_BODY_LIMIT
+    }
+}
 
 /// Every route of the contract with its handler.
 pub fn routes(token: Arc<TokenCheck>) -> Routes {
@@ -232,6 +253,8 @@ pub fn router(layers: Arc<AppState>) -> Router {
         .router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // For the audit middleware, which runs inside a route and needs the audit log.
+        .layer(axum::Extension(Arc::clone(&layers)))
         .with_state(layers)
 }
 
