@@ -228,3 +228,36 @@ fn command_agents_die_with_a_killed_daemon() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Guessing the token is slowed down: after ten failed checks from one address within a
+/// minute, its token checks are answered 429 with Retry-After (the right token too, until the
+/// window passes), while `/api/health` (no token) still answers.
+#[test]
+fn repeated_wrong_tokens_from_one_address_are_refused_for_a_while() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let daemon = Daemon::start(&data, &[]);
+    let token = std::fs::read_to_string(data.join("api-token")).unwrap();
+    for _ in 0..10 {
+        let (status, body) = daemon.get("/api/status", Some("guess-guess-guess-guess-guess"));
+        assert_eq!(status, 401, "{body}");
+    }
+    for presented in ["guess-guess-guess-guess-guess", token.trim()] {
+        let resp = agent()
+            .get(format!("{}/api/status", daemon.base))
+            .header("Authorization", &format!("Bearer {presented}"))
+            .call()
+            .unwrap();
+        assert_eq!(resp.status(), 429);
+        let wait: u64 = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("a Retry-After in seconds");
+        assert!((1..=60).contains(&wait), "{wait}");
+    }
+    assert_eq!(daemon.get("/api/health", None).0, 200);
+    let (_, stderr) = daemon.stop(Signal::SIGTERM);
+    assert!(stderr.contains("too many failed token checks"), "{stderr}");
+}

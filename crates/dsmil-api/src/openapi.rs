@@ -137,7 +137,11 @@ pub fn document() -> OpenApi {
             }
             op = op.request_body(Some(body.build()));
         }
-        for answer in route.answers {
+        let behind_token: &[crate::routes::Answer] = match route.auth {
+            Auth::None => &[],
+            Auth::Bearer | Auth::BearerOrQuery => &[crate::routes::TOO_MANY_FAILURES],
+        };
+        for answer in route.answers.iter().chain(behind_token) {
             let mut response = ResponseBuilder::new().description(answer.description);
             for (content_type, c) in content(&answer.body, &mut components) {
                 response = response.content(content_type, c.build());

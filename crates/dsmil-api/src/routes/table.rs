@@ -35,6 +35,14 @@ const UNAUTHORIZED: Answer = err(
     "`unauthorized`: the bearer token is missing or does not match DATA_DIR/api-token",
 );
 
+/// What every route behind the token may also answer (added to each by the OpenAPI
+/// description): too many failed token checks from the caller's address.
+pub const TOO_MANY_FAILURES: Answer = err(
+    429,
+    "`too_many_failures`: 10 failed token checks from this address within a minute; retry \
+     after `Retry-After` seconds",
+);
+
 /// `GET /api/v1/health`.
 pub const HEALTH: Route = Route {
     method: Method::Get,

@@ -8,6 +8,7 @@
 mod audit;
 pub mod audited;
 mod emergency;
+pub mod failures;
 mod learn;
 mod monitor;
 pub mod serve;
@@ -37,6 +38,8 @@ pub struct ApiError {
     status: StatusCode,
     // Boxed: errors travel through every handler's `Result`, which stays small.
     body: Box<ErrorBody>,
+    /// Seconds for a `Retry-After` header (429 and 503 answers).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -45,7 +48,14 @@ impl ApiError {
         Self {
             status,
             body: Box::new(ErrorResponse::new(code, message).error),
+            retry_after: None,
         }
+    }
+
+    /// The error with `Retry-After: secs`.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     /// The error with the record and field of a rejected performance record.
@@ -71,7 +81,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let unauthorized = self.status == StatusCode::UNAUTHORIZED;
+        let retry_after = self.retry_after;
         let mut response = (self.status, Json(ErrorResponse { error: *self.body })).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if unauthorized {
             // RFC 6750: tell the client which scheme to use.
             response.headers_mut().insert(
@@ -89,9 +105,11 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(code: &str, body: &[u8]) -> Re
         .map_err(|e| ApiError::bad_request(code, format!("the body is not valid: {e}")))
 }
 
-/// The token every protected route checks.
+/// The token every protected route checks, and the failed checks per client address
+/// ([`failures`]).
 pub struct TokenCheck {
     secret: String,
+    failures: failures::FailureLimiter,
 }
 
 impl TokenCheck {
@@ -99,6 +117,7 @@ impl TokenCheck {
     pub fn new(secret: impl Into<String>) -> Self {
         Self {
             secret: secret.into(),
+            failures: failures::FailureLimiter::new(),
         }
     }
 
@@ -295,20 +314,65 @@ fn bearer(request: &Request) -> Option<&str> {
         .map(str::trim)
 }
 
-fn check(token: &TokenCheck, presented: Option<&str>, how: &str) -> Result<(), ApiError> {
-    match presented {
-        Some(t) if token.matches(t) => Ok(()),
-        Some(_) => Err(ApiError::new(
+/// The client's IP address, when the listener gave it.
+fn peer_ip(request: &Request) -> Option<std::net::IpAddr> {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+fn check(
+    token: &TokenCheck,
+    presented: Option<&str>,
+    how: &str,
+    peer: Option<std::net::IpAddr>,
+) -> Result<(), ApiError> {
+    let now = std::time::Instant::now();
+    if let Some(ip) = peer
+        && let Err(wait) = token.failures.check(ip, now)
+    {
+        let secs = wait.as_secs().max(1);
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_failures",
+            format!(
+                "{} failed token checks from {ip} within {} s; retry in {secs} s",
+                failures::MAX_FAILURES,
+                failures::WINDOW.as_secs()
+            ),
+        )
+        .with_retry_after(secs));
+    }
+    let refused = match presented {
+        Some(t) if token.matches(t) => {
+            if let Some(ip) = peer {
+                token.failures.succeeded(ip);
+            }
+            return Ok(());
+        }
+        Some(_) => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "the bearer token does not match DATA_DIR/api-token",
-        )),
-        None => Err(ApiError::new(
+        ),
+        None => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             format!("missing {how} (the token is in DATA_DIR/api-token)"),
-        )),
+        ),
+    };
+    if let Some(ip) = peer
+        && token.failures.failed(ip, now)
+    {
+        tracing::warn!(
+            %ip,
+            failures = failures::MAX_FAILURES,
+            window_secs = failures::WINDOW.as_secs(),
+            "too many failed token checks: refusing this address's requests for a while"
+        );
     }
+    Err(refused)
 }
 
 /// Rejects requests without `Authorization: Bearer <token>`.
@@ -321,6 +385,7 @@ async fn require_bearer(
         &token,
         bearer(&request),
         "'Authorization: Bearer <token>' header",
+        peer_ip(&request),
     )?;
     Ok(next.run(request).await)
 }
@@ -339,10 +404,12 @@ async fn require_bearer_or_query(
             .split('&')
             .find_map(|pair| pair.strip_prefix("token="))
     });
+    let peer = peer_ip(&request);
     check(
         &token,
         presented,
         "token (Authorization: Bearer <token> or ?token=<token>)",
+        peer,
     )?;
     Ok(next.run(request).await)
 }
