@@ -126,12 +126,12 @@ impl AgentRegistry {
                     Arc::new(CommandAgent::new(c.id.clone(), program, args.to_vec()))
                 }
                 Target::Http { url, tls } => Arc::new(
-                    HttpAgent::new(c.id.clone(), url)
-                        .and_then(|agent| agent.with_tls(tls))
-                        .map_err(|source| RegistryError::Agent {
+                    HttpAgent::configured(c.id.clone(), url, tls).map_err(|source| {
+                        RegistryError::Agent {
                             agent: c.id.clone(),
                             source,
-                        })?,
+                        }
+                    })?,
                 ),
                 Target::Builtin { name } => {
                     Arc::new(BuiltinAgent::named(c.id.clone(), name).ok_or_else(|| {

@@ -35,50 +35,46 @@ pub struct HttpAgent {
 
 impl HttpAgent {
     /// An agent `id` at `url` (`http://` or `https://`); an `https://` one trusts the system
-    /// roots until [`HttpAgent::with_tls`] says otherwise.
+    /// roots.
     pub fn new(id: AgentId, url: impl Into<String>) -> Result<Self, AgentError> {
+        Self::configured(id, url, None)
+    }
+
+    /// An agent `id` at `url` with the entry's TLS settings: trusting `tls.ca` instead of the
+    /// system roots and presenting `tls.cert`/`tls.key`. The files are read now.
+    pub fn configured(
+        id: AgentId,
+        url: impl Into<String>,
+        tls: Option<&AgentTls>,
+    ) -> Result<Self, AgentError> {
         let url = url.into();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(AgentError::InvalidUrl { url });
         }
-        let roots = if url.starts_with("https://") {
-            system_roots()?
-        } else {
+        let roots = match tls.and_then(|t| t.ca.as_deref()) {
+            Some(ca) => RootCerts::new_with_certs(&certificates(ca)?),
+            None if url.starts_with("https://") => system_roots()?,
             // Never used: an http:// agent is not redirected to TLS.
-            RootCerts::new_with_certs(&[])
+            None => RootCerts::new_with_certs(&[]),
         };
-        let tls = tls_config(roots, None);
-        Ok(Self { id, url, tls })
-    }
-
-    /// Trusts `tls.ca` instead of the system roots and presents `tls.cert`/`tls.key`, reading
-    /// the files now; `None` keeps what [`HttpAgent::new`] set.
-    pub fn with_tls(mut self, tls: Option<&AgentTls>) -> Result<Self, AgentError> {
-        let Some(tls) = tls else {
-            return Ok(self);
-        };
-        let roots = match &tls.ca {
-            Some(ca) => {
-                let certs = certificates(ca)?;
-                RootCerts::new_with_certs(&certs)
-            }
-            None => system_roots()?,
-        };
-        let client = match (&tls.cert, &tls.key) {
-            (Some(cert), Some(key)) => Some(ClientCert::new_with_certs(
+        let client = match tls.map(|t| (&t.cert, &t.key)) {
+            Some((Some(cert), Some(key))) => Some(ClientCert::new_with_certs(
                 &certificates(cert)?,
                 private_key(key)?,
             )),
-            (None, None) => None,
-            _ => {
+            None | Some((None, None)) => None,
+            Some(_) => {
                 return Err(AgentError::TlsSetup {
                     detail: "tls.cert and tls.key go together".into(),
                     source: None,
                 });
             }
         };
-        self.tls = tls_config(roots, client);
-        Ok(self)
+        Ok(Self {
+            id,
+            url,
+            tls: tls_config(roots, client),
+        })
     }
 }
 
@@ -98,8 +94,20 @@ fn setup_error(detail: String, source: impl Into<crate::agent::BoxError>) -> Age
     }
 }
 
-/// The system's root certificates (`/etc/ssl/certs`, `SSL_CERT_FILE`, …).
+/// The system's root certificates (`/etc/ssl/certs`, `SSL_CERT_FILE`, …), read once per
+/// process: every `https://` agent trusts the same store.
 fn system_roots() -> Result<RootCerts, AgentError> {
+    static ROOTS: std::sync::OnceLock<Result<RootCerts, String>> = std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(|| load_system_roots().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(|detail| AgentError::TlsSetup {
+            detail,
+            source: None,
+        })
+}
+
+fn load_system_roots() -> Result<RootCerts, AgentError> {
     let found = rustls_native_certs::load_native_certs();
     let certs: Vec<Certificate<'static>> = found
         .certs

@@ -138,7 +138,16 @@ fn input() -> TaskInput {
 }
 
 fn agent(url: &str, tls: Option<AgentTls>) -> Result<HttpAgent, AgentError> {
-    HttpAgent::new(AgentId::new("secure").unwrap(), url)?.with_tls(tls.as_ref())
+    HttpAgent::configured(AgentId::new("secure").unwrap(), url, tls.as_ref())
+}
+
+/// Settings that trust only the CA bundle `ca`.
+fn ca_only(ca: std::path::PathBuf) -> AgentTls {
+    AgentTls {
+        ca: Some(ca),
+        cert: None,
+        key: None,
+    }
 }
 
 fn tls(dir: &Path, client: bool) -> AgentTls {
@@ -192,21 +201,11 @@ async fn https_agents_trust_the_configured_ca_and_present_a_client_certificate()
 fn unusable_tls_files_are_named_when_the_agent_is_built() {
     let dir = tempfile::tempdir().unwrap();
     let url = "https://127.0.0.1:1/run";
-    let missing = AgentTls {
-        ca: Some(dir.path().join("nope.pem")),
-        cert: None,
-        key: None,
-    };
-    let err = agent(url, Some(missing)).unwrap_err();
+    let err = agent(url, Some(ca_only(dir.path().join("nope.pem")))).unwrap_err();
     assert!(matches!(err, AgentError::TlsSetup { .. }), "{err}");
     assert!(dsmil_coord::error_chain(&err).contains("nope.pem"), "{err}");
     std::fs::write(dir.path().join("empty.pem"), "not a certificate\n").unwrap();
-    let empty = AgentTls {
-        ca: Some(dir.path().join("empty.pem")),
-        cert: None,
-        key: None,
-    };
-    let err = agent(url, Some(empty)).unwrap_err();
+    let err = agent(url, Some(ca_only(dir.path().join("empty.pem")))).unwrap_err();
     assert!(
         dsmil_coord::error_chain(&err).contains("no certificate"),
         "{err}"

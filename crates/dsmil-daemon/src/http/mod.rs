@@ -24,7 +24,7 @@ use axum::handler::Handler;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodFilter, MethodRouter, on};
+use axum::routing::{MethodFilter, on};
 use axum::{Json, Router};
 use dsmil_api::routes::{self, Auth, Method, Route};
 use dsmil_api::{ErrorBody, ErrorResponse};
@@ -145,22 +145,19 @@ impl Routes {
         }
     }
 
-    /// Registers `handler` for `route`, behind the authorisation the route names.
+    /// Registers `handler` for `route`, behind the authorisation the route names, with axum's
+    /// default body limit.
     fn add<H, T>(self, route: &'static Route, handler: H) -> Self
     where
         H: Handler<T, Arc<AppState>>,
         T: 'static,
     {
-        self.add_with(route, handler, |m| m)
+        self.add_limited(route, handler, DEFAULT_BODY_LIMIT)
     }
 
-    /// Like [`Routes::add`], with extra layers on the route (a body limit).
-    fn add_with<H, T>(
-        mut self,
-        route: &'static Route,
-        handler: H,
-        extra: impl FnOnce(MethodRouter<Arc<AppState>>) -> MethodRouter<Arc<AppState>>,
-    ) -> Self
+    /// Like [`Routes::add`], accepting request bodies of up to `body_limit` bytes (the limit the
+    /// handler's extractor and the audit middleware both apply).
+    fn add_limited<H, T>(mut self, route: &'static Route, handler: H, body_limit: usize) -> Self
     where
         H: Handler<T, Arc<AppState>>,
         T: 'static,
@@ -169,10 +166,13 @@ impl Routes {
             Method::Get => MethodFilter::GET,
             Method::Post => MethodFilter::POST,
         };
-        let mut method_router = extra(on(filter, handler));
+        let mut method_router = on(filter, handler);
+        if body_limit != DEFAULT_BODY_LIMIT {
+            method_router = method_router.layer(DefaultBodyLimit::max(body_limit));
+        }
         if audited::AUDITED.contains(&route.operation_id) {
             // Inside the token check: only authorised calls become entries.
-            let (operation, limit) = (route.operation_id, body_limit(route));
+            let (operation, limit) = (route.operation_id, body_limit);
             method_router = method_router.route_layer(middleware::from_fn(
                 move |request: Request, next: Next| audited::audit(operation, limit, request, next),
             ));
@@ -220,15 +220,6 @@ pub const MAX_RECORDS_BODY: usize = 64 * 1024 * 1024;
 /// axum's default request body limit, which every route but the records import keeps.
 pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
-/// The largest body `route` accepts.
-fn body_limit(route: &Route) -> usize {
-    if route.operation_id == routes::RECORD_PERFORMANCE.operation_id {
-        MAX_RECORDS_BODY
-    } else {
-        DEFAULT_BODY_LIMIT
-    }
-}
-
 /// Every route of the contract with its handler.
 pub fn routes(token: Arc<TokenCheck>) -> Routes {
     Routes::new(token)
@@ -240,9 +231,11 @@ pub fn routes(token: Arc<TokenCheck>) -> Routes {
         .add(&routes::SUBMIT_WORKFLOW, workflows::submit)
         .add(&routes::GET_WORKFLOW, workflows::read)
         .add(&routes::CANCEL_WORKFLOW, workflows::cancel)
-        .add_with(&routes::RECORD_PERFORMANCE, learn::records, |m| {
-            m.layer(DefaultBodyLimit::max(MAX_RECORDS_BODY))
-        })
+        .add_limited(
+            &routes::RECORD_PERFORMANCE,
+            learn::records,
+            MAX_RECORDS_BODY,
+        )
         .add(&routes::PREDICT, learn::predict)
         .add(&routes::ANOMALIES, learn::anomalies)
         .add(&routes::INSIGHTS, learn::insights)

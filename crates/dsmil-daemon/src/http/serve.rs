@@ -78,7 +78,8 @@ pub fn default_max_connections(fd_limit: u64) -> usize {
         .max(MIN_CONNECTIONS)
 }
 
-/// A connection as the cap sees it.
+/// A connection as the cap sees it (shared between the registry and the connection's task).
+#[derive(Clone)]
 struct Entry {
     /// Milliseconds since the listener started at the last byte read or written.
     last_active: Arc<AtomicU64>,
@@ -237,11 +238,11 @@ pub async fn serve(
             stream: Tracked {
                 stream,
                 epoch,
-                last_active: Arc::clone(&entry.last_active),
+                last_active: entry.last_active,
             },
             peer,
-            in_flight: Arc::clone(&entry.in_flight),
-            shed: Arc::clone(&entry.shed),
+            in_flight: entry.in_flight,
+            shed: entry.shed,
             drain: drain_rx.clone(),
         };
         let router = router.clone();
@@ -282,15 +283,10 @@ fn admit(
         in_flight: Arc::new(AtomicUsize::new(0)),
         shed: Arc::new(Notify::new()),
     };
-    let handle = Entry {
-        last_active: Arc::clone(&entry.last_active),
-        in_flight: Arc::clone(&entry.in_flight),
-        shed: Arc::clone(&entry.shed),
-    };
     let id = reg.next;
     reg.next += 1;
-    reg.open.insert(id, entry);
-    Some((id, handle))
+    reg.open.insert(id, entry.clone());
+    Some((id, entry))
 }
 
 /// Answers a connection over the cap `503` and closes it.

@@ -65,7 +65,12 @@ pub fn metric_name(t: MetricType) -> String {
 
 /// Every metric type's name.
 pub fn metric_names() -> Vec<String> {
-    MetricType::ALL.iter().map(|t| metric_name(*t)).collect()
+    names(&MetricType::ALL)
+}
+
+/// The names of `types`.
+fn names(types: &[MetricType]) -> Vec<String> {
+    types.iter().map(|t| metric_name(*t)).collect()
 }
 
 /// Parses one text frame from a client.
@@ -241,10 +246,6 @@ pub fn established(client_id: u64, subscription: &[MetricType], node: Option<&st
         message["node"] = Value::String(node.to_owned());
     }
     message
-}
-
-fn names(types: &[MetricType]) -> Vec<String> {
-    types.iter().map(|t| metric_name(*t)).collect()
 }
 
 /// `subscription_updated`: the types now received, and the names ignored.
