@@ -90,21 +90,22 @@ impl RecordsShare {
             "create the records stream {name}"
         )))?;
         let durable = Names::records_consumer(node);
-        let consumer = stream
-            .get_or_create_consumer(
-                &durable,
-                PullConfig {
-                    durable_name: Some(durable.clone()),
-                    description: Some(format!("records for node {node}")),
-                    deliver_policy: DeliverPolicy::All,
-                    ack_policy: AckPolicy::Explicit,
-                    ack_wait: Duration::from_secs(30),
-                    max_deliver: -1,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(ClusterError::js(format!("create the consumer {durable}")))?;
+        let consumer_config = PullConfig {
+            durable_name: Some(durable.clone()),
+            description: Some(format!("records for node {node}")),
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(30),
+            max_deliver: -1,
+            ..Default::default()
+        };
+        // Retried like the stream: right after the servers restart, a consumer request can
+        // time out while the stream elects its leader.
+        let consumer = idempotent(DEFAULT_DEADLINE, "create the records consumer", || {
+            stream.get_or_create_consumer(&durable, consumer_config.clone())
+        })
+        .await
+        .map_err(ClusterError::js(format!("create the consumer {durable}")))?;
         let (queue, outgoing) = mpsc::channel(QUEUE_BATCHES);
         let publisher = tokio::spawn(publish_loop(js, names.records_subject(node), outgoing));
         let importer = tokio::spawn(import_loop(consumer, names.records_subject(node), import));

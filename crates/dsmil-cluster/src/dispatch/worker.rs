@@ -22,7 +22,7 @@ use crate::error::ClusterError;
 use crate::journal::JetStreamJournal;
 use crate::membership::Membership;
 use crate::names::Names;
-use crate::publish::{DEFAULT_DEADLINE, publish_durably};
+use crate::publish::{DEFAULT_DEADLINE, idempotent, publish_durably};
 
 /// How long a cancelled run's key is remembered (a task still queued when its owner gave up).
 const REMEMBER_CANCELLED: Duration = Duration::from_secs(600);
@@ -159,8 +159,12 @@ impl TaskWorker {
                 max_ack_pending: 100_000,
                 ..Default::default()
             };
-            let consumer: PullConsumer = tasks
-                .get_or_create_consumer(&name, config)
+            // Retried: right after the servers restart, a consumer request can time out while
+            // the stream elects its leader.
+            let consumer: PullConsumer =
+                idempotent(DEFAULT_DEADLINE, "create a task consumer", || {
+                    tasks.get_or_create_consumer(&name, config.clone())
+                })
                 .await
                 .map_err(ClusterError::js(format!("create the consumer {name}")))?;
             let slots = Arc::new(Semaphore::new(agent.capacity.max(1)));
